@@ -1,0 +1,104 @@
+// Package media holds the few types that cross the seams of the pipeline:
+// what ingest hands the compositor (Packet, Feed) and what the compositor
+// hands the HLS muxer and the recorder (ProgramInfo, Sink).
+package media
+
+import (
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+)
+
+// Codec is a codec a singer may publish.
+type Codec int
+
+// Codecs a singer may publish.
+const (
+	CodecUnknown Codec = iota
+	CodecH264
+	CodecVP8
+	CodecOpus
+)
+
+func (c Codec) String() string {
+	switch c {
+	case CodecH264:
+		return "H264"
+	case CodecVP8:
+		return "VP8"
+	case CodecOpus:
+		return "opus"
+	}
+	return "unknown"
+}
+
+// IsVideo tells whether c is a video codec.
+func (c Codec) IsVideo() bool { return c == CodecH264 || c == CodecVP8 }
+
+// Packet is one depacketized media unit of a singer's track: an H264
+// access unit, a VP8 frame or an Opus packet.
+type Packet struct {
+	Codec Codec
+	// Data is an H264 access unit in Annex-B form (start codes before
+	// every NAL unit), a whole VP8 frame or one Opus packet.
+	Data     []byte
+	Keyframe bool
+	// RTPTime is the RTP timestamp of the unit as sent, in ClockRate
+	// units. It wraps; Session changes restart it.
+	RTPTime   uint32
+	ClockRate uint32
+	// Arrival is when the last RTP packet of the unit reached the server.
+	Arrival time.Time
+	// SenderNTP is the sender's wall clock for RTPTime, mapped through
+	// the latest RTCP sender report of this track; zero before the
+	// first report. Audio and video of one sender share this clock, so
+	// it is what keeps them in sync.
+	SenderNTP time.Time
+	// Session identifies the publisher's session: a reconnect (a new
+	// WHIP POST for the slot) gives a new value, and timestamps start
+	// over.
+	Session uint64
+	// Loss is true when units were lost just before this one.
+	Loss bool
+}
+
+// Feed is one singer slot as the compositor sees it. It lives as long as
+// the battle, across the publisher's reconnects.
+type Feed interface {
+	// Packets delivers the slot's units in order of arrival. The channel
+	// is closed when the slot is closed for good.
+	Packets() <-chan Packet
+	// RequestKeyframe asks the current publisher for a keyframe; it is
+	// rate-limited by the implementation and safe to call often.
+	RequestKeyframe()
+}
+
+// ProgramInfo describes the compositor's output, known once its encoders
+// are open and before the first sample.
+type ProgramInfo struct {
+	Width, Height int
+	FPS           int
+	// SPS and PPS of the H264 program, without start codes.
+	SPS, PPS []byte
+	// Audio is the AAC-LC configuration.
+	Audio mpeg4audio.AudioSpecificConfig
+}
+
+// Video and audio clock rates of the program.
+const (
+	VideoClockRate = 90000
+	AudioClockRate = 48000
+)
+
+// Sink receives the program. Timestamps count from the start of the
+// program: PTS in VideoClockRate units for video and AudioClockRate units
+// for audio; the H264 stream has no B-frames, so DTS equals PTS. ntp is
+// the wall-clock time of the sample.
+type Sink interface {
+	// WriteVideo takes one H264 access unit as NAL units without start
+	// codes.
+	WriteVideo(ntp time.Time, pts int64, au [][]byte) error
+	// WriteAudio takes one or more consecutive AAC access units, the
+	// first at pts, each 1024 samples long.
+	WriteAudio(ntp time.Time, pts int64, aus [][]byte) error
+}
