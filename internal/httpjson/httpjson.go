@@ -4,7 +4,9 @@ package httpjson
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -22,4 +24,20 @@ func Write(w http.ResponseWriter, status int, v any) {
 // Error answers status with {"error": msg}, msg formatted like fmt.Sprintf.
 func Error(w http.ResponseWriter, status int, format string, args ...any) {
 	Write(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// ReadBody reads r's body up to MaxBody. When it fails it has already
+// answered: 413 for a body over the limit, 400 for one that broke off.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			Error(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
+		} else {
+			Error(w, http.StatusBadRequest, "reading request body: %v", err)
+		}
+		return nil, false
+	}
+	return body, true
 }
