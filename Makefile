@@ -15,3 +15,39 @@ deps:
 			echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; \
 		fi; \
 	fi
+
+# hls.js is pinned in web/package.json + lockfile and copied into the
+# embedded assets; the copy is not committed.
+HLSJS := web/assets/vendor/hls.min.js
+FUZZTIME ?= 8s
+
+.PHONY: web-assets build run test fuzz bench-forwarding clean
+web-assets: $(HLSJS)
+$(HLSJS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@)
+	cp web/node_modules/hls.js/dist/hls.min.js $@
+
+build: deps web-assets
+	$(GO) build -o bin/singoff ./cmd/singoff
+
+# The server on :8080 with a demo battle of two synthetic singers.
+run: build
+	./bin/singoff serve --demo
+
+test: deps web-assets
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+# Every fuzz target, briefly: the parsers of untrusted bytes.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/singoff-fuzz.log 2>&1 || { cat /tmp/singoff-fuzz.log; exit 1; }; \
+		done; \
+	done; echo "fuzz: all targets passed"
+
+clean:
+	rm -rf bin $(HLSJS)

@@ -1,0 +1,368 @@
+package battle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/singoff/singoff/internal/httpjson"
+	"github.com/singoff/singoff/internal/ratelimit"
+	"github.com/singoff/singoff/storage"
+)
+
+// Limits of the API, per client address. The defaults leave room for a
+// test suite run from one address.
+type Limits struct {
+	CreatesPerMinute int // default 60
+	WebRTCPerMinute  int // WHIP/WHEP POSTs, default 120
+	Burst            int // default 20
+	// TrustedProxies may set X-Forwarded-For/Proto/Host.
+	TrustedProxies []netip.Prefix
+}
+
+// API serves the battles API of the HTTP contract.
+type API struct {
+	m       *Manager
+	log     *slog.Logger
+	creates *ratelimit.Limiter
+	webrtc  *ratelimit.Limiter
+	trusted []netip.Prefix
+}
+
+// NewAPI makes the API over m.
+func NewAPI(m *Manager, limits Limits) *API {
+	if limits.CreatesPerMinute == 0 {
+		limits.CreatesPerMinute = 60
+	}
+	if limits.WebRTCPerMinute == 0 {
+		limits.WebRTCPerMinute = 120
+	}
+	if limits.Burst == 0 {
+		limits.Burst = 20
+	}
+	return &API{
+		m:       m,
+		log:     m.log,
+		creates: ratelimit.New(limits.CreatesPerMinute, limits.Burst),
+		webrtc:  ratelimit.New(limits.WebRTCPerMinute, limits.Burst),
+		trusted: limits.TrustedProxies,
+	}
+}
+
+// Register adds the API's routes to r.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/api/battles")
+	g.POST("", a.limit(a.creates), a.create)
+	g.GET("", a.list)
+	g.GET("/:id", a.get)
+	g.POST("/:id/end", a.end)
+	for _, kind := range []string{"whip", "whep"} {
+		g.POST("/:id/singers/:slot/"+kind, a.limit(a.webrtc), a.webrtcPost(kind))
+		g.OPTIONS("/:id/singers/:slot/"+kind, a.options)
+		g.PATCH("/:id/singers/:slot/"+kind+"/:session", a.session(kind))
+		g.DELETE("/:id/singers/:slot/"+kind+"/:session", a.session(kind))
+		g.OPTIONS("/:id/singers/:slot/"+kind+"/:session", a.options)
+	}
+}
+
+func (a *API) limit(l *ratelimit.Limiter) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if ok, wait := l.Allow(c.ClientIP(), time.Now()); !ok {
+			secs := int(wait/time.Second) + 1
+			c.Header("Retry-After", strconv.Itoa(secs))
+			httpjson.Error(c.Writer, http.StatusTooManyRequests, "too many requests; retry in %d s", secs)
+			c.Abort()
+		}
+	}
+}
+
+// CreateParams are a new battle's settings, validated.
+type CreateParams struct {
+	Title       string
+	Singers     [2]string
+	Rounds      int
+	TurnSeconds int
+}
+
+// Bounds of the battle format.
+const (
+	DefaultRounds      = 3
+	DefaultTurnSeconds = 90
+)
+
+// ParseCreate reads and checks a create request's JSON body.
+func ParseCreate(body []byte) (CreateParams, error) {
+	var req struct {
+		Title       *string  `json:"title"`
+		Singers     []string `json:"singers"`
+		Rounds      *int     `json:"rounds"`
+		TurnSeconds *int     `json:"turn_seconds"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return CreateParams{}, fmt.Errorf("body is not a battle JSON object: %v", err)
+	}
+	if dec.More() {
+		return CreateParams{}, errors.New("body has data after the JSON object")
+	}
+	p := CreateParams{Rounds: DefaultRounds, TurnSeconds: DefaultTurnSeconds}
+	if req.Title == nil {
+		return p, errors.New(`"title" is required`)
+	}
+	p.Title = strings.TrimSpace(*req.Title)
+	if n := utf8.RuneCountInString(p.Title); n < 1 || n > 100 || !utf8.ValidString(p.Title) {
+		return p, errors.New(`"title" must be 1 to 100 characters`)
+	}
+	if req.Singers != nil {
+		if len(req.Singers) != 2 {
+			return p, errors.New(`"singers" must name exactly 2 singers`)
+		}
+		for i, s := range req.Singers {
+			s = strings.TrimSpace(s)
+			if n := utf8.RuneCountInString(s); n < 1 || n > 40 || !utf8.ValidString(s) {
+				return p, fmt.Errorf(`"singers"[%d] must be 1 to 40 characters`, i)
+			}
+			p.Singers[i] = s
+		}
+	}
+	if req.Rounds != nil {
+		if *req.Rounds < 1 || *req.Rounds > 9 {
+			return p, errors.New(`"rounds" must be 1 to 9`)
+		}
+		p.Rounds = *req.Rounds
+	}
+	if req.TurnSeconds != nil {
+		if *req.TurnSeconds < 30 || *req.TurnSeconds > 600 {
+			return p, errors.New(`"turn_seconds" must be 30 to 600`)
+		}
+		p.TurnSeconds = *req.TurnSeconds
+	}
+	return p, nil
+}
+
+func (a *API) create(c *gin.Context) {
+	if !isJSON(c.ContentType()) {
+		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
+	body, ok := httpjson.ReadBody(c.Writer, c.Request)
+	if !ok {
+		return
+	}
+	p, err := ParseCreate(body)
+	if err != nil {
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+		return
+	}
+	b, tokens, err := a.m.Create(c.Request.Context(), p)
+	if err != nil {
+		a.internal(c, err)
+		return
+	}
+	v := a.view(c, b)
+	httpjson.Write(c.Writer, http.StatusCreated, createdView{
+		View:         v,
+		HostToken:    tokens.Host,
+		SingerTokens: tokens.Singers[:],
+	})
+}
+
+func isJSON(ct string) bool { return ct == "application/json" || ct == "" }
+
+type createdView struct {
+	View
+	HostToken    string   `json:"host_token"`
+	SingerTokens []string `json:"singer_tokens"`
+}
+
+func (a *API) list(c *gin.Context) {
+	state := c.Query("state")
+	switch state {
+	case "", storage.StateWaiting, storage.StateLive, storage.StateEnded:
+	default:
+		httpjson.Error(c.Writer, http.StatusBadRequest, "state must be waiting, live or ended")
+		return
+	}
+	limit := 100
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			httpjson.Error(c.Writer, http.StatusBadRequest, "limit must be 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	bs, err := a.m.cfg.Store.ListBattles(c.Request.Context(), state, limit)
+	if err != nil {
+		a.internal(c, err)
+		return
+	}
+	views := make([]View, 0, len(bs))
+	for _, b := range bs {
+		views = append(views, a.view(c, b))
+	}
+	httpjson.Write(c.Writer, http.StatusOK, map[string]any{"battles": views})
+}
+
+func (a *API) get(c *gin.Context) {
+	b, ok := a.battle(c)
+	if !ok {
+		return
+	}
+	httpjson.Write(c.Writer, http.StatusOK, a.view(c, b))
+}
+
+func (a *API) end(c *gin.Context) {
+	b, ok := a.battle(c)
+	if !ok {
+		return
+	}
+	if !tokenMatches(bearer(c), b.HostTokenHash) {
+		httpjson.Error(c.Writer, http.StatusUnauthorized, "the host token is required (Authorization: Bearer)")
+		return
+	}
+	ended, err := a.m.End(c.Request.Context(), b.ID, "the host ended it")
+	switch {
+	case errors.Is(err, ErrEnded):
+		httpjson.Error(c.Writer, http.StatusConflict, "battle has already ended")
+	case err != nil:
+		a.internal(c, err)
+	default:
+		httpjson.Write(c.Writer, http.StatusOK, a.view(c, ended))
+	}
+}
+
+// battle loads the battle named in the path, or answers 404.
+func (a *API) battle(c *gin.Context) (*storage.Battle, bool) {
+	b, err := a.m.Get(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, ErrNotFound) {
+		httpjson.Error(c.Writer, http.StatusNotFound, "no battle %q", c.Param("id"))
+		return nil, false
+	}
+	if err != nil {
+		a.internal(c, err)
+		return nil, false
+	}
+	return b, true
+}
+
+// slot reads the slot in the path: 1 or 2, else 404.
+func slotParam(c *gin.Context) (int, bool) {
+	switch c.Param("slot") {
+	case "1":
+		return 1, true
+	case "2":
+		return 2, true
+	}
+	httpjson.Error(c.Writer, http.StatusNotFound, "no slot %q: slots are 1 and 2", c.Param("slot"))
+	return 0, false
+}
+
+// authorized tells whether the request's token may use kind on slot:
+// WHIP takes the slot's singer token; WHEP takes the other singer's or
+// the host's.
+func authorized(b *storage.Battle, kind string, slot int, token string) bool {
+	if kind == "whip" {
+		return tokenMatches(token, b.SingerTokenHashs[slot-1])
+	}
+	return tokenMatches(token, b.SingerTokenHashs[2-slot]) || tokenMatches(token, b.HostTokenHash)
+}
+
+func (a *API) webrtcPost(kind string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, ok := a.battle(c)
+		if !ok {
+			return
+		}
+		slot, ok := slotParam(c)
+		if !ok {
+			return
+		}
+		if !authorized(b, kind, slot, bearer(c)) {
+			a.unauthorized(c, kind, slot)
+			return
+		}
+		room, err := a.m.Room(c.Request.Context(), b.ID)
+		if errors.Is(err, ErrEnded) {
+			httpjson.Error(c.Writer, http.StatusConflict, "battle has ended")
+			return
+		}
+		if err != nil {
+			a.internal(c, err)
+			return
+		}
+		location := func(session string) string {
+			return fmt.Sprintf("/api/battles/%s/singers/%d/%s/%s", b.ID, slot, kind, session)
+		}
+		if kind == "whip" {
+			a.m.cfg.Ingest.ServeWHIP(c.Writer, c.Request, room.Slot(slot), location)
+		} else {
+			a.m.cfg.Ingest.ServeWHEP(c.Writer, c.Request, room.Slot(slot), location)
+		}
+	}
+}
+
+func (a *API) session(kind string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, ok := a.battle(c)
+		if !ok {
+			return
+		}
+		slot, ok := slotParam(c)
+		if !ok {
+			return
+		}
+		if !authorized(b, kind, slot, bearer(c)) {
+			a.unauthorized(c, kind, slot)
+			return
+		}
+		room, err := a.m.Room(c.Request.Context(), b.ID)
+		if errors.Is(err, ErrEnded) {
+			httpjson.Error(c.Writer, http.StatusNotFound, "no session %q: the battle has ended", c.Param("session"))
+			return
+		}
+		if err != nil {
+			a.internal(c, err)
+			return
+		}
+		a.m.cfg.Ingest.ServeSession(c.Writer, c.Request, room.Slot(slot), c.Param("session"))
+	}
+}
+
+func (a *API) options(c *gin.Context) {
+	a.m.cfg.Ingest.ServeOptions(c.Writer, c.Request)
+}
+
+func (a *API) unauthorized(c *gin.Context, kind string, slot int) {
+	c.Header("WWW-Authenticate", `Bearer realm="singoff"`)
+	if kind == "whip" {
+		httpjson.Error(c.Writer, http.StatusUnauthorized, "publishing to slot %d needs that slot's singer token (Authorization: Bearer)", slot)
+	} else {
+		httpjson.Error(c.Writer, http.StatusUnauthorized, "watching slot %d needs the other singer's token or the host token (Authorization: Bearer)", slot)
+	}
+}
+
+func (a *API) internal(c *gin.Context, err error) {
+	a.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+	httpjson.Error(c.Writer, http.StatusInternalServerError, "internal error")
+}
+
+func bearer(c *gin.Context) string {
+	h := c.GetHeader("Authorization")
+	const prefix = "bearer "
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return strings.TrimSpace(h[len(prefix):])
+	}
+	return ""
+}

@@ -1,0 +1,440 @@
+// Package battle is the domain: a battle's life (waiting → live → ended),
+// its two singer slots and their tokens, and the wiring of one battle's
+// pipeline: ingest → compositor → live HLS and recording.
+package battle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/media"
+	"github.com/singoff/singoff/storage"
+)
+
+// Program composites the two slots into one program (the compositor).
+type Program interface {
+	Info() media.ProgramInfo
+	Run(ctx context.Context, sink media.Sink) error
+}
+
+// ProgramFactory makes a battle's program from its two slots' feeds.
+type ProgramFactory func(left, right media.Feed) (Program, error)
+
+// LiveOutput publishes programs live (the hls package).
+type LiveOutput interface {
+	// Start begins the live output of battle id.
+	Start(id string, info media.ProgramInfo) (media.Sink, error)
+	// Stop ends it: the live URL then tells players the battle ended.
+	Stop(id string)
+	// Viewers counts the battle's recent distinct watchers.
+	Viewers(id string) int
+}
+
+// Recorder writes one battle's program to a recording.
+type Recorder interface {
+	media.Sink
+	// Close finishes the recording; ended marks it complete (VOD).
+	Close(ended bool) error
+}
+
+// Recordings makes recorders (storage/recording).
+type Recordings interface {
+	Create(id string, info media.ProgramInfo) (Recorder, error)
+}
+
+// Config wires a Manager.
+type Config struct {
+	Store      storage.Store
+	Ingest     *ingest.Server
+	NewProgram ProgramFactory
+	Live       LiveOutput
+	Recordings Recordings
+	// Grace is how long a live battle may have no singer before it ends
+	// (default 10 min); MaxDuration bounds a battle (default 2 h).
+	Grace       time.Duration
+	MaxDuration time.Duration
+	Logger      *slog.Logger
+}
+
+// Errors the API maps to statuses.
+var (
+	ErrNotFound = errors.New("battle not found")
+	ErrEnded    = errors.New("battle has ended")
+)
+
+// Manager owns every battle's lifetime on this server.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*running // battles with a room (not ended)
+	closed  bool
+
+	watchStop chan struct{}
+	watchDone chan struct{}
+}
+
+// running is the live part of a battle that is not ended: its room and,
+// once live, its pipeline.
+type running struct {
+	id   string
+	room *ingest.Room
+
+	mu         sync.Mutex
+	connected  [2]bool
+	aloneSince time.Time // when the last singer left a live battle
+	pipeline   *pipeline
+	ended      bool
+}
+
+type pipeline struct {
+	cancel   context.CancelFunc
+	done     chan struct{}
+	recorder Recorder
+}
+
+// NewManager starts the manager and its watchdog (grace period, maximum
+// duration). Call Close to end it.
+func NewManager(cfg Config) *Manager {
+	if cfg.Grace == 0 {
+		cfg.Grace = 10 * time.Minute
+	}
+	if cfg.MaxDuration == 0 {
+		cfg.MaxDuration = 2 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		running:   map[string]*running{},
+		watchStop: make(chan struct{}),
+		watchDone: make(chan struct{}),
+	}
+	go m.watch()
+	return m
+}
+
+// Close ends every live battle cleanly (recordings finished), closes
+// every room and stops the watchdog.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	ids := make([]string, 0, len(m.running))
+	for id := range m.running {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	close(m.watchStop)
+	<-m.watchDone
+	for _, id := range ids {
+		if _, err := m.End(context.Background(), id, "server shutting down"); err != nil && !errors.Is(err, ErrEnded) {
+			m.log.Error("ending battle at shutdown", "battle", id, "err", err)
+		}
+	}
+}
+
+// Create stores a new battle and returns it with its tokens.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (*storage.Battle, Tokens, error) {
+	var t Tokens
+	b := &storage.Battle{
+		ID:          newID(),
+		Title:       p.Title,
+		State:       storage.StateWaiting,
+		CreatedAt:   time.Now().UTC(),
+		SingerNames: p.Singers,
+		Rounds:      p.Rounds,
+		TurnSeconds: p.TurnSeconds,
+	}
+	t.Host, b.HostTokenHash = newToken()
+	for i := range t.Singers {
+		t.Singers[i], b.SingerTokenHashs[i] = newToken()
+	}
+	if err := m.cfg.Store.CreateBattle(ctx, b); err != nil {
+		return nil, t, err
+	}
+	m.log.Info("battle created", "battle", b.ID, "title", b.Title)
+	return b, t, nil
+}
+
+// Tokens are a new battle's bearer tokens, shown once.
+type Tokens struct {
+	Host    string
+	Singers [2]string
+}
+
+// Get returns the stored battle, or ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id string) (*storage.Battle, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	b, err := m.cfg.Store.GetBattle(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return b, err
+}
+
+// Connected tells which slots of battle id have a publisher.
+func (m *Manager) Connected(id string) [2]bool {
+	m.mu.Lock()
+	r := m.running[id]
+	m.mu.Unlock()
+	if r == nil {
+		return [2]bool{}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.connected
+}
+
+// Viewers counts battle id's recent watchers.
+func (m *Manager) Viewers(id string) int { return m.cfg.Live.Viewers(id) }
+
+// Room returns the room of a battle that has not ended, making it if
+// needed (after a restart, rooms come back on first use).
+func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
+	b, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if b.State == storage.StateEnded {
+		return nil, ErrEnded
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrEnded
+	}
+	r := m.running[id]
+	if r == nil {
+		r = &running{id: id}
+		r.room = m.cfg.Ingest.NewRoom(id, func(slot int, connected bool) {
+			m.slotChanged(r, slot, connected)
+		})
+		m.running[id] = r
+	}
+	return r.room, nil
+}
+
+// slotChanged follows a slot's publisher: the first one makes the battle
+// live and starts its pipeline.
+func (m *Manager) slotChanged(r *running, slot int, connected bool) {
+	if slot < 1 || slot > 2 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended {
+		return
+	}
+	r.connected[slot-1] = connected
+	m.log.Info("singer "+map[bool]string{true: "connected", false: "disconnected"}[connected], "battle", r.id, "slot", slot)
+	if r.connected[0] || r.connected[1] {
+		r.aloneSince = time.Time{}
+	} else if r.aloneSince.IsZero() {
+		r.aloneSince = time.Now()
+	}
+	if connected && r.pipeline == nil {
+		if err := m.goLive(r); err != nil {
+			m.log.Error("starting the program", "battle", r.id, "err", err)
+		}
+	}
+}
+
+// goLive marks the battle live and starts its pipeline; r.mu is held.
+func (m *Manager) goLive(r *running) error {
+	ctx := context.Background()
+	b, err := m.cfg.Store.GetBattle(ctx, r.id)
+	if err != nil {
+		return err
+	}
+	prog, err := m.cfg.NewProgram(r.room.Slot(1).Feed(), r.room.Slot(2).Feed())
+	if err != nil {
+		return fmt.Errorf("compositor: %w", err)
+	}
+	info := prog.Info()
+	live, err := m.cfg.Live.Start(r.id, info)
+	if err != nil {
+		return fmt.Errorf("live output: %w", err)
+	}
+	sink := &teeSink{log: m.log.With("battle", r.id), live: live}
+	rec, err := m.cfg.Recordings.Create(r.id, info)
+	if err != nil {
+		b.RecordingError = err.Error()
+		m.log.Warn("battle not recorded", "battle", r.id, "err", err)
+	} else {
+		b.Recorded = true
+		b.RecordingError = ""
+		sink.rec = rec
+	}
+	if b.State == storage.StateWaiting {
+		b.State = storage.StateLive
+		b.StartedAt = time.Now().UTC()
+	}
+	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
+		m.cfg.Live.Stop(r.id)
+		if rec != nil {
+			rec.Close(false)
+		}
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	p := &pipeline{cancel: cancel, done: make(chan struct{}), recorder: rec}
+	go func() {
+		defer close(p.done)
+		if err := prog.Run(pctx, sink); err != nil && pctx.Err() == nil {
+			m.log.Error("program stopped", "battle", r.id, "err", err)
+		}
+	}()
+	r.pipeline = p
+	m.log.Info("battle live", "battle", r.id)
+	return nil
+}
+
+// End ends battle id: the program stops, the recording is finished, the
+// room closes. ErrEnded if it had ended already.
+func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, error) {
+	b, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	r := m.running[id]
+	m.mu.Unlock()
+	if r != nil {
+		r.mu.Lock()
+		if r.ended {
+			r.mu.Unlock()
+			return nil, ErrEnded
+		}
+		r.ended = true
+		p := r.pipeline
+		r.pipeline = nil
+		r.mu.Unlock()
+		if p != nil {
+			p.cancel()
+			<-p.done
+			m.cfg.Live.Stop(id)
+			if p.recorder != nil {
+				if err := p.recorder.Close(true); err != nil {
+					m.log.Error("finishing the recording", "battle", id, "err", err)
+				}
+			}
+		}
+		// Outside r.mu: closing sessions reports disconnects, which
+		// take r.mu (and find the battle ended).
+		r.room.Close()
+		m.mu.Lock()
+		delete(m.running, id)
+		m.mu.Unlock()
+	}
+	if b.State == storage.StateEnded {
+		return nil, ErrEnded
+	}
+	b.State = storage.StateEnded
+	b.EndedAt = time.Now().UTC()
+	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
+		return nil, err
+	}
+	m.log.Info("battle ended", "battle", id, "reason", reason)
+	return b, nil
+}
+
+// watch ends live battles left without singers past the grace period,
+// and any past the maximum duration.
+func (m *Manager) watch() {
+	defer close(m.watchDone)
+	tick := time.NewTicker(watchInterval(m.cfg.Grace))
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.watchStop:
+			return
+		case now := <-tick.C:
+			for _, id := range m.overdue(now) {
+				if _, err := m.End(context.Background(), id.id, id.reason); err != nil && !errors.Is(err, ErrEnded) {
+					m.log.Error("ending battle", "battle", id.id, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func watchInterval(grace time.Duration) time.Duration {
+	return min(max(grace/10, 100*time.Millisecond), 5*time.Second)
+}
+
+type overdueBattle struct{ id, reason string }
+
+func (m *Manager) overdue(now time.Time) []overdueBattle {
+	m.mu.Lock()
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	var out []overdueBattle
+	for _, r := range rs {
+		r.mu.Lock()
+		live := r.pipeline != nil
+		alone := r.aloneSince
+		r.mu.Unlock()
+		if !live {
+			continue
+		}
+		if !alone.IsZero() && now.Sub(alone) > m.cfg.Grace {
+			out = append(out, overdueBattle{r.id, "no singer for the grace period"})
+			continue
+		}
+		if b, err := m.cfg.Store.GetBattle(context.Background(), r.id); err == nil && !b.StartedAt.IsZero() && now.Sub(b.StartedAt) > m.cfg.MaxDuration {
+			out = append(out, overdueBattle{r.id, "maximum duration reached"})
+		}
+	}
+	return out
+}
+
+// teeSink hands the program to the live output and the recorder. A
+// failing recorder is dropped (and said so) rather than stopping the
+// live program.
+type teeSink struct {
+	log  *slog.Logger
+	live media.Sink
+	mu   sync.Mutex
+	rec  media.Sink
+}
+
+func (t *teeSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+	err := t.live.WriteVideo(ntp, pts, au)
+	t.record(func(s media.Sink) error { return s.WriteVideo(ntp, pts, au) })
+	return err
+}
+
+func (t *teeSink) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
+	err := t.live.WriteAudio(ntp, pts, aus)
+	t.record(func(s media.Sink) error { return s.WriteAudio(ntp, pts, aus) })
+	return err
+}
+
+func (t *teeSink) record(write func(media.Sink) error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rec == nil {
+		return
+	}
+	if err := write(t.rec); err != nil {
+		t.log.Error("recording failed; the live program goes on unrecorded", "err", err)
+		t.rec = nil
+	}
+}

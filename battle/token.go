@@ -1,0 +1,42 @@
+package battle
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"regexp"
+)
+
+// newToken returns a random bearer token (128 bits) and its SHA-256,
+// which is all that is stored.
+func newToken() (token string, hash []byte) {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// tokenMatches compares in constant time, so timing tells nothing of the
+// stored hash.
+func tokenMatches(token string, hash []byte) bool {
+	return token != "" && subtle.ConstantTimeCompare(hashToken(token), hash) == 1
+}
+
+// newID returns a short URL-safe battle id (10 chars, 60 bits).
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:10]
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ValidID tells whether id has the shape of a battle id; anything else
+// is answered 404 before it reaches storage or the filesystem.
+func ValidID(id string) bool { return idPattern.MatchString(id) }

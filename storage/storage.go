@@ -1,0 +1,59 @@
+// Package storage keeps battle metadata. The Store interface is what the
+// battle package uses; SQLite (pure Go, one file in the data dir) is the
+// default implementation, and a PostgreSQL one can sit behind the same
+// interface when several origins share metadata. Recordings live in the
+// storage/recording package.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for an unknown battle.
+var ErrNotFound = errors.New("not found")
+
+// Battle states.
+const (
+	StateWaiting = "waiting"
+	StateLive    = "live"
+	StateEnded   = "ended"
+)
+
+// Battle is a battle's stored record. Tokens are kept only as SHA-256
+// hashes.
+type Battle struct {
+	ID          string
+	Title       string
+	State       string
+	CreatedAt   time.Time
+	StartedAt   time.Time // zero until live
+	EndedAt     time.Time // zero until ended
+	SingerNames [2]string
+	Rounds      int
+	TurnSeconds int
+
+	HostTokenHash    []byte
+	SingerTokenHashs [2][]byte
+
+	// Recorded tells that a recording of the battle exists.
+	Recorded bool
+	// RecordingError says why the battle is not being recorded, if so.
+	RecordingError string
+}
+
+// Store keeps battles.
+type Store interface {
+	CreateBattle(ctx context.Context, b *Battle) error
+	// GetBattle returns ErrNotFound for an unknown id.
+	GetBattle(ctx context.Context, id string) (*Battle, error)
+	// ListBattles returns battles newest first; state "" means all.
+	ListBattles(ctx context.Context, state string, limit int) ([]*Battle, error)
+	// UpdateBattle writes every mutable field of b.
+	UpdateBattle(ctx context.Context, b *Battle) error
+	// EndUnfinished marks every battle that is not ended as ended at
+	// `at` when it was live (a crash cut it short), and returns their ids.
+	EndUnfinished(ctx context.Context, at time.Time) ([]string, error)
+	Close() error
+}
