@@ -75,6 +75,18 @@ func (a *API) Register(r gin.IRouter) {
 	}
 }
 
+// NotFoundOr answers unknown /api/ paths with the contract's JSON 404
+// and hands every other unknown path to next (the pages).
+func (a *API) NotFoundOr(next gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			httpjson.Error(c.Writer, http.StatusNotFound, "no such API endpoint: %s %s", c.Request.Method, c.Request.URL.Path)
+			return
+		}
+		next(c)
+	}
+}
+
 func (a *API) limit(l *ratelimit.Limiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if ok, wait := l.Allow(c.ClientIP(), time.Now()); !ok {

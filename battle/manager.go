@@ -123,7 +123,7 @@ func NewManager(cfg Config) *Manager {
 }
 
 // Close ends every live battle cleanly (recordings finished), closes
-// every room and stops the watchdog.
+// every room (waiting battles stay waiting) and stops the watchdog.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	if m.closed {
@@ -131,17 +131,27 @@ func (m *Manager) Close() {
 		return
 	}
 	m.closed = true
-	ids := make([]string, 0, len(m.running))
-	for id := range m.running {
-		ids = append(ids, id)
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
 	}
 	m.mu.Unlock()
 	close(m.watchStop)
 	<-m.watchDone
-	for _, id := range ids {
-		if _, err := m.End(context.Background(), id, "server shutting down"); err != nil && !errors.Is(err, ErrEnded) {
-			m.log.Error("ending battle at shutdown", "battle", id, "err", err)
+	for _, r := range rs {
+		r.mu.Lock()
+		live := r.pipeline != nil
+		r.mu.Unlock()
+		if live {
+			if _, err := m.End(context.Background(), r.id, "server shutting down"); err != nil && !errors.Is(err, ErrEnded) {
+				m.log.Error("ending battle at shutdown", "battle", r.id, "err", err)
+			}
+			continue
 		}
+		r.mu.Lock()
+		r.ended = true
+		r.mu.Unlock()
+		r.room.Close()
 	}
 }
 

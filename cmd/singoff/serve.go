@@ -160,7 +160,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	router.Any("/hls/*path", gin.WrapH(live.Handler()))
 	router.Any("/vod/*path", gin.WrapH(recordings.Handler()))
 	pages := gin.WrapH(web.Handler())
-	router.NoRoute(pages)
+	router.NoRoute(api.NotFoundOr(pages))
 
 	srv := &http.Server{
 		Handler:           router,
