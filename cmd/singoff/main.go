@@ -40,7 +40,7 @@ func main() {
 	case "bot":
 		err = bot(ctx, logger, args)
 	case "loadtest":
-		err = loadtest(ctx, logger, args)
+		err = runLoadtest(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -110,7 +110,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	if cfg.retentionDays > 0 {
-		go purgeLoop(ctx, log, recordings, time.Duration(cfg.retentionDays)*24*time.Hour)
+		go purgeLoop(ctx, log, store, recordings, time.Duration(cfg.retentionDays)*24*time.Hour)
 	}
 
 	rtc, err := ingest.NewServer(ingest.Config{
@@ -188,7 +188,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback)
 
 	if cfg.demo {
-		go runDemo(ctx, log, base, manager)
+		go runDemo(ctx, log, base, cfg.loopback, manager)
 	}
 
 	select {
@@ -235,12 +235,29 @@ func recoverCrash(ctx context.Context, log *slog.Logger, store storage.Store, re
 	return nil
 }
 
-func purgeLoop(ctx context.Context, log *slog.Logger, recordings *recording.Local, age time.Duration) {
+// purgeLoop deletes recordings past the retention age, hourly, and
+// clears their battles' vod_url.
+func purgeLoop(ctx context.Context, log *slog.Logger, store storage.Store, recordings *recording.Local, age time.Duration) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if err := recordings.Purge(age); err != nil {
+		ids, err := recordings.Purge(age)
+		if err != nil {
 			log.Error("purging old recordings", "err", err)
+		}
+		for _, id := range ids {
+			b, err := store.GetBattle(ctx, id)
+			if err != nil {
+				continue
+			}
+			b.Recorded = false
+			b.RecordingError = "recording deleted after the retention period"
+			if err := store.UpdateBattle(ctx, b); err != nil {
+				log.Error("clearing a purged recording", "battle", id, "err", err)
+			}
+		}
+		if len(ids) > 0 {
+			log.Info("deleted old recordings", "battles", strings.Join(ids, ","))
 		}
 		select {
 		case <-ctx.Done():

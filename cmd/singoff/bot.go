@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/singoff/singoff/ingest/whipclient"
+	"github.com/singoff/singoff/media"
+	"github.com/singoff/singoff/synth"
+)
+
+type botConfig struct {
+	base     string
+	battle   string
+	slot     int
+	token    string
+	codec    string
+	loopback bool
+	noise    bool
+	retry    time.Duration
+}
+
+func bot(ctx context.Context, log *slog.Logger, args []string) error {
+	c := botConfig{}
+	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
+	fs.StringVar(&c.base, "base", "http://localhost:8080", "server base URL")
+	fs.StringVar(&c.battle, "battle", "", "battle id")
+	fs.IntVar(&c.slot, "slot", 1, "slot to sing in (1 or 2)")
+	fs.StringVar(&c.token, "token", "", "the slot's singer token")
+	fs.StringVar(&c.codec, "codec", "h264", "video codec: h264 or vp8")
+	fs.BoolVar(&c.loopback, "loopback", false, "ICE on 127.0.0.1 only (for a server run with --loopback)")
+	fs.BoolVar(&c.noise, "noise", false, "send moving noise (~2 Mb/s, like a camera) instead of the test picture")
+	fs.DurationVar(&c.retry, "retry", 2*time.Second, "wait before publishing again after a failure (0: give up)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if c.battle == "" || c.token == "" || (c.slot != 1 && c.slot != 2) {
+		return errors.New("bot needs --battle, --token and --slot 1 or 2")
+	}
+	return runBot(ctx, log.With("bot", c.slot), c)
+}
+
+// runBot publishes until ctx ends, publishing again after failures.
+func runBot(ctx context.Context, log *slog.Logger, c botConfig) error {
+	endpoint, err := url.JoinPath(c.base, "api/battles", c.battle, "singers", fmt.Sprint(c.slot), "whip")
+	if err != nil {
+		return err
+	}
+	for {
+		err := publishOnce(ctx, log, c, endpoint)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var httpErr *whipclient.HTTPError
+		if errors.As(err, &httpErr) && httpErr.Status >= 400 && httpErr.Status < 500 && httpErr.Status != 429 {
+			return err // wrong token, ended battle: trying again will not help
+		}
+		if c.retry == 0 {
+			return err
+		}
+		log.Warn("publishing stopped; trying again", "err", err, "in", c.retry)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.retry):
+		}
+	}
+}
+
+func publishOnce(ctx context.Context, log *slog.Logger, c botConfig, endpoint string) error {
+	codec, mime := media.CodecH264, webrtc.MimeTypeH264
+	if strings.EqualFold(c.codec, "vp8") {
+		codec, mime = media.CodecVP8, webrtc.MimeTypeVP8
+	}
+	src, err := synth.New(synth.Config{Slot: c.slot, VideoCodec: codec, Noise: c.noise})
+	if err != nil {
+		return err
+	}
+	pub, err := whipclient.Publish(ctx, endpoint, c.token, whipclient.Options{VideoCodec: mime, Loopback: c.loopback})
+	if err != nil {
+		src.Close()
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		pub.Close(closeCtx)
+	}()
+	log.Info("publishing", "endpoint", endpoint, "session", pub.Location())
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-pub.KeyframeRequests():
+				src.RequestKeyframe()
+			}
+		}
+	}()
+	var writeErr error
+	videoDur := time.Second / 30
+	err = src.Run(runCtx, func(p media.Packet) {
+		if writeErr != nil {
+			return
+		}
+		sample := pionmedia.Sample{Data: p.Data}
+		if p.Codec.IsVideo() {
+			sample.Duration = videoDur
+			writeErr = pub.WriteVideo(sample)
+		} else {
+			sample.Duration = 20 * time.Millisecond
+			writeErr = pub.WriteAudio(sample)
+		}
+		if writeErr != nil {
+			cancel()
+		}
+	})
+	if writeErr != nil {
+		return writeErr
+	}
+	return err
+}

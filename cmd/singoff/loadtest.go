@@ -1,0 +1,12 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/singoff/singoff/loadtest"
+)
+
+func runLoadtest(ctx context.Context, args []string) error {
+	return loadtest.Main(ctx, args, os.Stdout)
+}

@@ -1,0 +1,317 @@
+// Package hls publishes a battle's program as low-latency HLS (fMP4
+// parts of ~200 ms, segments of ~1 s) with gohlslib, serves it over HTTP
+// with headers a CDN can cache by, and counts who watches.
+package hls
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+
+	"github.com/singoff/singoff/internal/httpjson"
+	"github.com/singoff/singoff/media"
+)
+
+// Durations of the live playlist. Parts of 200 ms hold exactly six
+// frames at 30 fps; a segment closes at the first keyframe after 1 s,
+// which the compositor sends every second.
+const (
+	partDuration    = 200 * time.Millisecond
+	segmentDuration = time.Second
+)
+
+// Cache-Control values. Init files, parts and segments never change under
+// a name (gohlslib names them with a random per-muxer prefix); playlists
+// change with every part. A blocking playlist response for a given
+// _HLS_msn/_HLS_part already holds what its URL asks for, so an edge may
+// answer later identical requests with it.
+const (
+	cacheMultivariant     = "public, max-age=2"
+	cacheMediaPlaylist    = "public, max-age=1"
+	cacheBlockingPlaylist = "public, max-age=6"
+	cacheMedia            = "public, max-age=3600, immutable"
+	cacheError            = "no-store"
+)
+
+// writeTimeout bounds each response, waiting included. It replaces the
+// server's own write timeout, which is usually shorter than a blocking
+// playlist reload may wait (up to a segment and more).
+const writeTimeout = 30 * time.Second
+
+// ErrClosed is returned by writes to a closed Muxer.
+var ErrClosed = errors.New("hls: muxer closed")
+
+// Stats counts what a Muxer served: requests by kind and response bytes.
+type Stats struct {
+	PlaylistRequests uint64
+	InitRequests     uint64
+	PartRequests     uint64
+	SegmentRequests  uint64
+	BytesOut         uint64
+}
+
+func (s *Stats) add(o Stats) {
+	s.PlaylistRequests += o.PlaylistRequests
+	s.InitRequests += o.InitRequests
+	s.PartRequests += o.PartRequests
+	s.SegmentRequests += o.SegmentRequests
+	s.BytesOut += o.BytesOut
+}
+
+type counters struct {
+	playlists, inits, parts, segments, bytesOut atomic.Uint64
+}
+
+// Muxer is the LL-HLS rendition of one battle's program. It implements
+// media.Sink; its writes may come from several goroutines.
+type Muxer struct {
+	logger *slog.Logger
+	muxer  *gohlslib.Muxer
+	video  *gohlslib.Track
+	audio  *gohlslib.Track
+
+	// writeMu serializes writes: gohlslib's segmenter is not safe for
+	// concurrent writers.
+	writeMu sync.Mutex
+	closed  atomic.Bool
+
+	viewers  *viewers
+	counters counters
+}
+
+// NewMuxer starts a low-latency fMP4 HLS muxer for a program described by
+// info.
+func NewMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
+	if info.Audio.SampleRate != media.AudioClockRate {
+		return nil, fmt.Errorf("hls: audio at %d Hz, want %d", info.Audio.SampleRate, media.AudioClockRate)
+	}
+	m := &Muxer{
+		logger: logger,
+		video: &gohlslib.Track{
+			Codec:     &codecs.H264{SPS: info.SPS, PPS: info.PPS},
+			ClockRate: media.VideoClockRate,
+		},
+		audio: &gohlslib.Track{
+			Codec:     &codecs.MPEG4Audio{Config: info.Audio},
+			ClockRate: media.AudioClockRate,
+		},
+		viewers: newViewers(),
+	}
+	m.muxer = &gohlslib.Muxer{
+		Tracks:             []*gohlslib.Track{m.video, m.audio},
+		Variant:            gohlslib.MuxerVariantLowLatency,
+		SegmentMinDuration: segmentDuration,
+		PartMinDuration:    partDuration,
+		OnEncodeError: func(err error) {
+			logger.Warn("hls: muxing", "err", err)
+		},
+	}
+	if err := m.muxer.Start(); err != nil {
+		return nil, fmt.Errorf("hls: starting muxer: %w", err)
+	}
+	return m, nil
+}
+
+// WriteVideo implements media.Sink.
+func (m *Muxer) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return m.muxer.WriteH264(m.video, ntp, pts, au)
+}
+
+// WriteAudio implements media.Sink.
+func (m *Muxer) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return m.muxer.WriteMPEG4Audio(m.audio, ntp, pts, aus)
+}
+
+// Close ends the stream: requests waiting on it are answered 410 Gone,
+// and so are later ones.
+func (m *Muxer) Close() {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	if m.closed.Swap(true) {
+		return
+	}
+	m.muxer.Close()
+}
+
+// Viewers tells how many distinct clients fetched any of the stream's
+// files in the last 30 seconds.
+func (m *Muxer) Viewers() int {
+	return m.viewers.count(time.Now())
+}
+
+// Stats returns what the muxer has served so far.
+func (m *Muxer) Stats() Stats {
+	return Stats{
+		PlaylistRequests: m.counters.playlists.Load(),
+		InitRequests:     m.counters.inits.Load(),
+		PartRequests:     m.counters.parts.Load(),
+		SegmentRequests:  m.counters.segments.Load(),
+		BytesOut:         m.counters.bytesOut.Load(),
+	}
+}
+
+type fileKind int
+
+const (
+	kindUnknown fileKind = iota
+	kindMultivariant
+	kindMediaPlaylist
+	kindInit
+	kindPart
+	kindSegment
+)
+
+// classify names the kind of file gohlslib serves under name
+// (index.m3u8, video1_stream.m3u8, <prefix>_video1_init.mp4,
+// <prefix>_video1_part3.mp4, <prefix>_video1_seg7.mp4).
+func classify(name string) fileKind {
+	switch {
+	case name == "index.m3u8":
+		return kindMultivariant
+	case strings.HasSuffix(name, "_stream.m3u8"):
+		return kindMediaPlaylist
+	case strings.HasSuffix(name, "_init.mp4"):
+		return kindInit
+	case strings.Contains(name, "_part") && strings.HasSuffix(name, ".mp4"):
+		return kindPart
+	case strings.Contains(name, "_seg") && strings.HasSuffix(name, ".mp4"):
+		return kindSegment
+	}
+	return kindUnknown
+}
+
+// ServeHTTP serves the stream's files. r.URL.Path is the file name alone
+// (e.g. "index.m3u8"). Blocking playlist reloads and preload hints wait
+// for the part they ask for, so it sets the connection's write deadline
+// to writeTimeout; a handler in front must not time requests out sooner
+// (no http.TimeoutHandler).
+func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A writer that cannot set deadlines has none to lift: ignore the error.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
+	setCORS(w.Header())
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
+		return
+	}
+
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	kind := classify(name)
+	if kind == kindUnknown || strings.ContainsAny(name, `/\`) {
+		w.Header().Set("Cache-Control", cacheError)
+		httpjson.Error(w, http.StatusNotFound, "no such file")
+		return
+	}
+	if m.closed.Load() {
+		answerEnded(w)
+		return
+	}
+	m.viewers.seen(r, time.Now())
+	switch kind {
+	case kindMultivariant, kindMediaPlaylist:
+		m.counters.playlists.Add(1)
+	case kindInit:
+		m.counters.inits.Add(1)
+	case kindPart:
+		m.counters.parts.Add(1)
+	case kindSegment:
+		m.counters.segments.Add(1)
+	}
+
+	cache := cacheMedia
+	switch {
+	case kind == kindMultivariant:
+		cache = cacheMultivariant
+	case kind == kindMediaPlaylist && r.URL.Query().Has("_HLS_msn"):
+		cache = cacheBlockingPlaylist
+	case kind == kindMediaPlaylist:
+		cache = cacheMediaPlaylist
+	}
+	rw := &responseWriter{ResponseWriter: w, muxer: m, cache: cache}
+	m.muxer.Handle(rw, r)
+	if !rw.wroteHeader {
+		// gohlslib answers nothing for a name it does not serve (a part
+		// or segment that is gone or not there yet).
+		w.Header().Set("Cache-Control", cacheError)
+		httpjson.Error(w, http.StatusNotFound, "no such file")
+	}
+}
+
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range")
+	h.Set("Access-Control-Max-Age", "86400")
+}
+
+func answerEnded(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", cacheError)
+	httpjson.Error(w, http.StatusGone, "the live program has ended")
+}
+
+// responseWriter puts singoff's Cache-Control over gohlslib's, counts the
+// bytes sent, and turns the 500 gohlslib answers to requests waiting when
+// the muxer closes into 410 Gone.
+type responseWriter struct {
+	http.ResponseWriter
+	muxer       *Muxer
+	cache       string
+	wroteHeader bool
+	discard     bool
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	switch {
+	case status == http.StatusOK:
+		w.Header().Set("Cache-Control", w.cache)
+	case status == http.StatusInternalServerError && w.muxer.closed.Load():
+		w.discard = true
+		answerEnded(w.ResponseWriter)
+		return
+	default:
+		w.Header().Set("Cache-Control", cacheError)
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return len(p), nil
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.muxer.counters.bytesOut.Add(uint64(n))
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,155 @@
+package hls
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/singoff/singoff/internal/httpjson"
+	"github.com/singoff/singoff/media"
+)
+
+// Server holds the live muxers of a process by battle id and serves them
+// under /hls/{id}/.
+type Server struct {
+	logger *slog.Logger
+	// endedBefore tells whether a battle not seen by this process has
+	// ended (e.g. before a restart); nil means none has.
+	endedBefore func(id string) bool
+
+	mu      sync.Mutex
+	live    map[string]*Muxer
+	ended   map[string]struct{}
+	retired Stats // what muxers closed by End had served
+}
+
+// NewServer returns an empty Server. endedBefore, which may be nil, is
+// asked about battle ids the Server has never seen, so that battles ended
+// before this process started answer 410 Gone rather than 404.
+func NewServer(logger *slog.Logger, endedBefore func(id string) bool) *Server {
+	return &Server{
+		logger:      logger,
+		endedBefore: endedBefore,
+		live:        make(map[string]*Muxer),
+		ended:       make(map[string]struct{}),
+	}
+}
+
+// Start creates and serves the muxer of battle id.
+func (s *Server) Start(id string, info media.ProgramInfo) (*Muxer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live[id]; ok {
+		return nil, fmt.Errorf("hls: battle %s is already live", id)
+	}
+	m, err := NewMuxer(info, s.logger.With("battle", id))
+	if err != nil {
+		return nil, err
+	}
+	s.live[id] = m
+	delete(s.ended, id)
+	return m, nil
+}
+
+// End closes battle id's muxer; from then on its URLs answer 410 Gone.
+func (s *Server) End(id string) {
+	s.mu.Lock()
+	m, ok := s.live[id]
+	delete(s.live, id)
+	s.ended[id] = struct{}{}
+	s.mu.Unlock()
+	if ok {
+		m.Close()
+		s.mu.Lock()
+		s.retired.add(m.Stats())
+		s.mu.Unlock()
+	}
+}
+
+// Muxer returns battle id's live muxer.
+func (s *Server) Muxer(id string) (*Muxer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.live[id]
+	return m, ok
+}
+
+// Viewers tells how many distinct clients watched battle id in the last
+// 30 seconds; 0 when it is not live.
+func (s *Server) Viewers(id string) int {
+	if m, ok := s.Muxer(id); ok {
+		return m.Viewers()
+	}
+	return 0
+}
+
+// Stats sums what every muxer of the process has served, ended ones
+// included, so that the counts only grow.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := s.retired
+	for _, m := range s.live {
+		total.add(m.Stats())
+	}
+	return total
+}
+
+// Handler serves /hls/{id}/{file}: mount it at "/hls/".
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/hls/")
+	id, file, hasFile := strings.Cut(rest, "/")
+	if !ok || !hasFile || !validID(id) {
+		setCORS(w.Header())
+		httpjson.Error(w, http.StatusNotFound, "no such battle")
+		return
+	}
+	s.mu.Lock()
+	m, live := s.live[id]
+	_, ended := s.ended[id]
+	s.mu.Unlock()
+	if !live {
+		setCORS(w.Header())
+		w.Header().Set("Cache-Control", cacheError)
+		if ended || (s.endedBefore != nil && s.endedBefore(id)) {
+			httpjson.Error(w, http.StatusGone, "battle ended; the replay is at /vod/%s/index.m3u8", id)
+			return
+		}
+		httpjson.Error(w, http.StatusNotFound, "battle %s is not live", id)
+		return
+	}
+	name, err := url.PathUnescape(file)
+	if err != nil {
+		name = file // not a name the muxer serves; it answers 404
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = new(url.URL)
+	*r2.URL = *r.URL
+	r2.URL.Path = name
+	r2.URL.RawPath = ""
+	m.ServeHTTP(w, r2)
+}
+
+// validID tells whether id has the form of a battle id:
+// [A-Za-z0-9_-]{1,32}.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 32 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

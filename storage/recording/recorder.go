@@ -1,0 +1,318 @@
+package recording
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/singoff/singoff/media"
+)
+
+// Track ids in init.mp4 and the segments.
+const (
+	videoTrackID = 1
+	audioTrackID = 2
+)
+
+// aacFrameSamples is the length of an AAC-LC access unit.
+const aacFrameSamples = 1024
+
+// maxAudioLag is how long a segment waits for audio to reach its end,
+// counted in video time past that end, before it is written without.
+const maxAudioLag = media.VideoClockRate / 2
+
+// queuedSegments is how many finished segments may wait for the disk.
+// Past that the recorder drops segments rather than hold up the program
+// it is given (the live broadcast matters more than its replay).
+const queuedSegments = 16
+
+// ErrClosed is returned by writes to a closed recorder.
+var ErrClosed = errors.New("recording: recorder closed")
+
+type videoSample struct {
+	pts int64 // media.VideoClockRate
+	ntp time.Time
+	fmp4.Sample
+}
+
+type audioSample struct {
+	pts int64 // media.AudioClockRate
+	au  []byte
+}
+
+// segmentJob is a finished segment on its way to the disk.
+type segmentJob struct {
+	seq           int
+	start         time.Time
+	duration      time.Duration
+	video         []videoSample
+	audio         []audioSample
+	discontinuity bool
+}
+
+// recorder cuts the program into segments of about segmentDuration at
+// keyframes and has a goroutine of its own write them, so that the
+// program's writer never waits on the disk.
+type recorder struct {
+	logger          *slog.Logger
+	dir             string
+	segmentDuration int64 // media.VideoClockRate
+	frameDuration   int64 // media.VideoClockRate, for the last frame
+	onClose         func()
+
+	mu          sync.Mutex
+	closed      bool
+	started     bool // a keyframe has come
+	segStart    int64
+	lastCut     int64
+	cuts        []int64 // keyframe times that end the queued segments
+	video       []videoSample
+	pendingTail *videoSample // the latest frame, whose duration is not known yet
+	audio       []audioSample
+	nextSeq     int
+	dropped     bool // a segment was dropped since the last one queued
+
+	jobs    chan segmentJob
+	done    chan struct{}
+	ended   bool  // set before jobs is closed
+	diskErr error // the writer's first error; read after done
+}
+
+func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, onClose func()) (*recorder, error) {
+	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
+		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.SPS, PPS: info.PPS}},
+		{ID: audioTrackID, TimeScale: media.AudioClockRate, Codec: &codecs.MPEG4Audio{Config: info.Audio}},
+	}}
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("recording: init segment: %w", err)
+	}
+	if err := writeFileAtomic(dir, initName, buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("recording: %w", err)
+	}
+	fps := int64(info.FPS)
+	if fps <= 0 {
+		fps = 30
+	}
+	r := &recorder{
+		logger:          logger,
+		dir:             dir,
+		segmentDuration: segmentDuration.Nanoseconds() * media.VideoClockRate / int64(time.Second),
+		frameDuration:   media.VideoClockRate / fps,
+		onClose:         onClose,
+		jobs:            make(chan segmentJob, queuedSegments),
+		done:            make(chan struct{}),
+	}
+	go r.writeLoop(segmentDuration)
+	return r, nil
+}
+
+// WriteVideo implements media.Sink.
+func (r *recorder) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+	key := h264.IsRandomAccess(au)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if !r.started {
+		if !key {
+			return nil // a recording starts at a keyframe
+		}
+		r.started = true
+		r.segStart, r.lastCut = pts, pts
+	}
+	payload, err := h264.AVCC(au).Marshal()
+	if err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	if t := r.pendingTail; t != nil {
+		t.Duration = uint32(max(pts-t.pts, 0))
+		r.video = append(r.video, *t)
+	}
+	if key && pts-r.lastCut >= r.segmentDuration {
+		r.cuts = append(r.cuts, pts)
+		r.lastCut = pts
+	}
+	r.pendingTail = &videoSample{pts: pts, ntp: ntp, Sample: fmp4.Sample{IsNonSyncSample: !key, Payload: payload}}
+	r.queueReadySegments(false)
+	return nil
+}
+
+// WriteAudio implements media.Sink.
+func (r *recorder) WriteAudio(_ time.Time, pts int64, aus [][]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if !r.started {
+		return nil // nothing to play it with before the first keyframe
+	}
+	for i, au := range aus {
+		r.audio = append(r.audio, audioSample{pts: pts + int64(i)*aacFrameSamples, au: append([]byte(nil), au...)})
+	}
+	r.queueReadySegments(false)
+	return nil
+}
+
+// audioInVideoTime converts an audio timestamp to the video clock.
+func audioInVideoTime(pts int64) int64 {
+	return pts * media.VideoClockRate / media.AudioClockRate
+}
+
+// queueReadySegments hands the writer every segment whose end is known
+// and whose audio has come (or is late past maxAudioLag). With all, it
+// also hands it what remains: the recording is closing.
+func (r *recorder) queueReadySegments(all bool) {
+	for len(r.cuts) > 0 {
+		end := r.cuts[0]
+		audioEnd := int64(-1)
+		if n := len(r.audio); n > 0 {
+			audioEnd = audioInVideoTime(r.audio[n-1].pts + aacFrameSamples)
+		}
+		if !all && audioEnd < end && r.pendingTail.pts-end < maxAudioLag {
+			return
+		}
+		r.cuts = r.cuts[1:]
+		r.queueSegment(end)
+	}
+	if all && (len(r.video) > 0 || r.pendingTail != nil) {
+		if t := r.pendingTail; t != nil {
+			t.Duration = uint32(r.frameDuration)
+			if n := len(r.video); n > 0 {
+				t.Duration = r.video[n-1].Duration
+			}
+			r.video = append(r.video, *t)
+			r.pendingTail = nil
+		}
+		last := r.video[len(r.video)-1]
+		r.queueSegment(last.pts + int64(last.Duration))
+	}
+}
+
+// queueSegment queues the segment from segStart to end.
+func (r *recorder) queueSegment(end int64) {
+	nv := 0
+	for nv < len(r.video) && r.video[nv].pts < end {
+		nv++
+	}
+	na := 0
+	for na < len(r.audio) && audioInVideoTime(r.audio[na].pts) < end {
+		na++
+	}
+	if nv == 0 {
+		return
+	}
+	job := segmentJob{
+		seq:           r.nextSeq,
+		start:         r.video[0].ntp,
+		duration:      time.Duration((end - r.segStart) * int64(time.Second) / media.VideoClockRate),
+		video:         r.video[:nv:nv],
+		audio:         r.audio[:na:na],
+		discontinuity: r.dropped,
+	}
+	r.video = append([]videoSample(nil), r.video[nv:]...)
+	r.audio = append([]audioSample(nil), r.audio[na:]...)
+	r.segStart = end
+	select {
+	case r.jobs <- job:
+		r.nextSeq++
+		r.dropped = false
+	default:
+		r.logger.Error("recording: disk too slow, segment dropped", "dir", r.dir, "duration", job.duration)
+		r.dropped = true
+	}
+}
+
+// Close implements Recorder.
+func (r *recorder) Close(ended bool) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.closed = true
+	if r.started {
+		r.queueReadySegments(true)
+	}
+	r.ended = ended
+	close(r.jobs)
+	r.mu.Unlock()
+
+	<-r.done
+	r.onClose()
+	return r.diskErr
+}
+
+// writeLoop writes the queued segments, rewriting the playlist after
+// each, until the recorder closes.
+func (r *recorder) writeLoop(segmentDuration time.Duration) {
+	defer close(r.done)
+	var entries []segmentEntry
+	for job := range r.jobs {
+		if err := r.writeSegment(job); err != nil {
+			r.fail(err)
+			continue
+		}
+		// A segment that failed to write leaves a hole too.
+		afterHole := len(entries) > 0 && entries[len(entries)-1].name != segmentName(job.seq-1)
+		entries = append(entries, segmentEntry{
+			name:          segmentName(job.seq),
+			duration:      job.duration,
+			start:         job.start,
+			discontinuity: job.discontinuity || afterHole,
+		})
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, false)); err != nil {
+			r.fail(err)
+		}
+	}
+	if len(entries) == 0 {
+		// Nothing playable was recorded; leave no recording behind.
+		if err := os.RemoveAll(r.dir); err != nil {
+			r.fail(err)
+		}
+		return
+	}
+	if r.ended {
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, true)); err != nil {
+			r.fail(err)
+		}
+	}
+}
+
+func (r *recorder) fail(err error) {
+	r.logger.Error("recording: writing", "dir", r.dir, "err", err)
+	if r.diskErr == nil {
+		r.diskErr = err
+	}
+}
+
+func (r *recorder) writeSegment(job segmentJob) error {
+	part := fmp4.Part{SequenceNumber: uint32(job.seq + 1)}
+	video := &fmp4.PartTrack{ID: videoTrackID, BaseTime: uint64(job.video[0].pts)}
+	for i := range job.video {
+		video.Samples = append(video.Samples, &job.video[i].Sample)
+	}
+	part.Tracks = append(part.Tracks, video)
+	if len(job.audio) > 0 {
+		audio := &fmp4.PartTrack{ID: audioTrackID, BaseTime: uint64(job.audio[0].pts)}
+		for _, a := range job.audio {
+			audio.Samples = append(audio.Samples, &fmp4.Sample{Duration: aacFrameSamples, Payload: a.au})
+		}
+		part.Tracks = append(part.Tracks, audio)
+	}
+	var buf seekablebuffer.Buffer
+	if err := part.Marshal(&buf); err != nil {
+		return fmt.Errorf("segment %d: %w", job.seq, err)
+	}
+	return writeFileAtomic(r.dir, segmentName(job.seq), buf.Bytes())
+}

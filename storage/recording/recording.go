@@ -1,0 +1,68 @@
+// Package recording keeps every battle's program as fMP4 HLS: while the
+// battle is live an EVENT playlist grows segment by segment, and once it
+// ends the playlist becomes VOD. Files are written crash-safe (temporary
+// name, fsync, rename, directory fsync), so a crash loses at most the
+// segment being written, and Recover finishes what a crash left open.
+package recording
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/singoff/singoff/media"
+)
+
+// Store keeps recordings. Local keeps them on a local disk; another
+// implementation (e.g. an S3-compatible bucket) can take its place
+// without the compositor noticing.
+type Store interface {
+	// Create starts the recording of battle battleID.
+	Create(battleID string, info media.ProgramInfo) (Recorder, error)
+	// Exists tells whether battleID has a playable recording.
+	Exists(battleID string) bool
+	// Recover finishes the recordings a previous process left open and
+	// returns their battle ids. Call it at start-up, before Create.
+	Recover() ([]string, error)
+	// Handler serves /vod/{id}/index.m3u8 and the files it names.
+	Handler() http.Handler
+	// Purge deletes the recordings finished longer ago than olderThan
+	// and returns their battle ids.
+	Purge(olderThan time.Duration) ([]string, error)
+}
+
+// Recorder records one battle's program.
+type Recorder interface {
+	media.Sink
+	// Close writes what is pending and stops the recording. With ended
+	// the playlist becomes VOD (#EXT-X-ENDLIST); without, it stays an
+	// EVENT playlist that Recover finishes at the next start, as after
+	// a crash.
+	Close(ended bool) error
+}
+
+// Errors of Create.
+var (
+	// ErrDiskFloor means the disk has less free space than the floor
+	// set in LocalOptions.
+	ErrDiskFloor = errors.New("recording: free disk space under the floor")
+	// ErrExists means the battle has been recorded already.
+	ErrExists = errors.New("recording: battle already recorded")
+	// ErrBadID means a battle id is not of the form [A-Za-z0-9_-]{1,32}.
+	ErrBadID = errors.New("recording: invalid battle id")
+)
+
+// validID tells whether id has the form of a battle id: [A-Za-z0-9_-]{1,32}.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 32 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,542 @@
+package recording
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/singoff/singoff/hls/testprogram"
+)
+
+// The crash test re-runs this test binary as a recording writer that it
+// kills; these variables tell the child what to do.
+const (
+	envWriterStore = "SINGOFF_RECORDING_TEST_WRITER_STORE"
+	envClip        = "SINGOFF_RECORDING_TEST_CLIP"
+)
+
+var (
+	clipDir string
+	program *testprogram.Program
+)
+
+func TestMain(m *testing.M) {
+	if store := os.Getenv(envWriterStore); store != "" {
+		runWriter(store, os.Getenv(envClip))
+		return
+	}
+	var err error
+	clipDir, err = os.MkdirTemp("", "recording-test")
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		program, err = testprogram.Generate(ctx, clipDir, 4, "2500k")
+		cancel()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(clipDir)
+	os.Exit(code)
+}
+
+// crashedID is the battle the writer child records until it is killed.
+const crashedID = "crashed"
+
+// runWriter records the clip, looped at four times real time, until the
+// process is killed.
+func runWriter(store, clip string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "writer:", err)
+		os.Exit(2)
+	}
+	p, err := testprogram.Load(clip)
+	if err != nil {
+		fail(err)
+	}
+	l, err := NewLocal(store, LocalOptions{})
+	if err != nil {
+		fail(err)
+	}
+	rec, err := l.Create(crashedID, p.Info)
+	if err != nil {
+		fail(err)
+	}
+	if err := p.Feed(context.Background(), rec, 10*time.Minute, 4); err != nil {
+		fail(err)
+	}
+	fail(errors.New("fed everything without being killed"))
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func newStore(t testing.TB, opts LocalOptions) *Local {
+	t.Helper()
+	opts.Logger = testLogger(t)
+	l, err := NewLocal(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// record records length of the program (fed as fast as it goes) as
+// battle id and closes the recording with ended.
+func record(t testing.TB, l *Local, id string, length time.Duration, ended bool) {
+	t.Helper()
+	rec, err := l.Create(id, program.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := program.Feed(context.Background(), rec, length, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(ended); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func get(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func wantHeader(t *testing.T, resp *http.Response, key, want string) {
+	t.Helper()
+	if got := resp.Header.Get(key); got != want {
+		t.Errorf("%s: %s = %q, want %q", resp.Request.URL.Path, key, got, want)
+	}
+}
+
+type probe struct {
+	Streams []struct {
+		CodecName  string `json:"codec_name"`
+		Width      int    `json:"width"`
+		Height     int    `json:"height"`
+		SampleRate string `json:"sample_rate"`
+		Channels   int    `json:"channels"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+// checkPlayable has ffprobe and ffmpeg read the recording at url: both
+// streams, a duration within 2 s of want, and a decode without errors.
+func checkPlayable(t *testing.T, url string, want time.Duration) {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-show_entries",
+		"stream=codec_name,width,height,sample_rate,channels:format=duration", "-of", "json", url).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", url, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	var video, audio bool
+	for _, s := range p.Streams {
+		video = video || (s.CodecName == "h264" && s.Width == 1280 && s.Height == 720)
+		audio = audio || (s.CodecName == "aac" && s.SampleRate == "48000" && s.Channels == 2)
+	}
+	if !video || !audio {
+		t.Errorf("want h264 1280x720 and aac 48000 stereo, ffprobe says %s", out)
+	}
+	seconds, err := strconv.ParseFloat(p.Format.Duration, 64)
+	if err != nil || (time.Duration(seconds*float64(time.Second))-want).Abs() > 2*time.Second {
+		t.Errorf("duration %q, want %v ± 2 s", p.Format.Duration, want)
+	}
+
+	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-f", "null", "-")
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding %s: %v\n%s", url, err, out)
+	}
+}
+
+func TestRecordAndEnd(t *testing.T) {
+	l := newStore(t, LocalOptions{})
+	base := serve(t, l.Handler())
+	const id = "battle_1"
+
+	// While live: an EVENT playlist, cached briefly.
+	rec, err := l.Create(id, program.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := program.Feed(t.Context(), rec, 7*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Exists(id) })
+	resp, body := get(t, base+"/vod/"+id+"/index.m3u8", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tagEvent) || strings.Contains(string(body), tagEndlist) {
+		t.Errorf("live playlist: status %d\n%s", resp.StatusCode, body)
+	}
+	wantHeader(t, resp, "Cache-Control", cacheEventPlaylist)
+	// The recording follows the program on; feed the rest and end it.
+	if err := program.Feed(t.Context(), &shifted{rec, 7 * time.Second}, 8*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(true); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Close: %v, want ErrClosed", err)
+	}
+
+	resp, body = get(t, base+"/vod/"+id+"/index.m3u8", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	wantHeader(t, resp, "Content-Type", "application/vnd.apple.mpegurl")
+	wantHeader(t, resp, "Cache-Control", cacheVODPlaylist)
+	wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
+	for _, want := range []string{"#EXT-X-PLAYLIST-TYPE:VOD\n", "#EXT-X-ENDLIST\n", `#EXT-X-MAP:URI="init.mp4"`,
+		"#EXT-X-INDEPENDENT-SEGMENTS\n", "#EXT-X-TARGETDURATION:2\n", "\nseg0.m4s\n", "#EXTINF:2.00000,\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("playlist lacks %q:\n%s", want, body)
+		}
+	}
+	checkPlayable(t, base+"/vod/"+id+"/index.m3u8", 15*time.Second)
+
+	resp, _ = get(t, base+"/vod/"+id+"/init.mp4", nil)
+	wantHeader(t, resp, "Content-Type", "video/mp4")
+	wantHeader(t, resp, "Cache-Control", cacheMedia)
+	resp, seg := get(t, base+"/vod/"+id+"/seg1.m4s", http.Header{"Range": {"bytes=100-199"}})
+	if resp.StatusCode != http.StatusPartialContent || len(seg) != 100 {
+		t.Errorf("range request: status %d, %d bytes", resp.StatusCode, len(seg))
+	}
+	wantHeader(t, resp, "Content-Type", "video/iso.segment")
+	wantHeader(t, resp, "Cache-Control", cacheMedia)
+
+	if _, err := l.Create(id, program.Info); !errors.Is(err, ErrExists) {
+		t.Errorf("recording %s again: %v, want ErrExists", id, err)
+	}
+	if _, err := l.Create("../evil", program.Info); !errors.Is(err, ErrBadID) {
+		t.Errorf("bad id: %v, want ErrBadID", err)
+	}
+	if closed, err := l.Recover(); err != nil || len(closed) != 0 {
+		t.Errorf("Recover of finished recordings: %v, %v; want none", closed, err)
+	}
+}
+
+// shifted delays a program by offset, to continue a feed.
+type shifted struct {
+	Recorder
+	offset time.Duration
+}
+
+func (s *shifted) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+	return s.Recorder.WriteVideo(ntp.Add(s.offset), pts+int64(s.offset.Seconds()*90000), au)
+}
+
+func (s *shifted) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
+	return s.Recorder.WriteAudio(ntp.Add(s.offset), pts+int64(s.offset.Seconds()*48000), aus)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func listedSegments(t *testing.T, playlistPath string) []string {
+	t.Helper()
+	text, err := os.ReadFile(playlistPath)
+	if err != nil {
+		return nil
+	}
+	var segs []string
+	for line := range strings.Lines(string(text)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			segs = append(segs, line)
+		}
+	}
+	return segs
+}
+
+func TestCrashRecover(t *testing.T) {
+	store := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envWriterStore+"="+store, envClip+"="+clipDir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	playlist := filepath.Join(store, crashedID, playlistName)
+	waitFor(t, func() bool { return len(listedSegments(t, playlist)) >= 4 })
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no chance to clean up
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed = true
+
+	// Leftovers a crash can leave: a temporary file, and a recording
+	// killed before its first segment.
+	if err := os.WriteFile(filepath.Join(store, crashedID, ".seg99.m4s.123"+tempSuffix), []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(store, "nosegment"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := NewLocal(store, LocalOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := l.Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(closed, ",") != crashedID+",nosegment" {
+		t.Errorf("Recover closed %v, want [%s nosegment]", closed, crashedID)
+	}
+	if l.Exists("nosegment") {
+		t.Error("a recording without segments exists after Recover")
+	}
+
+	text, err := os.ReadFile(playlist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(text), "#EXT-X-ENDLIST\n") || !strings.Contains(string(text), tagVOD) {
+		t.Errorf("recovered playlist not finished:\n%s", text)
+	}
+	segs := listedSegments(t, playlist)
+	files, _ := os.ReadDir(filepath.Join(store, crashedID))
+	if len(files) != len(segs)+2 { // the segments, init.mp4, index.m3u8
+		var names []string
+		for _, f := range files {
+			names = append(names, f.Name())
+		}
+		t.Errorf("files %v, want only init.mp4, index.m3u8 and the listed %v", names, segs)
+	}
+	base := serve(t, l.Handler())
+	checkPlayable(t, base+"/vod/"+crashedID+"/index.m3u8", time.Duration(len(segs))*2*time.Second)
+
+	if closed, err := l.Recover(); err != nil || len(closed) != 0 {
+		t.Errorf("second Recover: %v, %v; want nothing to do", closed, err)
+	}
+}
+
+func TestShutdownWhileLive(t *testing.T) {
+	l := newStore(t, LocalOptions{})
+	record(t, l, "paused", 5*time.Second, false)
+	text, err := os.ReadFile(filepath.Join(l.dir, "paused", playlistName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), tagEvent) || strings.Contains(string(text), tagEndlist) {
+		t.Errorf("Close(false) should leave an EVENT playlist:\n%s", text)
+	}
+	closed, err := l.Recover()
+	if err != nil || strings.Join(closed, ",") != "paused" {
+		t.Errorf("Recover: %v, %v; want [paused]", closed, err)
+	}
+	checkPlayable(t, serve(t, l.Handler())+"/vod/paused/index.m3u8", 5*time.Second)
+}
+
+func TestServeRejects(t *testing.T) {
+	l := newStore(t, LocalOptions{})
+	record(t, l, "b1", 3*time.Second, true)
+	// A file next to the store that no request may reach.
+	secret := filepath.Join(filepath.Dir(l.dir), "secret.m3u8")
+	if err := os.WriteFile(secret, []byte("#EXTM3U secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, l.Handler())
+	if resp, _ := get(t, base+"/vod/b1/index.m3u8", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the real playlist: status %d", resp.StatusCode)
+	}
+	for _, path := range []string{
+		"/vod/../secret.m3u8",
+		"/vod/b1/../../secret.m3u8",
+		"/vod/b1/..%2F..%2Fsecret.m3u8",
+		"/vod/..%2Fsecret.m3u8",
+		"/vod/b1%2Findex.m3u8",
+		"/vod/b1/%2e%2e/index.m3u8",
+		"/vod/%2e%2e/secret.m3u8",
+		"/vod//b1/index.m3u8",
+		"/vod/b1//index.m3u8",
+		"/vod/b1/sub/index.m3u8",
+		"/vod/b1/%5Cindex.m3u8",
+		`/vod/b1\index.m3u8`,
+		"/vod/" + relative(secret),
+		"/vod/b1/index.m3u8%00",
+		"/vod/b1/seg0.m4s.tmp",
+		"/vod/b1/.index.m3u8.1" + tempSuffix,
+		"/vod/nope/index.m3u8",
+		"/vod/b1/seg99.m4s",
+		"/vod/b1/",
+		"/vod/",
+		"/b1/index.m3u8",
+	} {
+		resp, body := rawGet(t, base, path)
+		if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(string(body), `{"error":`) {
+			t.Errorf("GET %s: status %d body %q, want 404 JSON", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// relative turns an absolute file path into a request path as is.
+func relative(path string) string { return strings.TrimPrefix(path, "/") }
+
+// rawGet sends path exactly as given, which http.NewRequest would not.
+func rawGet(t *testing.T, base, path string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = path
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func TestParseVODPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"/vod/abc/index.m3u8": "abc index.m3u8",
+		"/vod/A-b_9/init.mp4": "A-b_9 init.mp4",
+		"/vod/x/seg123.m4s":   "x seg123.m4s",
+		"/vod/x/seg.m4s":      "",
+		"/vod/x/seg1.mp4":     "",
+		"/vod/x/index.m3u8/":  "",
+		"/vod/x/./index.m3u8": "",
+		"/vod/" + strings.Repeat("a", 33) + "/index.m3u8": "",
+	} {
+		id, file, ok := parseVODPath(path)
+		got := ""
+		if ok {
+			got = id + " " + file
+		}
+		if got != want {
+			t.Errorf("parseVODPath(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func FuzzParseVODPath(f *testing.F) {
+	for _, seed := range []string{"/vod/abc/index.m3u8", "/vod/../x", "/vod/a/..%2F..%2Fetc", "/vod/a/seg1.m4s", `/vod/a\b/init.mp4`} {
+		f.Add(seed)
+	}
+	root := "/srv/recordings"
+	f.Fuzz(func(t *testing.T, path string) {
+		id, file, ok := parseVODPath(path)
+		if !ok {
+			return
+		}
+		full := filepath.Join(root, id, file)
+		if filepath.Dir(full) != filepath.Join(root, id) || filepath.Dir(filepath.Dir(full)) != root {
+			t.Fatalf("%q reaches %s", path, full)
+		}
+		if strings.ContainsAny(id+file, `/\%`) || strings.Contains(id+file, "..") || !validID(id) || !servedName(file) {
+			t.Fatalf("%q accepted as id %q file %q", path, id, file)
+		}
+	})
+}
+
+func TestDiskFloor(t *testing.T) {
+	l := newStore(t, LocalOptions{MinFreeBytes: 1 << 62})
+	_, err := l.Create("b1", program.Info)
+	if !errors.Is(err, ErrDiskFloor) || !strings.Contains(err.Error(), "MiB free") {
+		t.Fatalf("Create under the disk floor: %v, want ErrDiskFloor with the figures", err)
+	}
+	if _, err := os.Stat(filepath.Join(l.dir, "b1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused recording left %s behind: %v", filepath.Join(l.dir, "b1"), err)
+	}
+	if _, err := newStore(t, LocalOptions{MinFreeBytes: 1 << 20}).Create("b1", program.Info); err != nil {
+		t.Errorf("Create with a 1 MiB floor: %v", err)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	l := newStore(t, LocalOptions{Retention: 7 * 24 * time.Hour, PurgeInterval: time.Hour})
+	record(t, l, "old", 3*time.Second, true)
+	record(t, l, "recent", 3*time.Second, true)
+	live, err := l.Create("live", program.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close(true)
+	tenDaysAgo := time.Now().Add(-10 * 24 * time.Hour)
+	for _, dir := range []string{filepath.Join(l.dir, "old"), filepath.Join(l.dir, "live")} {
+		os.Chtimes(filepath.Join(dir, playlistName), tenDaysAgo, tenDaysAgo)
+		os.Chtimes(dir, tenDaysAgo, tenDaysAgo)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	waitFor(t, func() bool { return !l.Exists("old") })
+	cancel()
+	<-done
+	if !l.Exists("recent") {
+		t.Error("a recent recording was purged")
+	}
+	if _, err := os.Stat(filepath.Join(l.dir, "live")); err != nil {
+		t.Errorf("a recording in progress was purged: %v", err)
+	}
+	if purged, err := l.Purge(0); err != nil || strings.Join(purged, ",") != "recent" {
+		t.Errorf("Purge(0): %v, %v; want [recent]", purged, err)
+	}
+}
