@@ -1,0 +1,186 @@
+package ingest
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/singoff/singoff/media"
+)
+
+// forwardTrack is a slot's outgoing track of one kind, shared by every
+// subscriber of the slot and fed by whichever publisher is current. It
+// rewrites sequence numbers and timestamps so that subscribers see one
+// continuous stream across the publisher's reconnects, and picks each
+// subscriber's payload type for the publisher's codec, so that a
+// publisher may switch between H264 and VP8 without renegotiation.
+type forwardTrack struct {
+	kind     webrtc.RTPCodecType
+	streamID string
+
+	// forwardedBytes counts payload bytes written to subscribers.
+	forwardedBytes atomic.Uint64
+
+	mu       sync.Mutex
+	bindings map[string]*binding
+	// The current source and the offsets that map it onto the output.
+	codec      media.Codec
+	source     uint64
+	sourceSSRC uint32
+	started    bool
+	seqDelta   uint16
+	tsDelta    uint32
+	lastSeq    uint16
+	lastTS     uint32
+	lastAt     time.Time
+}
+
+// binding is the track as bound into one subscriber's peer connection.
+type binding struct {
+	ssrc         uint32
+	payloadTypes map[media.Codec]uint8
+	writer       webrtc.TrackLocalWriter
+}
+
+func newForwardTrack(kind webrtc.RTPCodecType, streamID string) *forwardTrack {
+	return &forwardTrack{kind: kind, streamID: streamID, bindings: map[string]*binding{}}
+}
+
+func (t *forwardTrack) ID() string                { return t.kind.String() }
+func (t *forwardTrack) RID() string               { return "" }
+func (t *forwardTrack) StreamID() string          { return t.streamID }
+func (t *forwardTrack) Kind() webrtc.RTPCodecType { return t.kind }
+
+// Bind records the payload type the subscriber negotiated for each codec
+// and answers with the current publisher's codec when there is one.
+func (t *forwardTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	params := ctx.CodecParameters()
+	b := &binding{ssrc: uint32(ctx.SSRC()), payloadTypes: map[media.Codec]uint8{}, writer: ctx.WriteStream()}
+	first := -1
+	for i, p := range params {
+		c := codecOfMime(p.MimeType)
+		if c == media.CodecUnknown || (c == media.CodecH264 && !packetizationMode1(p.SDPFmtpLine)) {
+			continue
+		}
+		if _, ok := b.payloadTypes[c]; !ok {
+			b.payloadTypes[c] = uint8(p.PayloadType)
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if first < 0 {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bindings[ctx.ID()] = b
+	chosen := params[first]
+	if pt, ok := b.payloadTypes[t.codec]; ok {
+		for _, p := range params {
+			if uint8(p.PayloadType) == pt {
+				chosen = p
+			}
+		}
+	}
+	return chosen, nil
+}
+
+func (t *forwardTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.bindings, ctx.ID())
+	return nil
+}
+
+// acceptedByAll returns the codecs of want that every current subscriber
+// can receive, in want's order.
+func (t *forwardTrack) acceptedByAll(want []media.Codec) []media.Codec {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []media.Codec
+	for _, c := range want {
+		ok := true
+		for _, b := range t.bindings {
+			if _, has := b.payloadTypes[c]; !has {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// write forwards one packet of the publisher session source to every
+// subscriber. A new source (session or SSRC) continues the output where
+// the previous one stopped: the next sequence number, and the timestamp
+// advanced by the wall-clock time in between.
+func (t *forwardTrack) write(source uint64, codec media.Codec, clockRate uint32, pkt *rtp.Packet, at time.Time) {
+	if len(pkt.Payload) == 0 {
+		return // padding-only probes mean nothing to subscribers
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	newSource := !t.started || source != t.source || pkt.SSRC != t.sourceSSRC
+	if newSource {
+		if t.started {
+			ticks := uint32(max(at.Sub(t.lastAt), time.Millisecond).Seconds() * float64(clockRate))
+			t.seqDelta = t.lastSeq + 1 - pkt.SequenceNumber
+			t.tsDelta = t.lastTS + ticks - pkt.Timestamp
+		}
+		t.started, t.source, t.sourceSSRC, t.codec = true, source, pkt.SSRC, codec
+	}
+	seq := pkt.SequenceNumber + t.seqDelta
+	ts := pkt.Timestamp + t.tsDelta
+	if newSource || int16(seq-t.lastSeq) > 0 {
+		t.lastSeq, t.lastTS, t.lastAt = seq, ts, at
+	}
+	for _, b := range t.bindings {
+		pt, ok := b.payloadTypes[codec]
+		if !ok {
+			continue
+		}
+		h := rtp.Header{
+			Version:        2,
+			Marker:         pkt.Marker,
+			PayloadType:    pt,
+			SequenceNumber: seq,
+			Timestamp:      ts,
+			SSRC:           b.ssrc,
+			CSRC:           pkt.CSRC,
+		}
+		if _, err := b.writer.WriteRTP(&h, pkt.Payload); err == nil {
+			t.forwardedBytes.Add(uint64(len(pkt.Payload)))
+		}
+	}
+}
+
+func codecOfMime(mime string) media.Codec {
+	switch strings.ToLower(mime) {
+	case strings.ToLower(webrtc.MimeTypeH264):
+		return media.CodecH264
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		return media.CodecVP8
+	case strings.ToLower(webrtc.MimeTypeOpus):
+		return media.CodecOpus
+	}
+	return media.CodecUnknown
+}
+
+// packetizationMode1 tells whether an H264 fmtp line says
+// packetization-mode=1, the only mode browsers use for real video.
+func packetizationMode1(fmtp string) bool {
+	for p := range strings.SplitSeq(fmtp, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "packetization-mode") {
+			return strings.TrimSpace(v) == "1"
+		}
+	}
+	return false
+}

@@ -1,0 +1,242 @@
+// Package ingest receives the singers' WebRTC media: WHIP publish and WHEP
+// subscribe per battle slot, forwarding between singers, keyframe requests,
+// and the depacketized feed each slot hands the compositor.
+package ingest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Port is the one UDP port (muxed) and the ICE-TCP port, the same
+	// number; 0 picks an ephemeral one (tests).
+	Port int
+	// PublicIPs are the NAT 1:1 addresses advertised instead of local ones.
+	PublicIPs []string
+	// ICEServers are STUN/TURN URLs handed to clients in Link headers.
+	ICEServers []string
+	// Loopback keeps ICE on 127.0.0.1 only, loopback candidate included,
+	// for tests.
+	Loopback bool
+	Logger   *slog.Logger
+}
+
+// Server holds the WebRTC machinery shared by every room: one pion API
+// whose ICE listens on one UDP and one TCP port.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	api    *webrtc.API
+	udp    net.PacketConn
+	tcp    net.Listener
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux
+
+	sessionSerial atomic.Uint64
+
+	// observeForward, when set (benchmarks), receives how long each
+	// forwarded RTP packet took from being read to being written to every
+	// subscriber.
+	observeForward func(time.Duration)
+
+	mu     sync.Mutex
+	rooms  map[*Room]struct{}
+	closed bool
+}
+
+// keyframeInterval is the least time between two keyframe requests sent
+// to one publisher.
+const keyframeInterval = 500 * time.Millisecond
+
+// NewServer opens the ICE ports and builds the pion API.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, rooms: map[*Room]struct{}{}}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	api, err := s.newAPI()
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.api = api
+	return s, nil
+}
+
+// listen opens UDP and TCP on the same port number. With Port 0 the UDP
+// port is ephemeral and TCP takes the same number, retried a few times in
+// case it is taken.
+func (s *Server) listen() error {
+	host := ""
+	udpNet, tcpNet := "udp", "tcp"
+	if s.cfg.Loopback {
+		host, udpNet, tcpNet = "127.0.0.1", "udp4", "tcp4"
+	}
+	attempts := 1
+	if s.cfg.Port == 0 {
+		attempts = 10
+	}
+	var lastErr error
+	for range attempts {
+		udp, err := net.ListenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(s.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("ingest: webrtc udp port: %w", err)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen(tcpNet, net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			_ = udp.Close()
+			lastErr = err
+			continue
+		}
+		s.udp, s.tcp = udp, tcp
+		s.udpMux = webrtc.NewICEUDPMux(nil, udp)
+		s.tcpMux = webrtc.NewICETCPMux(nil, tcp, 64)
+		return nil
+	}
+	return fmt.Errorf("ingest: webrtc tcp port: %w", lastErr)
+}
+
+func (s *Server) closeListeners() {
+	if s.udpMux != nil {
+		_ = s.udpMux.Close()
+	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+	}
+	if s.udp != nil {
+		_ = s.udp.Close()
+	}
+	if s.tcp != nil {
+		_ = s.tcp.Close()
+	}
+}
+
+// Codecs the server negotiates: H264 packetization-mode 1 in the common
+// browser profiles, VP8 and Opus. Order is preference: H264 first, since
+// it is what most browsers send and receive in hardware.
+var (
+	// nack, nack pli and transport-cc are added by the interceptors'
+	// configuration below.
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}}
+	videoCodecs   = []webrtc.RTPCodecParameters{
+		h264Codec(102, "42001f"),
+		h264Codec(106, "42e01f"),
+		h264Codec(112, "4d001f"),
+		h264Codec(114, "64001f"),
+		{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
+		}, PayloadType: 96},
+	}
+	audioCodecs = []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1",
+		}, PayloadType: 111},
+	}
+)
+
+func h264Codec(pt webrtc.PayloadType, profileLevelID string) webrtc.RTPCodecParameters {
+	return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType:     webrtc.MimeTypeH264,
+		ClockRate:    90000,
+		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profileLevelID,
+		RTCPFeedback: videoFeedback,
+	}, PayloadType: pt}
+}
+
+func (s *Server) newAPI() (*webrtc.API, error) {
+	var me webrtc.MediaEngine
+	for _, c := range videoCodecs {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range audioCodecs {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, err
+		}
+	}
+	ir := &interceptor.Registry{}
+	// NACK generator (to publishers) and responder (to subscribers),
+	// sender/receiver reports, and transport-cc feedback to publishers.
+	if err := webrtc.ConfigureNack(&me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(&me, ir); err != nil {
+		return nil, err
+	}
+
+	var se webrtc.SettingEngine
+	se.SetICEUDPMux(s.udpMux)
+	se.SetICETCPMux(s.tcpMux)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if s.cfg.Loopback {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{
+			webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6,
+		})
+	}
+	if len(s.cfg.PublicIPs) > 0 {
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        s.cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ingest: public IPs: %w", err)
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// Close closes every room and the ICE ports.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.Close()
+	}
+	s.closeListeners()
+	return nil
+}
+
+func (s *Server) forgetRoom(r *Room) {
+	s.mu.Lock()
+	delete(s.rooms, r)
+	s.mu.Unlock()
+}
+
+// randomID returns 16 random bytes in hex: session IDs and ETags.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

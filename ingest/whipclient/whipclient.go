@@ -1,0 +1,457 @@
+// Package whipclient is a pion WHIP publisher and WHEP subscriber, for
+// tests, load tools and the synthetic singer.
+package whipclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+// Options configure a publisher or subscriber.
+type Options struct {
+	// VideoCodec is webrtc.MimeTypeH264 (the default) or
+	// webrtc.MimeTypeVP8: the only video codec a publisher offers.
+	VideoCodec string
+	// RTP makes a publisher take RTP packets (WriteVideoRTP,
+	// WriteAudioRTP) instead of samples.
+	RTP bool
+	// Loopback keeps ICE on 127.0.0.1, loopback candidate included.
+	Loopback   bool
+	ICEServers []webrtc.ICEServer
+	// HTTPClient defaults to http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// HTTPError is a WHIP/WHEP request the server did not accept.
+type HTTPError struct {
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("whipclient: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+}
+
+// ErrWrongMode is returned by writes that do not match Options.RTP.
+var ErrWrongMode = errors.New("whipclient: write does not match Options.RTP")
+
+// Codec payload types of the client; the server may map them to others.
+const (
+	ptVP8  = 96
+	ptH264 = 102
+	ptOpus = 111
+)
+
+var (
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
+	h264Codec     = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		RTCPFeedback: videoFeedback,
+	}, PayloadType: ptH264}
+	vp8Codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
+	}, PayloadType: ptVP8}
+	opusCodec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+	}, PayloadType: ptOpus}
+)
+
+func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
+	var me webrtc.MediaEngine
+	for _, c := range []webrtc.RTPCodecParameters{h264Codec, vp8Codec} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(&me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if opts.Loopback {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api.NewPeerConnection(webrtc.Configuration{ICEServers: opts.ICEServers})
+}
+
+// session is what publishers and subscribers share: the peer connection
+// and its WHIP/WHEP resource.
+type session struct {
+	pc        *webrtc.PeerConnection
+	client    *http.Client
+	token     string
+	location  string
+	connected chan struct{}
+	closeOnce sync.Once
+}
+
+func newSession(opts Options, token string) (*session, error) {
+	pc, err := newPeerConnection(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{pc: pc, client: opts.HTTPClient, token: token, connected: make(chan struct{})}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(s.connected) })
+		}
+	})
+	return s, nil
+}
+
+// negotiate posts the complete offer (candidates gathered) to endpoint
+// and applies the answer.
+func (s *session) negotiate(ctx context.Context, endpoint string) error {
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(s.pc.LocalDescription().SDP))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	s.authorize(req)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return &HTTPError{Status: resp.StatusCode, Body: string(body)}
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return fmt.Errorf("whipclient: answer without Location: %w", err)
+	}
+	s.location = loc.String()
+	return s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)})
+}
+
+func (s *session) authorize(req *http.Request) {
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+}
+
+// Location is the session's resource URL on the server.
+func (s *session) Location() string { return s.location }
+
+// Connected is closed once ICE and DTLS are up.
+func (s *session) Connected() <-chan struct{} { return s.connected }
+
+// PeerConnection is the client's pion peer connection.
+func (s *session) PeerConnection() *webrtc.PeerConnection { return s.pc }
+
+// Close sends DELETE to the session's resource (when there is one) and
+// closes the peer connection.
+func (s *session) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.location != "" {
+			err = s.delete(ctx)
+		}
+		err = errors.Join(err, s.pc.Close())
+	})
+	return err
+}
+
+func (s *session) delete(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, s.location, nil)
+	if err != nil {
+		return err
+	}
+	s.authorize(req)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &HTTPError{Status: resp.StatusCode, Body: string(body)}
+	}
+	return nil
+}
+
+// Patch sends a trickle-ICE fragment to the session and returns the
+// response status and body.
+func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, s.location, bytes.NewReader([]byte(frag)))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	s.authorize(req)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+// Publisher is a WHIP session sending one video and one audio track.
+type Publisher struct {
+	*session
+	videoSample, audioSample *webrtc.TrackLocalStaticSample
+	videoRTP, audioRTP       *webrtc.TrackLocalStaticRTP
+	keyframeRequests         chan struct{}
+	keyframeRequestCount     atomic.Uint64
+}
+
+// Publish offers one video and one audio track to the WHIP endpoint.
+func Publish(ctx context.Context, endpoint, token string, opts Options) (*Publisher, error) {
+	s, err := newSession(opts, token)
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{session: s, keyframeRequests: make(chan struct{}, 16)}
+	if err := p.addTracks(opts); err != nil {
+		_ = s.pc.Close()
+		return nil, err
+	}
+	if err := s.negotiate(ctx, endpoint); err != nil {
+		_ = s.pc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Publisher) addTracks(opts Options) error {
+	video := h264Codec
+	if strings.EqualFold(opts.VideoCodec, webrtc.MimeTypeVP8) {
+		video = vp8Codec
+	}
+	tracks := []struct {
+		codec webrtc.RTPCodecParameters
+		id    string
+	}{{video, "video"}, {opusCodec, "audio"}}
+	for _, t := range tracks {
+		var local webrtc.TrackLocal
+		if opts.RTP {
+			tr, err := webrtc.NewTrackLocalStaticRTP(t.codec.RTPCodecCapability, t.id, "whipclient")
+			if err != nil {
+				return err
+			}
+			local = tr
+			if t.id == "video" {
+				p.videoRTP = tr
+			} else {
+				p.audioRTP = tr
+			}
+		} else {
+			tr, err := webrtc.NewTrackLocalStaticSample(t.codec.RTPCodecCapability, t.id, "whipclient")
+			if err != nil {
+				return err
+			}
+			local = tr
+			if t.id == "video" {
+				p.videoSample = tr
+			} else {
+				p.audioSample = tr
+			}
+		}
+		tr, err := p.pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return err
+		}
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{t.codec}); err != nil {
+			return err
+		}
+		go p.readFeedback(tr.Sender())
+	}
+	return nil
+}
+
+func (p *Publisher) readFeedback(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.keyframeRequestCount.Add(1)
+				select {
+				case p.keyframeRequests <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// KeyframeRequests receives a value for each PLI or FIR from the server
+// (dropped when nobody reads).
+func (p *Publisher) KeyframeRequests() <-chan struct{} { return p.keyframeRequests }
+
+// KeyframeRequestCount counts the PLIs and FIRs received.
+func (p *Publisher) KeyframeRequestCount() uint64 { return p.keyframeRequestCount.Load() }
+
+// WriteVideo sends one video frame (H264 Annex-B access unit or VP8 frame).
+func (p *Publisher) WriteVideo(s media.Sample) error {
+	if p.videoSample == nil {
+		return ErrWrongMode
+	}
+	return p.videoSample.WriteSample(s)
+}
+
+// WriteAudio sends one Opus packet.
+func (p *Publisher) WriteAudio(s media.Sample) error {
+	if p.audioSample == nil {
+		return ErrWrongMode
+	}
+	return p.audioSample.WriteSample(s)
+}
+
+// WriteVideoRTP sends one video RTP packet (Options.RTP); its payload
+// type and SSRC are set by the track.
+func (p *Publisher) WriteVideoRTP(pkt *rtp.Packet) error {
+	if p.videoRTP == nil {
+		return ErrWrongMode
+	}
+	return p.videoRTP.WriteRTP(pkt)
+}
+
+// WriteAudioRTP sends one audio RTP packet (Options.RTP).
+func (p *Publisher) WriteAudioRTP(pkt *rtp.Packet) error {
+	if p.audioRTP == nil {
+		return ErrWrongMode
+	}
+	return p.audioRTP.WriteRTP(pkt)
+}
+
+// Packet is one RTP packet a subscriber received.
+type Packet struct {
+	Kind webrtc.RTPCodecType
+	// MimeType is the track's codec, e.g. webrtc.MimeTypeH264.
+	MimeType string
+	RTP      *rtp.Packet
+	Received time.Time
+}
+
+// Subscriber is a WHEP session receiving one video and one audio track.
+type Subscriber struct {
+	*session
+	packets   chan Packet
+	dropped   atomic.Uint64
+	videoSSRC atomic.Uint32
+	done      chan struct{}
+	doneOnce  sync.Once
+}
+
+// subscriberBuffer is how many packets Packets holds before dropping.
+const subscriberBuffer = 4096
+
+// Subscribe offers to receive one video and one audio track from the
+// WHEP endpoint.
+func Subscribe(ctx context.Context, endpoint, token string, opts Options) (*Subscriber, error) {
+	s, err := newSession(opts, token)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Subscriber{session: s, packets: make(chan Packet, subscriberBuffer), done: make(chan struct{})}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := s.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = s.pc.Close()
+			return nil, err
+		}
+	}
+	s.pc.OnTrack(sub.read)
+	if err := s.negotiate(ctx, endpoint); err != nil {
+		_ = s.pc.Close()
+		return nil, err
+	}
+	return sub, nil
+}
+
+func (sub *Subscriber) read(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		sub.videoSSRC.Store(uint32(track.SSRC()))
+	}
+	mime := track.Codec().MimeType
+	for {
+		pkt, _, err := track.ReadRTP()
+		if err != nil {
+			return
+		}
+		p := Packet{Kind: track.Kind(), MimeType: mime, RTP: pkt, Received: time.Now()}
+		select {
+		case sub.packets <- p:
+		case <-sub.done:
+			return
+		default:
+			sub.dropped.Add(1)
+		}
+	}
+}
+
+// Packets delivers received RTP of both tracks; packets are dropped (and
+// counted) when it is full.
+func (sub *Subscriber) Packets() <-chan Packet { return sub.packets }
+
+// Dropped counts the packets Packets had no room for.
+func (sub *Subscriber) Dropped() uint64 { return sub.dropped.Load() }
+
+// RequestKeyframe sends a PLI for the video track.
+func (sub *Subscriber) RequestKeyframe() error {
+	ssrc := sub.videoSSRC.Load()
+	if ssrc == 0 {
+		return errors.New("whipclient: no video track yet")
+	}
+	return sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// Close sends DELETE, closes the peer connection and stops reading.
+func (sub *Subscriber) Close(ctx context.Context) error {
+	err := sub.session.Close(ctx)
+	sub.doneOnce.Do(func() { close(sub.done) })
+	return err
+}
