@@ -1,0 +1,454 @@
+// Package compositor turns two singers' feeds into one program: each
+// singer decoded and fitted into a half of a 1280x720 picture, their audio
+// mixed, encoded as H264 and AAC on a clock of its own that never stops
+// while the battle is live.
+package compositor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asticode/go-astiav"
+
+	"github.com/singoff/singoff/internal/avframe"
+	"github.com/singoff/singoff/media"
+)
+
+// Config tunes the program's encoders. Zero values take the defaults.
+type Config struct {
+	Preset       string // x264 preset, default "veryfast"
+	VideoBitrate int    // default 2_500_000, with VBV
+	AudioBitrate int    // default 128_000
+	Logger       *slog.Logger
+}
+
+// staleAfter is how long a singer may send no picture before their half
+// shows a slate.
+const staleAfter = 500 * time.Millisecond
+
+// frameInterval is the program's frame duration.
+const frameInterval = time.Second / programFPS
+
+// maxLag is how far the program may fall behind its clock before frames
+// are dropped.
+const maxLag = 4 * frameInterval
+
+// SlotState is what a half of the program shows.
+type SlotState int
+
+// Slot states.
+const (
+	SlotWaiting      SlotState = iota // no picture yet: a slate
+	SlotLive                          // the singer
+	SlotReconnecting                  // no picture for a while: a slate
+)
+
+func (s SlotState) String() string {
+	switch s {
+	case SlotLive:
+		return "live"
+	case SlotReconnecting:
+		return "reconnecting"
+	}
+	return "waiting"
+}
+
+// SlotStats describes one singer's feed.
+type SlotStats struct {
+	State              SlotState
+	Session            uint64
+	Width, Height      int // of the last decoded picture
+	FramesDecoded      int64
+	AudioFramesDecoded int64
+	DecodeErrors       int64
+	KeyframeRequests   int64
+}
+
+// Stats describes the program so far.
+type Stats struct {
+	FramesOut      int64         // program pictures encoded
+	FramesDropped  int64         // program ticks skipped to stay on the clock
+	AudioFramesOut int64         // AAC frames encoded
+	EncodeTime     time.Duration // composing and encoding video and audio, total
+	Slots          [2]SlotStats
+}
+
+// Compositor makes the program of one battle.
+type Compositor struct {
+	cfg     Config
+	log     *slog.Logger
+	slots   [2]*slot
+	slates  [2][2]*yuvImage // by slot, then slate kind
+	video   *astiav.CodecContext
+	audio   *astiav.CodecContext
+	picture *astiav.Frame // the program picture
+	sound   *astiav.Frame // one AAC frame of the mix
+	pkt     *astiav.Packet
+	info    media.ProgramInfo
+	overlay atomic.Pointer[yuvImage]
+	started atomic.Bool
+
+	mu    sync.Mutex
+	stats Stats
+
+	// Below: Run's goroutine only.
+	start     time.Time
+	shown     [2]*picture // what each half shows
+	everShown [2]bool
+	audioPos  int64 // program samples encoded
+}
+
+// New opens the encoders; the program's parameters are known from then
+// on. Run frees what New opened.
+func New(cfg Config, left, right media.Feed) (*Compositor, error) {
+	if cfg.Preset == "" {
+		cfg.Preset = "veryfast"
+	}
+	if cfg.VideoBitrate == 0 {
+		cfg.VideoBitrate = 2_500_000
+	}
+	if cfg.AudioBitrate == 0 {
+		cfg.AudioBitrate = 128_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor")}
+	if err := c.open(left, right); err != nil {
+		c.free()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Compositor) open(left, right media.Feed) error {
+	var err error
+	if c.video, err = openVideoEncoder(c.cfg); err != nil {
+		return err
+	}
+	if c.audio, err = openAudioEncoder(c.cfg); err != nil {
+		return err
+	}
+	if c.info, err = programInfo(c.video, c.audio); err != nil {
+		return err
+	}
+	for i := range c.slates {
+		if c.slates[i], err = renderSlates(i + 1); err != nil {
+			return err
+		}
+	}
+	c.picture = astiav.AllocFrame()
+	c.picture.SetWidth(programWidth)
+	c.picture.SetHeight(programHeight)
+	c.picture.SetPixelFormat(astiav.PixelFormatYuv420P)
+	if err := c.picture.AllocBuffer(0); err != nil {
+		return fmt.Errorf("compositor: picture: %w", err)
+	}
+	c.sound = astiav.AllocFrame()
+	c.sound.SetNbSamples(aacFrameSamples)
+	c.sound.SetSampleFormat(astiav.SampleFormatFltp)
+	c.sound.SetChannelLayout(astiav.ChannelLayoutStereo)
+	c.sound.SetSampleRate(media.AudioClockRate)
+	if err := c.sound.AllocBuffer(0); err != nil {
+		return fmt.Errorf("compositor: sound: %w", err)
+	}
+	c.pkt = astiav.AllocPacket()
+	c.slots = [2]*slot{newSlot(1, left, c.log), newSlot(2, right, c.log)}
+	return nil
+}
+
+func (c *Compositor) free() {
+	for _, cc := range []*astiav.CodecContext{c.video, c.audio} {
+		if cc != nil {
+			cc.Free()
+		}
+	}
+	for _, f := range []*astiav.Frame{c.picture, c.sound} {
+		if f != nil {
+			f.Free()
+		}
+	}
+	if c.pkt != nil {
+		c.pkt.Free()
+	}
+	for _, s := range c.slots {
+		if s != nil {
+			s.free()
+		}
+	}
+}
+
+// Info describes the program: SPS, PPS and AAC configuration included.
+func (c *Compositor) Info() media.ProgramInfo { return c.info }
+
+// Stats returns counters of the program and both feeds.
+func (c *Compositor) Stats() Stats {
+	c.mu.Lock()
+	st := c.stats
+	c.mu.Unlock()
+	for i, s := range c.slots {
+		s.mu.Lock()
+		state := st.Slots[i].State
+		st.Slots[i] = s.stats
+		st.Slots[i].State = state
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// SetOverlay blends img (1280x720, transparent where it shows nothing)
+// over every following program picture; nil removes it. The image is
+// converted at once, so the caller may reuse it.
+func (c *Compositor) SetOverlay(img *image.RGBA) {
+	if img == nil {
+		c.overlay.Store(nil)
+		return
+	}
+	ov := img
+	if r := img.Bounds(); r.Dx() != programWidth || r.Dy() != programHeight {
+		ov = image.NewRGBA(image.Rect(0, 0, programWidth, programHeight))
+		draw.Draw(ov, ov.Rect, img, r.Min, draw.Src)
+	}
+	c.overlay.Store(toYUV(ov, true))
+}
+
+// Run makes the program into sink until ctx is done, then frees
+// everything. It runs once.
+func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("compositor: Run called twice")
+	}
+	c.start = time.Now()
+	slotCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range c.slots {
+		s.start = c.start
+		wg.Go(func() { s.run(slotCtx) })
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+		for i, p := range c.shown {
+			if p != nil {
+				c.slots[i].pictures.release(p)
+			}
+		}
+		c.free()
+	}()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for tick := int64(0); ; tick++ {
+		due := c.start.Add(time.Duration(tick * int64(time.Second) / programFPS))
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		}
+		// A late frame or two is caught up by encoding back to back;
+		// further behind, ticks are skipped to stay on the clock.
+		if late := time.Since(due); late >= maxLag {
+			skip := int64(late / frameInterval)
+			tick += skip
+			due = c.start.Add(time.Duration(tick * int64(time.Second) / programFPS))
+			c.mu.Lock()
+			c.stats.FramesDropped += skip
+			c.mu.Unlock()
+		}
+		began := time.Now()
+		if err := c.videoFrame(tick, due, sink); err != nil {
+			return err
+		}
+		if err := c.audioFrames(due, sink); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.stats.EncodeTime += time.Since(began)
+		c.mu.Unlock()
+	}
+}
+
+// videoFrame composes and encodes the program picture of tick.
+func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) error {
+	if err := avframe.MakeWritable(c.picture); err != nil {
+		return fmt.Errorf("compositor: picture: %w", err)
+	}
+	y, ys := avframe.Plane(c.picture, 0, programHeight)
+	cb, cs := avframe.Plane(c.picture, 1, programHeight/2)
+	cr, _ := avframe.Plane(c.picture, 2, programHeight/2)
+	dst := planes{y: y, cb: cb, cr: cr, ys: ys, cs: cs}
+	var states [2]SlotState
+	for i, s := range c.slots {
+		states[i] = c.drawSlot(i, s, due, dst)
+	}
+	if ov := c.overlay.Load(); ov != nil {
+		ov.blendOnto(dst)
+	}
+	c.picture.SetPts(tick)
+	if err := c.video.SendFrame(c.picture); err != nil {
+		return fmt.Errorf("compositor: encoding video: %w", err)
+	}
+	for {
+		err := c.video.ReceivePacket(c.pkt)
+		if errors.Is(err, astiav.ErrEagain) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("compositor: encoding video: %w", err)
+		}
+		pts := c.pkt.Pts()
+		au := copyNALUs(splitAnnexB(avframe.PacketData(c.pkt)))
+		c.pkt.Unref()
+		if err := sink.WriteVideo(c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrm, au); err != nil {
+			return fmt.Errorf("compositor: sink: %w", err)
+		}
+	}
+	c.mu.Lock()
+	c.stats.FramesOut++
+	for i := range states {
+		c.stats.Slots[i].State = states[i]
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// drawSlot draws slot i's half: the singer's latest due picture, or a
+// slate when there has been none for staleAfter.
+func (c *Compositor) drawSlot(i int, s *slot, due time.Time, dst planes) SlotState {
+	if p := s.pictures.due(due); p != nil {
+		if c.shown[i] != nil {
+			s.pictures.release(c.shown[i])
+		}
+		c.shown[i] = p
+		c.everShown[i] = true
+	}
+	x0 := i * halfWidth
+	p := c.shown[i]
+	if p == nil || due.Sub(p.playAt) > staleAfter {
+		if p != nil {
+			s.pictures.release(p)
+			c.shown[i] = nil
+		}
+		kind, state := slateWaiting, SlotWaiting
+		if c.everShown[i] {
+			kind, state = slateReconnecting, SlotReconnecting
+		}
+		c.slates[i][kind].copyTo(dst, x0, 0)
+		return state
+	}
+	f := p.frame
+	w, h := f.Width(), f.Height()
+	x, y := x0+(halfWidth-w)/2&^1, (programHeight-h)/2&^1
+	// Black bars around a picture that does not fill the half.
+	if y > 0 {
+		dst.fillRect(x0, 0, halfWidth, y, 16, 128, 128)
+		dst.fillRect(x0, y+h, halfWidth, programHeight-y-h, 16, 128, 128)
+	}
+	if x > x0 {
+		dst.fillRect(x0, y, x-x0, h, 16, 128, 128)
+		dst.fillRect(x+w, y, x0+halfWidth-x-w, h, 16, 128, 128)
+	}
+	sy, sys := avframe.Plane(f, 0, h)
+	scb, scs := avframe.Plane(f, 1, h/2)
+	scr, _ := avframe.Plane(f, 2, h/2)
+	for r := range h {
+		copy(dst.y[(y+r)*dst.ys+x:], sy[r*sys:r*sys+w])
+	}
+	for r := range h / 2 {
+		o := (y/2+r)*dst.cs + x/2
+		copy(dst.cb[o:], scb[r*scs:r*scs+w/2])
+		copy(dst.cr[o:], scr[r*scs:r*scs+w/2])
+	}
+	return SlotLive
+}
+
+// audioFrames mixes and encodes the audio up to due, 1024 samples at a
+// time.
+func (c *Compositor) audioFrames(due time.Time, sink media.Sink) error {
+	upTo := due.Sub(c.start).Nanoseconds() * media.AudioClockRate / int64(time.Second)
+	for c.audioPos+aacFrameSamples <= upTo {
+		if err := avframe.MakeWritable(c.sound); err != nil {
+			return fmt.Errorf("compositor: sound: %w", err)
+		}
+		left, right := avframe.FloatPlane(c.sound, 0), avframe.FloatPlane(c.sound, 1)
+		clear(left)
+		clear(right)
+		for _, s := range c.slots {
+			s.sound.mixInto(left, right)
+		}
+		limit(left)
+		limit(right)
+		c.sound.SetPts(c.audioPos)
+		c.audioPos += aacFrameSamples
+		if err := c.audio.SendFrame(c.sound); err != nil {
+			return fmt.Errorf("compositor: encoding audio: %w", err)
+		}
+		for {
+			err := c.audio.ReceivePacket(c.pkt)
+			if errors.Is(err, astiav.ErrEagain) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("compositor: encoding audio: %w", err)
+			}
+			// The encoder's first frame is its priming delay, before the
+			// program starts: dropping it keeps PTS = sample position.
+			pts := c.pkt.Pts()
+			if pts >= 0 {
+				au := [][]byte{append([]byte(nil), avframe.PacketData(c.pkt)...)}
+				ntp := c.start.Add(time.Duration(pts * int64(time.Second) / media.AudioClockRate))
+				if err := sink.WriteAudio(ntp, pts, au); err != nil {
+					c.pkt.Unref()
+					return fmt.Errorf("compositor: sink: %w", err)
+				}
+				c.mu.Lock()
+				c.stats.AudioFramesOut++
+				c.mu.Unlock()
+			}
+			c.pkt.Unref()
+		}
+	}
+	return nil
+}
+
+// limit keeps the mix within full scale: linear up to the knee, then a
+// smooth curve that approaches 1 instead of wrapping or clipping hard.
+func limit(pcm []float32) {
+	const knee = 0.8
+	for i, v := range pcm {
+		a := math.Abs(float64(v))
+		if a <= knee {
+			continue
+		}
+		l := knee + (1-knee)*math.Tanh((a-knee)/(1-knee))
+		pcm[i] = float32(math.Copysign(l, float64(v)))
+	}
+}
+
+// copyNALUs copies NAL units into one new buffer the sink may keep.
+func copyNALUs(nalus [][]byte) [][]byte {
+	n := 0
+	for _, u := range nalus {
+		n += len(u)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(nalus))
+	for i, u := range nalus {
+		buf = append(buf, u...)
+		out[i] = buf[len(buf)-len(u):]
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package compositor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/asticode/go-astiav"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/singoff/singoff/media"
+)
+
+// The program's picture and audio frame.
+const (
+	programWidth     = 1280
+	programHeight    = 720
+	programFPS       = 30
+	aacFrameSamples  = 1024
+	programChannels  = 2
+	videoTicksPerFrm = media.VideoClockRate / programFPS
+)
+
+func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
+	codec := astiav.FindEncoderByName("libx264")
+	if codec == nil {
+		return nil, errors.New("compositor: encoder libx264 not available")
+	}
+	cc := astiav.AllocCodecContext(codec)
+	cc.SetWidth(programWidth)
+	cc.SetHeight(programHeight)
+	cc.SetPixelFormat(astiav.PixelFormatYuv420P)
+	cc.SetTimeBase(astiav.NewRational(1, programFPS))
+	cc.SetFramerate(astiav.NewRational(programFPS, 1))
+	cc.SetBitRate(int64(cfg.VideoBitrate))
+	cc.SetGopSize(programFPS)
+	// Global header: SPS and PPS in extradata, for ProgramInfo.
+	cc.SetFlags(cc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
+	opts := astiav.NewDictionary()
+	defer opts.Free()
+	for _, kv := range [][2]string{
+		{"preset", cfg.Preset},
+		{"tune", "zerolatency"},
+		{"bf", "0"},
+		{"maxrate", fmt.Sprint(cfg.VideoBitrate)},
+		{"bufsize", fmt.Sprint(cfg.VideoBitrate)},
+		{"x264-params", fmt.Sprintf("keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1", programFPS, programFPS)},
+	} {
+		if err := opts.Set(kv[0], kv[1], 0); err != nil {
+			cc.Free()
+			return nil, fmt.Errorf("compositor: x264 option %s: %w", kv[0], err)
+		}
+	}
+	if err := cc.Open(codec, opts); err != nil {
+		cc.Free()
+		return nil, fmt.Errorf("compositor: opening libx264: %w", err)
+	}
+	return cc, nil
+}
+
+func openAudioEncoder(cfg Config) (*astiav.CodecContext, error) {
+	codec := astiav.FindEncoderByName("aac")
+	if codec == nil {
+		return nil, errors.New("compositor: encoder aac not available")
+	}
+	cc := astiav.AllocCodecContext(codec)
+	cc.SetSampleRate(media.AudioClockRate)
+	cc.SetSampleFormat(astiav.SampleFormatFltp)
+	cc.SetChannelLayout(astiav.ChannelLayoutStereo)
+	cc.SetBitRate(int64(cfg.AudioBitrate))
+	cc.SetTimeBase(astiav.NewRational(1, media.AudioClockRate))
+	cc.SetFlags(cc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
+	if err := cc.Open(codec, nil); err != nil {
+		cc.Free()
+		return nil, fmt.Errorf("compositor: opening aac: %w", err)
+	}
+	if cc.FrameSize() != aacFrameSamples {
+		cc.Free()
+		return nil, fmt.Errorf("compositor: aac frame size %d", cc.FrameSize())
+	}
+	return cc, nil
+}
+
+// programInfo reads SPS, PPS and the AudioSpecificConfig from the
+// encoders' global headers.
+func programInfo(video, audio *astiav.CodecContext) (media.ProgramInfo, error) {
+	info := media.ProgramInfo{Width: programWidth, Height: programHeight, FPS: programFPS}
+	for _, nalu := range splitAnnexB(video.ExtraData()) {
+		switch nalu[0] & 0x1f {
+		case 7:
+			info.SPS = bytes.Clone(nalu)
+		case 8:
+			info.PPS = bytes.Clone(nalu)
+		}
+	}
+	if info.SPS == nil || info.PPS == nil {
+		return info, errors.New("compositor: no SPS/PPS in the x264 header")
+	}
+	if err := info.Audio.Unmarshal(audio.ExtraData()); err != nil {
+		return info, fmt.Errorf("compositor: AAC config: %w", err)
+	}
+	if info.Audio.Type != mpeg4audio.ObjectTypeAACLC {
+		return info, fmt.Errorf("compositor: AAC object type %d", info.Audio.Type)
+	}
+	return info, nil
+}
+
+// splitAnnexB returns the NAL units of an Annex-B stream, sharing b.
+func splitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+2 < len(b); {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if start >= 0 {
+				out = appendNALU(out, b[start:i])
+			}
+			i += 3
+			start = i
+			continue
+		}
+		i++
+	}
+	if start >= 0 {
+		out = appendNALU(out, b[start:])
+	}
+	return out
+}
+
+// appendNALU drops the trailing zeros that belong to a four-byte start
+// code or padding.
+func appendNALU(out [][]byte, n []byte) [][]byte {
+	n = bytes.TrimRight(n, "\x00")
+	if len(n) > 0 {
+		out = append(out, n)
+	}
+	return out
+}
