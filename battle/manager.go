@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/singoff/singoff/compositor"
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/media"
 	"github.com/singoff/singoff/storage"
@@ -20,6 +21,7 @@ import (
 type Program interface {
 	Info() media.ProgramInfo
 	Run(ctx context.Context, sink media.Sink) error
+	Stats() compositor.Stats
 }
 
 // ProgramFactory makes a battle's program from its two slots' feeds.
@@ -78,6 +80,10 @@ type Manager struct {
 
 	watchStop chan struct{}
 	watchDone chan struct{}
+
+	// retired sums the program stats of battles that ended, so totals
+	// only grow.
+	retired ProgramTotals
 }
 
 // running is the live part of a battle that is not ended: its room and,
@@ -94,6 +100,7 @@ type running struct {
 }
 
 type pipeline struct {
+	program  Program
 	cancel   context.CancelFunc
 	done     chan struct{}
 	recorder Recorder
@@ -301,7 +308,7 @@ func (m *Manager) goLive(r *running) error {
 		return err
 	}
 	pctx, cancel := context.WithCancel(context.Background())
-	p := &pipeline{cancel: cancel, done: make(chan struct{}), recorder: rec}
+	p := &pipeline{program: prog, cancel: cancel, done: make(chan struct{}), recorder: rec}
 	go func() {
 		defer close(p.done)
 		if err := prog.Run(pctx, sink); err != nil && pctx.Err() == nil {
@@ -336,6 +343,9 @@ func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, 
 		if p != nil {
 			p.cancel()
 			<-p.done
+			m.mu.Lock()
+			m.retired.add(p.program.Stats())
+			m.mu.Unlock()
 			m.cfg.Live.Stop(id)
 			if p.recorder != nil {
 				if err := p.recorder.Close(true); err != nil {
@@ -419,22 +429,37 @@ func (m *Manager) overdue(now time.Time) []overdueBattle {
 // failing recorder is dropped (and said so) rather than stopping the
 // live program.
 type teeSink struct {
-	log  *slog.Logger
-	live media.Sink
-	mu   sync.Mutex
-	rec  media.Sink
+	log         *slog.Logger
+	live        media.Sink
+	mu          sync.Mutex
+	rec         media.Sink
+	lastLiveErr time.Time
 }
 
+// The program never stops for its outputs: a live write error is logged
+// (once a second at most) and the sample skipped.
 func (t *teeSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
-	err := t.live.WriteVideo(ntp, pts, au)
+	t.liveFailed(t.live.WriteVideo(ntp, pts, au))
 	t.record(func(s media.Sink) error { return s.WriteVideo(ntp, pts, au) })
-	return err
+	return nil
 }
 
 func (t *teeSink) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
-	err := t.live.WriteAudio(ntp, pts, aus)
+	t.liveFailed(t.live.WriteAudio(ntp, pts, aus))
 	t.record(func(s media.Sink) error { return s.WriteAudio(ntp, pts, aus) })
-	return err
+	return nil
+}
+
+func (t *teeSink) liveFailed(err error) {
+	if err == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now := time.Now(); now.Sub(t.lastLiveErr) > time.Second {
+		t.lastLiveErr = now
+		t.log.Error("live output rejected a sample", "err", err)
+	}
 }
 
 func (t *teeSink) record(write func(media.Sink) error) {
@@ -447,4 +472,54 @@ func (t *teeSink) record(write func(media.Sink) error) {
 		t.log.Error("recording failed; the live program goes on unrecorded", "err", err)
 		t.rec = nil
 	}
+}
+
+// ProgramTotals sums program statistics over battles.
+type ProgramTotals struct {
+	FramesOut, FramesDropped, AudioFramesOut int64
+	EncodeTime                               time.Duration
+}
+
+func (t *ProgramTotals) add(s compositor.Stats) {
+	t.FramesOut += s.FramesOut
+	t.FramesDropped += s.FramesDropped
+	t.AudioFramesOut += s.AudioFramesOut
+	t.EncodeTime += s.EncodeTime
+}
+
+// Snapshot is what the manager is doing now, for /metrics.
+type Snapshot struct {
+	Live, Waiting    int // battles with a program; with a room but no program yet
+	SingersConnected int
+	Viewers          int
+	Program          ProgramTotals // every program of this process, ended ones included
+}
+
+// Snapshot counts battles, singers, viewers and program work.
+func (m *Manager) Snapshot() Snapshot {
+	m.mu.Lock()
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	s := Snapshot{Program: m.retired}
+	m.mu.Unlock()
+	for _, r := range rs {
+		r.mu.Lock()
+		p := r.pipeline
+		for _, c := range r.connected {
+			if c {
+				s.SingersConnected++
+			}
+		}
+		r.mu.Unlock()
+		if p == nil {
+			s.Waiting++
+			continue
+		}
+		s.Live++
+		s.Viewers += m.cfg.Live.Viewers(r.id)
+		s.Program.add(p.program.Stats())
+	}
+	return s
 }

@@ -23,6 +23,7 @@ type forwardTrack struct {
 
 	// forwardedBytes counts payload bytes written to subscribers.
 	forwardedBytes atomic.Uint64
+	counters       *counters
 
 	mu       sync.Mutex
 	bindings map[string]*binding
@@ -45,8 +46,8 @@ type binding struct {
 	writer       webrtc.TrackLocalWriter
 }
 
-func newForwardTrack(kind webrtc.RTPCodecType, streamID string) *forwardTrack {
-	return &forwardTrack{kind: kind, streamID: streamID, bindings: map[string]*binding{}}
+func newForwardTrack(kind webrtc.RTPCodecType, streamID string, c *counters) *forwardTrack {
+	return &forwardTrack{kind: kind, streamID: streamID, bindings: map[string]*binding{}, counters: c}
 }
 
 func (t *forwardTrack) ID() string                { return t.kind.String() }
@@ -157,6 +158,8 @@ func (t *forwardTrack) write(source uint64, codec media.Codec, clockRate uint32,
 		}
 		if _, err := b.writer.WriteRTP(&h, pkt.Payload); err == nil {
 			t.forwardedBytes.Add(uint64(len(pkt.Payload)))
+			t.counters.rtpPacketsOut.Add(1)
+			t.counters.rtpBytesOut.Add(uint64(len(pkt.Payload)))
 		}
 	}
 }

@@ -229,6 +229,10 @@ func TestSubscriberKeyframeRequestReachesPublisher(t *testing.T) {
 	if pub.KeyframeRequestCount() == before {
 		t.Fatal("the subscriber's PLI did not reach the publisher")
 	}
+	st := h.srv.Stats()
+	if st.RTPPacketsIn == 0 || st.RTPBytesIn < st.RTPPacketsIn || st.RTPPacketsOut == 0 || st.PLIsIn == 0 || st.PLIsOut == 0 {
+		t.Fatalf("stats do not show the traffic: %+v", st)
+	}
 }
 
 func TestTwentyRooms(t *testing.T) {

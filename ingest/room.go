@@ -84,8 +84,8 @@ type Slot struct {
 func newSlot(r *Room, n int) *Slot {
 	sl := &Slot{room: r, n: n, sessions: map[string]*session{}}
 	streamID := r.id + "-" + strconv.Itoa(n)
-	sl.video = newForwardTrack(webrtc.RTPCodecTypeVideo, streamID)
-	sl.audio = newForwardTrack(webrtc.RTPCodecTypeAudio, streamID)
+	sl.video = newForwardTrack(webrtc.RTPCodecTypeVideo, streamID, &r.srv.counters)
+	sl.audio = newForwardTrack(webrtc.RTPCodecTypeAudio, streamID, &r.srv.counters)
 	sl.feed = &feed{slot: sl, ch: make(chan media.Packet, feedBuffer)}
 	return sl
 }
@@ -199,6 +199,7 @@ func (sl *Slot) requestKeyframe() {
 	if now-last < int64(keyframeInterval) || !sl.lastKeyframeRequest.CompareAndSwap(last, now) {
 		return
 	}
+	sl.room.srv.counters.plisOut.Add(1)
 	_ = pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
 
@@ -231,6 +232,7 @@ func (f *feed) send(p media.Packet) {
 	case f.ch <- p:
 	default:
 		f.dropped.Add(1)
+		f.slot.room.srv.counters.feedDropped.Add(1)
 	}
 }
 

@@ -46,6 +46,7 @@ type Server struct {
 	tcpMux ice.TCPMux
 
 	sessionSerial atomic.Uint64
+	counters      counters
 
 	// observeForward, when set (benchmarks), receives how long each
 	// forwarded RTP packet took from being read to being written to every

@@ -187,6 +187,8 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 			return
 		}
 		at := time.Now()
+		s.counters.rtpPacketsIn.Add(1)
+		s.counters.rtpBytesIn.Add(uint64(len(pkt.Payload)))
 		if slot.publisher.Load() != sess {
 			continue // replaced, about to be closed
 		}
@@ -224,7 +226,10 @@ func forwardFeedback(sender *webrtc.RTPSender, slot *Slot) {
 		for _, p := range pkts {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				slot.room.srv.counters.plisIn.Add(1)
 				slot.requestKeyframe()
+			case *rtcp.TransportLayerNack:
+				slot.room.srv.counters.nacksIn.Add(1)
 			}
 		}
 	}

@@ -97,6 +97,7 @@ func makeNoise(w, h int) []byte {
 type textDrawer struct {
 	slot       *image.Alpha
 	slotX      int
+	width      int
 	glyphs     [256]*image.Alpha // digits, ':' and '.'
 	advance    int
 	clockX     int
@@ -122,7 +123,7 @@ func newTextDrawer(slot, w, h int) (*textDrawer, error) {
 		return nil, fmt.Errorf("synth: font face: %w", err)
 	}
 	defer clock.Close()
-	t := &textDrawer{slot: render(big, strconv.Itoa(slot))}
+	t := &textDrawer{slot: render(big, strconv.Itoa(slot)), width: w}
 	for _, r := range "0123456789:." {
 		t.glyphs[r] = render(clock, string(r))
 	}
@@ -132,7 +133,7 @@ func newTextDrawer(slot, w, h int) (*textDrawer, error) {
 	t.clockX = (w - t.clockBoxW) / 2
 	t.clockY = h - t.clockBoxH - h/16
 	t.slotX = w / 32
-	if t.slotX+t.slot.Rect.Dx() > w || t.clockX < 0 || t.clockY < t.slot.Rect.Dy() {
+	if t.slotX+t.slot.Rect.Dx() > w || t.clockX < 0 || t.clockY < TimeCodeHeight+t.slot.Rect.Dy() {
 		return nil, fmt.Errorf("synth: %dx%d leaves no room for the text", w, h)
 	}
 	return t, nil
@@ -147,8 +148,32 @@ func render(face font.Face, s string) *image.Alpha {
 	return img
 }
 
+// TimeCodeHeight is the height of the time code strip at the top of the
+// picture: 32 equal blocks, left to right the bits of the capture time in
+// Unix milliseconds mod 2^32, most significant first, white for 1 and
+// black for 0. Glass-to-glass latency is read back from it.
+const TimeCodeHeight = 24
+
+func drawTimeCode(y []byte, stride, w int, now time.Time) {
+	code := uint32(now.UnixMilli())
+	for bit := range 32 {
+		luma := byte(16)
+		if code&(1<<(31-bit)) != 0 {
+			luma = 235
+		}
+		x0, x1 := bit*w/32, (bit+1)*w/32
+		for r := range TimeCodeHeight {
+			row := y[r*stride+x0 : r*stride+x1]
+			for c := range row {
+				row[c] = luma
+			}
+		}
+	}
+}
+
 func (t *textDrawer) draw(y []byte, stride int, now time.Time) {
-	blit(y, stride, t.slot, t.slotX, 0)
+	drawTimeCode(y, stride, t.width, now)
+	blit(y, stride, t.slot, t.slotX, TimeCodeHeight)
 	hh, mm, ss := now.Clock()
 	ms := now.Nanosecond() / 1e6
 	c := &t.clockChars

@@ -107,3 +107,23 @@ func TestNewRefusesPicturesWithNoRoomForText(t *testing.T) {
 		t.Fatal("odd width accepted")
 	}
 }
+
+func TestTimeCodeReadsBack(t *testing.T) {
+	const w, h = 320, 30
+	y := make([]byte, w*h)
+	now := time.UnixMilli(1_764_000_123_456)
+	drawTimeCode(y, w, w, now)
+	var got uint32
+	for bit := range 32 {
+		x := bit*w/32 + w/64 // the middle of the block
+		if y[(TimeCodeHeight/2)*w+x] > 128 {
+			got |= 1 << (31 - bit)
+		}
+	}
+	if got != uint32(now.UnixMilli()) {
+		t.Fatalf("time code reads %d, drew %d", got, uint32(now.UnixMilli()))
+	}
+	if y[TimeCodeHeight*w] != 0 {
+		t.Fatal("time code drawn below its strip")
+	}
+}

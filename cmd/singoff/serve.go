@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -151,12 +152,27 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
-	router.Use(gin.Recovery())
+	errs := newErrorCounter()
+	router.Use(gin.Recovery(), func(c *gin.Context) {
+		c.Next()
+		errs.observe(c.Writer.Status())
+	})
 	if err := router.SetTrustedProxies(cfg.trustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxy: %w", err)
 	}
 	api.Register(router)
 	router.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	// Ready once start-up (recovery, database) is done, which it is by
+	// the time the listener accepts; not ready while shutting down.
+	var shuttingDown atomic.Bool
+	router.GET("/readyz", func(c *gin.Context) {
+		if shuttingDown.Load() {
+			c.String(http.StatusServiceUnavailable, "shutting down\n")
+			return
+		}
+		c.String(http.StatusOK, "ready\n")
+	})
+	router.GET("/metrics", gin.WrapH(metricsHandler(manager, rtc, live, recordings, errs)))
 	router.Any("/hls/*path", gin.WrapH(live.Handler()))
 	router.Any("/vod/*path", gin.WrapH(recordings.Handler()))
 	pages := gin.WrapH(web.Handler())
@@ -198,6 +214,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	shuttingDown.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdownCtx)

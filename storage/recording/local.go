@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,7 +41,13 @@ type Local struct {
 
 	mu     sync.Mutex
 	active map[string]*recorder
+
+	written atomic.Uint64
 }
+
+// BytesWritten counts the segment bytes every recording of this store
+// has written since it opened.
+func (l *Local) BytesWritten() uint64 { return l.written.Load() }
 
 var _ Store = (*Local)(nil)
 
@@ -88,7 +95,7 @@ func (l *Local) Create(battleID string, info media.ProgramInfo) (Recorder, error
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	logger := l.opts.Logger.With("battle", battleID)
-	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, func() {
+	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, &l.written, func() {
 		l.mu.Lock()
 		delete(l.active, battleID)
 		l.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -82,11 +83,12 @@ type recorder struct {
 
 	jobs    chan segmentJob
 	done    chan struct{}
-	ended   bool  // set before jobs is closed
-	diskErr error // the writer's first error; read after done
+	ended   bool           // set before jobs is closed
+	diskErr error          // the writer's first error; read after done
+	written *atomic.Uint64 // the store's count of segment bytes written
 }
 
-func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, onClose func()) (*recorder, error) {
+func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, written *atomic.Uint64, onClose func()) (*recorder, error) {
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
 		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.SPS, PPS: info.PPS}},
 		{ID: audioTrackID, TimeScale: media.AudioClockRate, Codec: &codecs.MPEG4Audio{Config: info.Audio}},
@@ -108,6 +110,7 @@ func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Durati
 		segmentDuration: segmentDuration.Nanoseconds() * media.VideoClockRate / int64(time.Second),
 		frameDuration:   media.VideoClockRate / fps,
 		onClose:         onClose,
+		written:         written,
 		jobs:            make(chan segmentJob, queuedSegments),
 		done:            make(chan struct{}),
 	}
@@ -314,5 +317,9 @@ func (r *recorder) writeSegment(job segmentJob) error {
 	if err := part.Marshal(&buf); err != nil {
 		return fmt.Errorf("segment %d: %w", job.seq, err)
 	}
-	return writeFileAtomic(r.dir, segmentName(job.seq), buf.Bytes())
+	if err := writeFileAtomic(r.dir, segmentName(job.seq), buf.Bytes()); err != nil {
+		return err
+	}
+	r.written.Add(uint64(buf.Len()))
+	return nil
 }

@@ -226,6 +226,9 @@ func TestRecordAndEnd(t *testing.T) {
 	if err := rec.Close(true); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
 	}
+	if n := l.BytesWritten(); n < 1<<20 {
+		t.Errorf("BytesWritten = %d after 15 s of program, want over 1 MiB", n)
+	}
 
 	resp, body = get(t, base+"/vod/"+id+"/index.m3u8", nil)
 	if resp.StatusCode != http.StatusOK {
