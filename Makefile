@@ -8,6 +8,7 @@ deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -18,15 +19,16 @@ deps:
 
 # hls.js is pinned in web/package.json + lockfile and copied into the
 # embedded assets; the copy is not committed.
-HLSJS := web/assets/vendor/hls.min.js
+HLSJS := web/assets/vendor/hls.min.mjs
 FUZZTIME ?= 8s
 
 .PHONY: web-assets build run test fuzz bench-forwarding clean
 web-assets: $(HLSJS)
 $(HLSJS): web/package.json web/package-lock.json
-	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js (Debian: apt-get install npm)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	mkdir -p $(dir $@)
-	cp web/node_modules/hls.js/dist/hls.min.js $@
+	cp web/node_modules/hls.js/dist/hls.min.mjs $@
 
 build: deps web-assets
 	$(GO) build -o bin/singoff ./cmd/singoff

@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// server is one running `singoff serve`.
+type server struct {
+	base   string
+	client *http.Client
+}
+
+// startServer runs `singoff serve` on free loopback ports with its own
+// data directory and waits for /healthz. extra adds flags; tlsOn makes
+// the base URL https.
+func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
+	t.Helper()
+	needBinary(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	args := append([]string{
+		"serve",
+		"--listen", listen,
+		"--data-dir", t.TempDir(),
+		"--webrtc-port", strconv.Itoa(freeTCPAndUDPPort(t)),
+		"--loopback",
+	}, extra...)
+	cmd := exec.Command(binary, args...)
+	logTo(t, cmd, "server")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting singoff serve: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}}
+	if tlsOn {
+		s.base = "https://" + listen
+		// The test made the certificate itself; only the browser is
+		// under test for trusting it.
+		s.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := s.client.Get(s.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("singoff serve exited before it was healthy: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("singoff serve not healthy at %s/healthz after 20 s (last error %v)", s.base, err)
+		}
+	}
+}
+
+// logTo sends cmd's output to a file among the test's artifacts, named
+// after the test, so a failure can be read without flooding the output.
+func logTo(t *testing.T, cmd *exec.Cmd, name string) {
+	t.Helper()
+	path := artifactPath(t, name+".log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = f
+	cmd.Stderr = f
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			t.Logf("%s output: %s", name, path)
+		}
+	})
+}
+
+// freeTCPPort asks the kernel for a free loopback TCP port.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeTCPAndUDPPort finds a port free for both, as --webrtc-port takes
+// both.
+func freeTCPAndUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		port := freeTCPPort(t)
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
+}
+
+// battle is the API's battle object with the creation-only fields.
+type battle struct {
+	ID           string   `json:"id"`
+	Title        string   `json:"title"`
+	State        string   `json:"state"`
+	HLSURL       string   `json:"hls_url"`
+	VODURL       *string  `json:"vod_url"`
+	Viewers      int      `json:"viewers"`
+	HostToken    string   `json:"host_token"`
+	SingerTokens []string `json:"singer_tokens"`
+	Singers      []struct {
+		Slot      int  `json:"slot"`
+		Connected bool `json:"connected"`
+	} `json:"singers"`
+}
+
+// call makes one API request and decodes a JSON answer into out (if not
+// nil); it fails the test unless the status is want.
+func (s *server) call(t *testing.T, method, path, token string, body any, want int, out any) {
+	t.Helper()
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.base+path, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decoding %q: %v", method, path, data, err)
+		}
+	}
+}
+
+func (s *server) createBattle(t *testing.T, title string) battle {
+	t.Helper()
+	var b battle
+	s.call(t, http.MethodPost, "/api/battles", "", map[string]string{"title": title}, http.StatusCreated, &b)
+	if b.ID == "" || b.HostToken == "" || len(b.SingerTokens) != 2 {
+		t.Fatalf("created battle lacks id or tokens: %+v", b)
+	}
+	return b
+}
+
+func (s *server) battle(t *testing.T, id string) battle {
+	t.Helper()
+	var b battle
+	s.call(t, http.MethodGet, "/api/battles/"+id, "", nil, http.StatusOK, &b)
+	return b
+}
+
+// startBot runs `singoff bot` as singer slot of b until the test ends.
+func (s *server) startBot(t *testing.T, b battle, slot int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, binary, "bot",
+		"--base", s.base, "--battle", b.ID, "--slot", strconv.Itoa(slot), "--token", b.SingerTokens[slot-1])
+	logTo(t, cmd, fmt.Sprintf("bot%d", slot))
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting singoff bot: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+}

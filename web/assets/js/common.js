@@ -1,0 +1,115 @@
+// Helpers every page shares: the status line, the battles API, the
+// tokens a browser keeps for a battle.
+
+// setStatus writes what is happening into the page's aria-live line.
+export function setStatus(text, level = "info") {
+  const el = document.getElementById("status");
+  if (!el) return;
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.level = level;
+}
+
+// ApiError is a non-2xx answer of the API, with its status and message.
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// api calls the battles API and returns the decoded JSON answer; it throws
+// ApiError on an error answer and TypeError when the network fails.
+export async function api(path, { method = "GET", token, body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method,
+    headers,
+    cache: "no-store",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, (data && data.error) || `${res.status} ${res.statusText}`);
+  }
+  return data;
+}
+
+// battleIdFromPath reads {id} out of /b/{id}/...
+export function battleIdFromPath() {
+  const m = location.pathname.match(/^\/b\/([^/]+)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+// takeFragment reads the #key=value pairs of the URL and removes them
+// from the address bar, so a token does not linger on screen or in
+// history.
+export function takeFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  return params;
+}
+
+// Host credentials live in localStorage keyed by battle id, so the host
+// keeps the end control and the invite links across reloads.
+const hostKey = (id) => `singoff:host:${id}`;
+
+export function saveHost(id, creds) {
+  localStorage.setItem(hostKey(id), JSON.stringify(creds));
+}
+
+// loadHost returns {host_token, singer_tokens, title} or null.
+export function loadHost(id) {
+  try {
+    return JSON.parse(localStorage.getItem(hostKey(id)));
+  } catch {
+    return null;
+  }
+}
+
+export function forgetHost(id) {
+  localStorage.removeItem(hostKey(id));
+}
+
+// inviteURL is a singer's link; the token rides in the fragment, which
+// browsers never send to a server.
+export function inviteURL(id, slot, token) {
+  return `${location.origin}/b/${encodeURIComponent(id)}/sing/${slot}#token=${encodeURIComponent(token)}`;
+}
+
+export function hostWatchURL(id, hostToken) {
+  return `${location.origin}/b/${encodeURIComponent(id)}#host=${encodeURIComponent(hostToken)}`;
+}
+
+// singersLine says which singers are on, e.g. "1 on · 2 off".
+export function singersLine(battle) {
+  return (battle.singers || [])
+    .map((s) => `${s.name || `Singer ${s.slot}`}: ${s.connected ? "on" : "off"}`)
+    .join(" · ");
+}
+
+export function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// el builds an element: el("a", {href: "/"}, "home").
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,176 @@
+// The home page: live and past battles, creating a battle, and the
+// host's invite links and end control for the battles this browser made.
+import {
+  api, ApiError, el, forgetHost, hostWatchURL, inviteURL, loadHost, plural,
+  saveHost, setStatus, singersLine,
+} from "./common.js";
+
+const REFRESH_MS = 5000;
+
+const liveList = document.getElementById("live");
+const pastList = document.getElementById("past");
+const mine = document.getElementById("mine");
+const mineSection = document.getElementById("mine-section");
+const form = document.getElementById("create");
+
+// hostPanels holds the rendered panel of each battle this browser hosts,
+// so a refresh updates them in place without stealing focus.
+const hostPanels = new Map();
+
+// The status line summarises the list on the first load and after a
+// failure; otherwise it keeps the last thing the user did.
+let loaded = false;
+let failing = false;
+
+function battleItem(b) {
+  const watch = b.state === "ended"
+    ? el("a", { class: "button", href: `/b/${encodeURIComponent(b.id)}/replay` }, "Replay")
+    : el("a", { class: "button primary", href: `/b/${encodeURIComponent(b.id)}` }, "Watch");
+  const when = b.state === "ended" && b.ended_at
+    ? `ended ${new Date(b.ended_at).toLocaleString()}`
+    : `${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
+  return el("li", {},
+    el("span", { class: `badge ${b.state}` }, b.state),
+    el("span", { class: "title" }, b.title),
+    el("span", { class: "meta" }, when),
+    watch);
+}
+
+function renderList(list, battles, emptyText) {
+  const items = battles.length ? battles.map(battleItem) : [el("li", { class: "empty" }, emptyText)];
+  list.replaceChildren(...items);
+}
+
+function copyRow(id, labelText, value) {
+  const input = el("input", { id, readonly: true, value });
+  const copy = el("button", {
+    type: "button",
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(value);
+        setStatus(`${labelText} copied.`, "ok");
+      } catch {
+        input.select();
+        setStatus("Select the link and copy it.", "warn");
+      }
+    },
+  }, "Copy");
+  return el("div", { class: "invite" },
+    el("label", { for: id }, labelText),
+    el("div", { class: "row" }, el("div", { class: "grow" }, input), copy));
+}
+
+function hostPanel(b, creds) {
+  const safe = b.id.replace(/[^A-Za-z0-9_-]/g, "");
+  const state = el("span", { class: `badge ${b.state}` }, b.state);
+  const facts = el("p", { class: "meta" });
+  const end = el("button", { type: "button", class: "danger" }, "End battle");
+  end.addEventListener("click", async () => {
+    if (!confirm(`End "${b.title}" for everyone?`)) return;
+    end.disabled = true;
+    try {
+      await api(`/api/battles/${encodeURIComponent(b.id)}/end`, { method: "POST", token: creds.host_token });
+      setStatus(`"${b.title}" has ended. Its replay is in Past battles.`, "ok");
+    } catch (err) {
+      end.disabled = false;
+      if (err instanceof ApiError && err.status === 409) {
+        setStatus(`"${b.title}" had already ended.`, "warn");
+      } else if (err instanceof ApiError && err.status === 401) {
+        setStatus("This browser's host key for that battle is no longer valid.", "error");
+      } else {
+        setStatus(`Could not end the battle: ${err.message}`, "error");
+      }
+    }
+    refresh();
+  });
+  const panel = el("article", { class: "panel", "data-battle": b.id },
+    el("h3", { class: "flush" }, b.title, " ", state),
+    facts,
+    // A host link opened elsewhere brings the host token but not the
+    // singers' tokens.
+    ...(creds.singer_tokens || []).map((t, i) =>
+      copyRow(`invite-${safe}-${i + 1}`, `Singer ${i + 1} link`, inviteURL(b.id, i + 1, t))),
+    copyRow(`host-${safe}`, "Your watch link (with the end control)", hostWatchURL(b.id, creds.host_token)),
+    el("div", { class: "controls" },
+      el("a", { class: "button primary", href: `/b/${encodeURIComponent(b.id)}` }, "Watch"),
+      end));
+  return {
+    panel,
+    update(nb) {
+      state.textContent = nb.state;
+      state.className = `badge ${nb.state}`;
+      facts.textContent = `${plural(nb.viewers || 0, "viewer", "viewers")} · ${singersLine(nb)}`;
+    },
+  };
+}
+
+function renderMine(battles) {
+  const hosted = battles.filter((b) => b.state !== "ended" && loadHost(b.id));
+  const keep = new Set(hosted.map((b) => b.id));
+  for (const [id, p] of hostPanels) {
+    if (!keep.has(id)) {
+      p.panel.remove();
+      hostPanels.delete(id);
+    }
+  }
+  for (const b of battles) {
+    if (b.state === "ended" && loadHost(b.id)) forgetHost(b.id);
+  }
+  for (const b of hosted) {
+    let p = hostPanels.get(b.id);
+    if (!p) {
+      p = hostPanel(b, loadHost(b.id));
+      hostPanels.set(b.id, p);
+      mine.prepend(p.panel);
+    }
+    p.update(b);
+  }
+  mineSection.hidden = hosted.length === 0;
+}
+
+async function refresh() {
+  try {
+    const { battles = [] } = await api("/api/battles");
+    renderMine(battles);
+    renderList(liveList, battles.filter((b) => b.state !== "ended"), "No battle is on right now. Start one!");
+    renderList(pastList, battles.filter((b) => b.state === "ended"), "No past battles yet.");
+    if (!loaded || failing) {
+      const live = battles.filter((b) => b.state === "live").length;
+      setStatus(live ? `${plural(live, "battle is", "battles are")} live.` : "No battle is live right now.");
+    }
+    loaded = true;
+    failing = false;
+  } catch (err) {
+    failing = true;
+    setStatus(`Could not load battles (${err.message}). Retrying…`, "warn");
+  }
+}
+
+form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const title = form.title.value.trim();
+  if (!title) {
+    setStatus("Give the battle a title.", "warn");
+    form.title.focus();
+    return;
+  }
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  setStatus("Creating the battle…");
+  try {
+    const b = await api("/api/battles", { method: "POST", body: { title } });
+    saveHost(b.id, { host_token: b.host_token, singer_tokens: b.singer_tokens, title: b.title });
+    form.reset();
+    setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");
+    await refresh();
+    const first = hostPanels.get(b.id)?.panel.querySelector("input");
+    first?.focus();
+  } catch (err) {
+    setStatus(`Could not create the battle: ${err.message}`, "error");
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,364 @@
+// The sing page: camera and mic preview, publishing over WHIP to this
+// slot, and the opponent over WHEP from the other slot.
+import { api, ApiError, battleIdFromPath, setStatus, takeFragment } from "./common.js";
+import { preferH264, Session } from "./webrtc.js";
+
+const BATTLE_POLL_MS = 5000;
+
+const id = battleIdFromPath();
+const slot = Number(location.pathname.match(/\/sing\/([12])\/?$/)?.[1]);
+const other = slot === 1 ? 2 : 1;
+const base = `/api/battles/${encodeURIComponent(id)}`;
+
+const local = document.getElementById("local");
+const remote = document.getElementById("remote");
+const muteButton = document.getElementById("mute");
+const cameraButton = document.getElementById("camera");
+const listenButton = document.getElementById("listen");
+const leaveButton = document.getElementById("leave");
+const cameraSelect = document.getElementById("camera-select");
+const micSelect = document.getElementById("mic-select");
+const sendState = document.getElementById("send-state");
+const recvState = document.getElementById("recv-state");
+
+document.getElementById("heading").textContent = `Singer ${slot}`;
+document.getElementById("remote-caption").textContent = `Singer ${other}, your opponent`;
+document.getElementById("watch-link").href = `/b/${encodeURIComponent(id)}`;
+
+// The token comes in the invite link's fragment; sessionStorage keeps it
+// for this tab, so a reload takes the same slot back.
+const tokenKey = `singoff:singer:${id}:${slot}`;
+const fragmentToken = takeFragment().get("token");
+if (fragmentToken) sessionStorage.setItem(tokenKey, fragmentToken);
+const token = fragmentToken || sessionStorage.getItem(tokenKey);
+
+let stream = null;
+let muted = false;
+let cameraOff = false;
+let publisher = null;
+let subscriber = null;
+let ended = false;
+// fatal holds the message that stopped the page, which nothing overrides.
+let fatal = "";
+let opponentMedia = false;
+
+function fail(message) {
+  fatal = message;
+  setStatus(message, "error");
+  sendState.textContent = "stopped";
+  disableControls();
+}
+
+// disableControls greys out what can no longer act on anything.
+function disableControls() {
+  for (const c of [muteButton, cameraButton, leaveButton, cameraSelect, micSelect]) c.disabled = true;
+}
+
+// report sums up both connections in the status line.
+function report() {
+  if (fatal) return;
+  if (ended) {
+    setStatus("The battle has ended. Thank you for singing!", "ok");
+    return;
+  }
+  const s = publisher?.state;
+  const r = subscriber?.state;
+  let text;
+  let level = "info";
+  if (s === "connected") {
+    text = "You are live.";
+    level = "ok";
+  } else if (s === "reconnecting") {
+    text = `Connection lost: reconnecting in ${Math.ceil(publisher.retryIn / 1000)} s…`;
+    level = "warn";
+  } else if (s === "stopped") {
+    text = "You have left the stage. Reload the page to come back.";
+  } else {
+    text = "Connecting you to the stage…";
+  }
+  if (s === "connected") {
+    if (r === "connected" && opponentMedia) text += ` Singer ${other} is on.`;
+    else if (r === "reconnecting") text += ` Reconnecting to singer ${other}…`;
+    else text += ` Waiting for singer ${other}…`;
+  }
+  setStatus(text, level);
+}
+
+function describe(state, retryIn) {
+  switch (state) {
+    case "connecting": return "connecting…";
+    case "connected": return "connected";
+    case "reconnecting": return `reconnecting in ${Math.ceil(retryIn / 1000)} s`;
+    case "stopped":
+    case "failed": return "stopped";
+    default: return state;
+  }
+}
+
+// track follows a Session's state for the status line.
+function track(name, label) {
+  const holder = { state: "connecting", retryIn: 0 };
+  return {
+    holder,
+    onState(state, detail) {
+      holder.state = state;
+      holder.retryIn = state === "reconnecting" ? detail : 0;
+      label.textContent = describe(state, detail);
+      if (state === "failed") onSessionFailed(name, detail);
+      report();
+    },
+  };
+}
+
+function onSessionFailed(name, err) {
+  if (err.status === 401) {
+    sessionStorage.removeItem(tokenKey);
+    fail(`This invite link is not valid for singer ${slot}: the server refused its token. Ask the host for a new link.`);
+  } else if (err.status === 409) {
+    battleEnded();
+  } else if (err.status === 404) {
+    fail("This battle does not exist.");
+  } else if (err.status === 422 && name === "publish") {
+    fail("The server cannot use the video or audio this browser sends. Try another browser.");
+  } else {
+    fail(`Could not connect (${err.message}).`);
+  }
+}
+
+function battleEnded() {
+  if (ended) return;
+  ended = true;
+  publisher?.session.stop();
+  subscriber?.session.stop();
+  stream?.getTracks().forEach((t) => t.stop());
+  disableControls();
+  const replay = document.getElementById("watch-link");
+  replay.href = `/b/${encodeURIComponent(id)}/replay`;
+  replay.textContent = "Watch the replay";
+  report();
+}
+
+function constraints(cameraId, micId) {
+  return {
+    video: {
+      deviceId: cameraId ? { exact: cameraId } : undefined,
+      // The program shows each singer at 640x480 at most; more would
+      // only cost both ends CPU and bandwidth.
+      width: { ideal: 640 },
+      height: { ideal: 480 },
+      frameRate: { ideal: 30 },
+    },
+    // Singing: keep the voice as it is; only the echo of the opponent
+    // has to go.
+    audio: {
+      deviceId: micId ? { exact: micId } : undefined,
+      echoCancellation: true,
+      noiseSuppression: false,
+      autoGainControl: false,
+    },
+  };
+}
+
+function mediaErrorMessage(err) {
+  switch (err.name) {
+    case "NotAllowedError":
+      return "Camera and microphone access was denied. Allow them for this site in the browser's settings, then reload.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera or microphone was found. Connect one and reload.";
+    case "NotReadableError":
+      return "The camera or microphone is in use by another application. Close it and reload.";
+    default:
+      return `Could not open the camera and microphone (${err.message}).`;
+  }
+}
+
+function applyToggles() {
+  stream?.getAudioTracks().forEach((t) => { t.enabled = !muted; });
+  stream?.getVideoTracks().forEach((t) => { t.enabled = !cameraOff; });
+  muteButton.setAttribute("aria-pressed", String(muted));
+  muteButton.textContent = muted ? "Unmute microphone" : "Mute microphone";
+  cameraButton.setAttribute("aria-pressed", String(cameraOff));
+  cameraButton.textContent = cameraOff ? "Turn camera on" : "Turn camera off";
+}
+
+async function fillDevicePickers() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const fill = (select, kind, current) => {
+    const options = devices.filter((d) => d.kind === kind).map((d, i) => {
+      const o = new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId);
+      o.selected = d.deviceId === current;
+      return o;
+    });
+    select.replaceChildren(...options);
+    select.disabled = options.length < 2 || ended || Boolean(fatal);
+  };
+  fill(cameraSelect, "videoinput", stream.getVideoTracks()[0]?.getSettings().deviceId);
+  fill(micSelect, "audioinput", stream.getAudioTracks()[0]?.getSettings().deviceId);
+}
+
+// switchDevices opens the chosen devices and swaps the sent tracks in
+// place: replaceTrack needs no new offer.
+async function switchDevices() {
+  let next;
+  try {
+    next = await navigator.mediaDevices.getUserMedia(constraints(cameraSelect.value, micSelect.value));
+  } catch (err) {
+    setStatus(mediaErrorMessage(err), "error");
+    return;
+  }
+  const old = stream;
+  stream = next;
+  local.srcObject = stream;
+  applyToggles();
+  for (const t of publisher?.session.pc?.getTransceivers() ?? []) {
+    const kind = t.receiver.track.kind;
+    const replacement = kind === "video" ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+    await t.sender.replaceTrack(replacement ?? null);
+  }
+  old.getTracks().forEach((t) => t.stop());
+}
+
+function publish() {
+  const { holder, onState } = track("publish", sendState);
+  const session = new Session({
+    endpoint: `${base}/singers/${slot}/whip`,
+    token,
+    onState,
+    // Tracks are read when each connection is made, so a reconnect
+    // sends the devices picked last.
+    setup(pc) {
+      const video = stream.getVideoTracks()[0];
+      const audio = stream.getAudioTracks()[0];
+      const vt = pc.addTransceiver(video ?? "video", { direction: "sendonly", streams: [stream] });
+      preferH264(vt);
+      pc.addTransceiver(audio ?? "audio", { direction: "sendonly", streams: [stream] });
+    },
+  });
+  publisher = Object.assign(holder, { session });
+  session.start();
+}
+
+function subscribe() {
+  const { holder, onState } = track("subscribe", recvState);
+  const session = new Session({
+    endpoint: `${base}/singers/${other}/whep`,
+    token,
+    onState,
+    setup(pc) {
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      const media = new MediaStream();
+      pc.addEventListener("track", (e) => {
+        media.addTrack(e.track);
+        if (e.track.kind === "video") {
+          e.track.addEventListener("unmute", () => { opponentMedia = true; report(); });
+          e.track.addEventListener("mute", () => { opponentMedia = false; report(); });
+        }
+      });
+      opponentMedia = false;
+      remote.srcObject = media;
+      playRemote();
+    },
+  });
+  subscriber = Object.assign(holder, { session });
+  session.start();
+}
+
+// playRemote starts the opponent with sound; where the browser wants a
+// gesture first, a button asks for one.
+function playRemote() {
+  remote.play().then(() => {
+    listenButton.hidden = true;
+  }).catch((err) => {
+    if (err.name === "NotAllowedError") listenButton.hidden = false;
+  });
+}
+
+async function watchBattle() {
+  while (!ended && !fatal) {
+    try {
+      const b = await api(base);
+      document.title = `singoff: ${b.title} (singer ${slot})`;
+      document.getElementById("heading").textContent = `${b.title}: singer ${slot}`;
+      if (b.state === "ended") battleEnded();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        fail("This battle does not exist.");
+        publisher?.session.stop();
+        subscriber?.session.stop();
+      }
+    }
+    await new Promise((r) => setTimeout(r, BATTLE_POLL_MS));
+  }
+}
+
+async function main() {
+  if (!slot) {
+    fail("This page needs a singer slot, 1 or 2.");
+    return;
+  }
+  if (!token) {
+    fail("Open this page with your invite link: it carries your singer token.");
+    return;
+  }
+  try {
+    const b = await api(base);
+    if (b.state === "ended") {
+      battleEnded();
+      return;
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      fail("This battle does not exist.");
+      return;
+    }
+    // Anything else: the sessions will retry and say so.
+  }
+  if (!navigator.mediaDevices?.getUserMedia) {
+    fail("This browser gives the camera only to secure (https) pages.");
+    return;
+  }
+  setStatus("Asking for your camera and microphone…");
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(constraints());
+  } catch (err) {
+    fail(mediaErrorMessage(err));
+    return;
+  }
+  local.srcObject = stream;
+  applyToggles();
+  fillDevicePickers().catch(() => {});
+  publish();
+  subscribe();
+  watchBattle();
+}
+
+muteButton.addEventListener("click", () => { muted = !muted; applyToggles(); });
+cameraButton.addEventListener("click", () => { cameraOff = !cameraOff; applyToggles(); });
+listenButton.addEventListener("click", playRemote);
+cameraSelect.addEventListener("change", switchDevices);
+micSelect.addEventListener("change", switchDevices);
+leaveButton.addEventListener("click", async () => {
+  disableControls();
+  await Promise.all([publisher?.session.stop(), subscriber?.session.stop()]);
+  stream?.getTracks().forEach((t) => t.stop());
+});
+navigator.mediaDevices?.addEventListener?.("devicechange", () => {
+  if (stream) fillDevicePickers().catch(() => {});
+});
+// Back online: do not wait out the backoff.
+window.addEventListener("online", () => {
+  publisher?.session.retryNow();
+  subscriber?.session.retryNow();
+});
+window.addEventListener("pagehide", () => {
+  publisher?.session.stopOnUnload();
+  subscriber?.session.stopOnUnload();
+});
+
+main();
+// A page restored from the back-forward cache has stopped its sessions.
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted) location.reload();
+});
