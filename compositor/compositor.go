@@ -95,6 +95,8 @@ type Compositor struct {
 	info    media.ProgramInfo
 	overlay atomic.Pointer[yuvImage]
 	started atomic.Bool
+	// keySecond is the program second of the last keyframe.
+	keySecond int64
 
 	mu    sync.Mutex
 	stats Stats
@@ -121,7 +123,7 @@ func New(cfg Config, left, right media.Feed) (*Compositor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor")}
+	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor"), keySecond: -1}
 	if err := c.open(left, right); err != nil {
 		c.free()
 		return nil, err
@@ -298,6 +300,12 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 		ov.blendOnto(dst)
 	}
 	c.picture.SetPts(tick)
+	if second := tick / programFPS; second != c.keySecond {
+		c.keySecond = second
+		c.picture.SetPictureType(astiav.PictureTypeI)
+	} else {
+		c.picture.SetPictureType(astiav.PictureTypeNone)
+	}
 	if err := c.video.SendFrame(c.picture); err != nil {
 		return fmt.Errorf("compositor: encoding video: %w", err)
 	}

@@ -33,7 +33,7 @@ func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
 	cc.SetTimeBase(astiav.NewRational(1, programFPS))
 	cc.SetFramerate(astiav.NewRational(programFPS, 1))
 	cc.SetBitRate(int64(cfg.VideoBitrate))
-	cc.SetGopSize(programFPS)
+	cc.SetGopSize(2 * programFPS)
 	// Global header: SPS and PPS in extradata, for ProgramInfo.
 	cc.SetFlags(cc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
 	opts := astiav.NewDictionary()
@@ -44,7 +44,11 @@ func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
 		{"bf", "0"},
 		{"maxrate", fmt.Sprint(cfg.VideoBitrate)},
 		{"bufsize", fmt.Sprint(cfg.VideoBitrate)},
-		{"x264-params", fmt.Sprintf("keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1", programFPS, programFPS)},
+		// Keyframes are forced on every whole second of the program
+		// clock (videoFrame), so segments stay 1 s even when ticks are
+		// skipped; x264's own keyint is only a fallback.
+		{"forced-idr", "1"},
+		{"x264-params", fmt.Sprintf("keyint=%d:scenecut=0:repeat-headers=1", 2*programFPS)},
 	} {
 		if err := opts.Set(kv[0], kv[1], 0); err != nil {
 			cc.Free()

@@ -1,0 +1,66 @@
+package compositor
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/singoff/singoff/media"
+)
+
+// stallingSink holds up the program now and then, as a loaded machine
+// does, so the compositor must skip ticks to stay on its clock.
+type stallingSink struct {
+	programRecorder
+	keyPTS []int64
+	key    []bool // per frame
+	n      int
+}
+
+func (s *stallingSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+	s.n++
+	if s.n%20 == 0 {
+		time.Sleep(250 * time.Millisecond)
+	}
+	key := false
+	for _, nalu := range au {
+		if nalu[0]&0x1f == 5 {
+			key = true
+			s.keyPTS = append(s.keyPTS, pts)
+			break
+		}
+	}
+	s.key = append(s.key, key)
+	return s.programRecorder.WriteVideo(ntp, pts, au)
+}
+
+// Keyframes stay on whole seconds of the program clock even when ticks
+// are skipped, so the HLS segments stay one second long.
+func TestKeyframesOnWholeSecondsDespiteSkippedTicks(t *testing.T) {
+	c, err := New(Config{Logger: quietLogger()}, newTestFeed(), newTestFeed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &stallingSink{}
+	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
+	defer cancel()
+	if err := c.Run(ctx, sink); err != nil {
+		t.Fatal(err)
+	}
+	if dropped := c.Stats().FramesDropped; dropped == 0 {
+		t.Fatal("the stalls skipped no tick: the test tests nothing")
+	}
+	if len(sink.keyPTS) < 4 {
+		t.Fatalf("%d keyframes in 4.5 s: %v", len(sink.keyPTS), sink.keyPTS)
+	}
+	// The first frame of every program second is a keyframe, and no
+	// other frame is.
+	lastSecond := int64(-1)
+	for i, pts := range sink.videoPTS {
+		second := pts / media.VideoClockRate
+		if first := second != lastSecond; first != sink.key[i] {
+			t.Fatalf("frame at pts %d (second %d): keyframe %v, first of its second %v; keyframes at %v", pts, second, sink.key[i], first, sink.keyPTS)
+		}
+		lastSecond = second
+	}
+}
