@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,6 +21,10 @@ import (
 type server struct {
 	base   string
 	client *http.Client
+	args   []string      // the serve command line, to start it again
+	proc   *os.Process   // the running server
+	exited chan struct{} // closed when it exits
+	starts int
 }
 
 // startServer runs `singoff serve` on free loopback ports with its own
@@ -36,13 +41,35 @@ func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
 		"--webrtc-port", strconv.Itoa(freeTCPAndUDPPort(t)),
 		"--loopback",
 	}, extra...)
-	cmd := exec.Command(binary, args...)
-	logTo(t, cmd, "server")
+	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}, args: args}
+	if tlsOn {
+		s.base = "https://" + listen
+		// The test made the certificate itself; only the browser is
+		// under test for trusting it.
+		s.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	s.start(t)
+	return s
+}
+
+// start runs the server's command line and waits for /healthz; the
+// test's end stops it (SIGINT, then SIGKILL after 10 s).
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(binary, s.args...)
+	s.starts++
+	if s.starts == 1 {
+		logTo(t, cmd, "server")
+	} else {
+		logTo(t, cmd, fmt.Sprintf("server-%d", s.starts))
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting singoff serve: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	s.proc, s.exited = cmd.Process, exited
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -52,32 +79,33 @@ func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
 			<-exited
 		}
 	})
-
-	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}}
-	if tlsOn {
-		s.base = "https://" + listen
-		// The test made the certificate itself; only the browser is
-		// under test for trusting it.
-		s.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		res, err := s.client.Get(s.base + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("singoff serve exited before it was healthy: %v", err)
+		case <-exited:
+			t.Fatalf("singoff serve exited before it was healthy: %v", waitErr)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("singoff serve not healthy at %s/healthz after 20 s (last error %v)", s.base, err)
 		}
 	}
+}
+
+// kill ends the server at once, as a crash or power cut would.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.exited
 }
 
 // logTo sends cmd's output to a file among the test's artifacts, named
@@ -197,21 +225,28 @@ func (s *server) battle(t *testing.T, id string) battle {
 	return b
 }
 
-// startBot runs `singoff bot` as singer slot of b until the test ends.
-func (s *server) startBot(t *testing.T, b battle, slot int) {
+// startBot runs `singoff bot` as singer slot of b until the test ends
+// or stop is called; stop waits for the bot to leave (it DELETEs its
+// session on the way out).
+func (s *server) startBot(t *testing.T, b battle, slot int) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binary, "bot",
 		"--base", s.base, "--battle", b.ID, "--slot", strconv.Itoa(slot), "--token", b.SingerTokens[slot-1])
-	logTo(t, cmd, fmt.Sprintf("bot%d", slot))
+	logTo(t, cmd, fmt.Sprintf("bot%d-%d", slot, time.Now().UnixNano()))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("starting singoff bot: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

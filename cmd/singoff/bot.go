@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -37,7 +39,7 @@ func bot(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&c.slot, "slot", 1, "slot to sing in (1 or 2)")
 	fs.StringVar(&c.token, "token", "", "the slot's singer token")
 	fs.StringVar(&c.codec, "codec", "h264", "video codec: h264 or vp8")
-	fs.BoolVar(&c.loopback, "loopback", false, "ICE on 127.0.0.1 only (for a server run with --loopback)")
+	fs.BoolVar(&c.loopback, "loopback", false, "ICE on 127.0.0.1 only (for a server run with --loopback; the default when --base is a loopback address)")
 	fs.BoolVar(&c.noise, "noise", false, "send moving noise (~2 Mb/s, like a camera) instead of the test picture")
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "wait before publishing again after a failure (0: give up)")
 	if err := parseFlags(fs, args); err != nil {
@@ -45,6 +47,11 @@ func bot(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if c.battle == "" || c.token == "" || (c.slot != 1 && c.slot != 2) {
 		return errors.New("bot needs --battle, --token and --slot 1 or 2")
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "loopback" })
+	if _, set := os.LookupEnv("SINGOFF_LOOPBACK"); !explicit && !set {
+		c.loopback = isLoopbackURL(c.base)
 	}
 	return runBot(ctx, log.With("bot", c.slot), c)
 }
@@ -131,4 +138,19 @@ func publishOnce(ctx context.Context, log *slog.Logger, c botConfig, endpoint st
 		return writeErr
 	}
 	return err
+}
+
+// isLoopbackURL tells whether u names this machine's loopback, where a
+// singer needs no other network.
+func isLoopbackURL(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := parsed.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/singoff/singoff/loadtest"
+	"github.com/singoff/singoff/loadtest/testorigin"
+)
+
+// The fan-out benchmarks run the origin in a child process (this test
+// binary again, running TestEdgeOriginProcess) so that its CPU time is
+// told apart from the load generator's. They are long and heavy, so they
+// run only with SINGOFF_BENCH=1:
+//
+//	SINGOFF_BENCH=1 go test ./e2e/ -run '^$' -bench Fanout -benchtime 1x -timeout 30m
+const (
+	edgeOriginEnv   = "SINGOFF_EDGE_ORIGIN"
+	edgeOriginLine  = "edge-origin "
+	edgeBenchWindow = 20 * time.Second
+)
+
+// TestEdgeOriginProcess is the origin of the fan-out benchmarks when run
+// as their child process; otherwise it skips. It prints its URL and serves
+// until its stdin closes.
+func TestEdgeOriginProcess(t *testing.T) {
+	if os.Getenv(edgeOriginEnv) == "" {
+		t.Skip("the origin process of the fan-out benchmarks")
+	}
+	program := edgeProgram(t)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	origin, err := testorigin.Start(program, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer origin.Close()
+	fmt.Printf("%s%s\n", edgeOriginLine, origin.URL)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// edgeOrigin is the origin child process.
+type edgeOrigin struct {
+	url string
+	pid int
+}
+
+func edgeStartOriginProcess(b *testing.B) edgeOrigin {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestEdgeOriginProcess$")
+	cmd.Env = append(os.Environ(), edgeOriginEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if u, ok := strings.CutPrefix(lines.Text(), edgeOriginLine); ok {
+			go io.Copy(io.Discard, stdout)
+			return edgeOrigin{url: u, pid: cmd.Process.Pid}
+		}
+	}
+	b.Fatalf("the origin process ended before it served: %v", lines.Err())
+	return edgeOrigin{}
+}
+
+// edgeCPU tells the CPU time a process has used so far.
+func edgeCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name (which may hold spaces) start
+	// at the state, field 3; utime and stime are fields 14 and 15, in
+	// clock ticks of 1/100 s on Linux.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func edgeSelfCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func edgeBenchSetup(b *testing.B) {
+	b.Helper()
+	if os.Getenv("SINGOFF_BENCH") != "1" {
+		b.Skip("set SINGOFF_BENCH=1 to run the fan-out benchmarks")
+	}
+	// Every watcher holds a connection on both sides.
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		b.Fatal(err)
+	}
+	limit.Cur = limit.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkFanoutOrigin ramps LL-HLS watchers on one origin. Bar: 2,000
+// watchers with no missed part and parts delivered 500 ms p95 after they
+// end.
+func BenchmarkFanoutOrigin(b *testing.B) {
+	edgeBenchSetup(b)
+	origin := edgeStartOriginProcess(b)
+	playlist := origin.url + "/hls/" + testorigin.BattleID + "/index.m3u8"
+	for _, watchers := range []int{500, 1000, 2000, 3000} {
+		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
+			originCPU, selfCPU, start := edgeCPU(b, origin.pid), edgeSelfCPU(b), time.Now()
+			report := edgeRun(b, playlist, watchers)
+			wall := time.Since(start)
+			originCores := float64(edgeCPU(b, origin.pid)-originCPU) / float64(wall)
+			selfCores := float64(edgeSelfCPU(b)-selfCPU) / float64(wall)
+			b.Logf("%d watchers on the origin:\n%sCPU: origin %.2f cores, load generator %.2f cores; machine load average %s",
+				watchers, report, originCores, selfCores, edgeLoadAverage())
+			edgeReportMetrics(b, report)
+			b.ReportMetric(originCores, "origin-cores")
+			b.ReportMetric(selfCores, "generator-cores")
+		})
+	}
+}
+
+// BenchmarkFanoutEdge ramps LL-HLS watchers through the nginx edge of
+// deploy/ and reports the origin's request rate. Bar: flat.
+func BenchmarkFanoutEdge(b *testing.B) {
+	edgeBenchSetup(b)
+	origin := edgeStartOriginProcess(b)
+	edge := edgeStartNginx(b, strings.TrimPrefix(origin.url, "http://"))
+	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
+	for _, watchers := range []int{100, 500, 1000, 2000} {
+		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
+			before, err := testorigin.GetCounts(b.Context(), origin.url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			report := edgeRun(b, playlist, watchers)
+			wall := time.Since(start).Seconds()
+			after, err := testorigin.GetCounts(b.Context(), origin.url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			requests := (after.Playlists + after.BlockingPlaylists + after.Inits + after.Parts + after.Other) -
+				(before.Playlists + before.BlockingPlaylists + before.Inits + before.Parts + before.Other)
+			parts := after.DistinctParts - before.DistinctParts
+			b.Logf("%d watchers through the edge:\n%sorigin: %d requests (%.1f/s), %d parts requested %d times; machine load average %s",
+				watchers, report, requests, float64(requests)/wall, parts, after.Parts-before.Parts, edgeLoadAverage())
+			edgeReportMetrics(b, report)
+			b.ReportMetric(float64(requests)/wall, "origin-req/s")
+			if parts > 0 {
+				b.ReportMetric(float64(requests)/float64(parts), "origin-req/part")
+			}
+		})
+	}
+}
+
+// edgeLoadAverage tells how busy the shared machine was over the last
+// minute, which the figures depend on.
+func edgeLoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	first, _, _ := strings.Cut(string(b), " ")
+	return first
+}
+
+func edgeRun(b *testing.B, playlist string, watchers int) loadtest.Report {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(b.Context(), 2*edgeBenchWindow)
+	defer cancel()
+	report, err := loadtest.Run(ctx, loadtest.Config{
+		URL:      playlist,
+		Watchers: watchers,
+		Duration: edgeBenchWindow,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return report
+}
+
+func edgeReportMetrics(b *testing.B, r loadtest.Report) {
+	errors := 0
+	for _, n := range r.Errors {
+		errors += n
+	}
+	b.ReportMetric(float64(r.PartsMissed), "missed")
+	b.ReportMetric(float64(errors), "errors")
+	b.ReportMetric(float64(r.PartLatencyP95.Milliseconds()), "p95-ms")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,297 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+)
+
+// waitFor polls cond every 200 ms until it holds or within passes.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// get fetches url and returns its status and body.
+func (s *server) get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := s.client.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// probe is what ffprobe says of a URL's streams and duration.
+type probe struct {
+	Streams []struct {
+		CodecName  string `json:"codec_name"`
+		Width      int    `json:"width"`
+		Height     int    `json:"height"`
+		SampleRate string `json:"sample_rate"`
+		Channels   int    `json:"channels"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+func ffprobe(t *testing.T, url string) probe {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-print_format", "json",
+		"-show_streams", "-show_format", url).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", url, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("ffprobe output %q: %v", out, err)
+	}
+	return p
+}
+
+// checkProgramStreams fails unless p holds the program's two streams.
+func checkProgramStreams(t *testing.T, what string, p probe) {
+	t.Helper()
+	var video, audio bool
+	for _, s := range p.Streams {
+		switch s.CodecName {
+		case "h264":
+			video = s.Width == 1280 && s.Height == 720
+		case "aac":
+			audio = s.SampleRate == "48000" && s.Channels == 2
+		}
+	}
+	if !video || !audio {
+		t.Fatalf("%s: want h264 1280x720 and aac 48000 Hz stereo, ffprobe found %+v", what, p.Streams)
+	}
+}
+
+// decodesCleanly runs ffmpeg over url (the first seconds if limit > 0)
+// and fails on any decoding error it reports.
+func decodesCleanly(t *testing.T, url string, limit time.Duration) {
+	t.Helper()
+	args := []string{"-v", "error", "-i", url}
+	if limit > 0 {
+		args = append(args, "-t", fmt.Sprint(limit.Seconds()))
+	}
+	args = append(args, "-f", "null", "-")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffmpeg", args...).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", url, err, out)
+	}
+}
+
+var mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
+
+// liveSequence reads the media sequence of the program's video playlist.
+func (s *server) liveSequence(t *testing.T, id string) int {
+	t.Helper()
+	status, body := s.get(t, s.base+"/hls/"+id+"/video1_stream.m3u8")
+	m := mediaSequence.FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("live video playlist: %d %q", status, body)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// The live program, end to end with the real binary: two bots sing,
+// ffprobe, ffmpeg and gohlslib's client read the LL-HLS, the program goes
+// on through a singer's leave and return, /metrics shows it, and the
+// ended battle's recording plays as VOD.
+func TestLiveProgramAndRecording(t *testing.T) {
+	s := startServer(t, false)
+	b := s.createBattle(t, "program e2e")
+	stop1 := s.startBot(t, b, 1)
+	s.startBot(t, b, 2)
+	waitFor(t, "both singers connected and live", 20*time.Second, func() bool {
+		got := s.battle(t, b.ID)
+		return got.State == "live" && got.Singers[0].Connected && got.Singers[1].Connected
+	})
+	live := s.base + "/hls/" + b.ID + "/index.m3u8"
+	waitFor(t, "the live playlist", 15*time.Second, func() bool {
+		status, _ := s.get(t, live)
+		return status == http.StatusOK
+	})
+	liveSince := time.Now()
+
+	checkProgramStreams(t, "live", ffprobe(t, live))
+	decodesCleanly(t, live, 4*time.Second)
+	readWithGohlslib(t, live)
+
+	// Singer 1 leaves: the program goes on, then takes them back.
+	before := s.liveSequence(t, b.ID)
+	stop1()
+	waitFor(t, "singer 1 shown disconnected", 10*time.Second, func() bool {
+		got := s.battle(t, b.ID)
+		return !got.Singers[0].Connected && got.State == "live"
+	})
+	time.Sleep(2 * time.Second)
+	during := s.liveSequence(t, b.ID)
+	if during <= before {
+		t.Fatalf("media sequence stood still while a singer was away: %d then %d", before, during)
+	}
+	s.startBot(t, b, 1)
+	waitFor(t, "singer 1 back", 20*time.Second, func() bool { return s.battle(t, b.ID).Singers[0].Connected })
+	time.Sleep(2 * time.Second)
+	if after := s.liveSequence(t, b.ID); after <= during {
+		t.Fatalf("media sequence stood still after the singer came back: %d then %d", during, after)
+	}
+	decodesCleanly(t, live, 2*time.Second)
+
+	if got := s.battle(t, b.ID); got.Viewers < 1 || got.VODURL == nil {
+		t.Fatalf("live battle: viewers %d (ffmpeg and gohlslib watched), vod_url %v", got.Viewers, got.VODURL)
+	}
+	_, metrics := s.get(t, s.base+"/metrics")
+	for _, want := range []string{"singoff_battles_live 1", "singoff_singers_connected 2", `singoff_hls_requests_total{kind="part"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, counter := range []string{"singoff_rtp_packets_in_total", "singoff_program_frames_total", "singoff_recording_bytes_total", "singoff_hls_bytes_out_total"} {
+		if v := metricValue(metrics, counter); v <= 0 {
+			t.Errorf("/metrics %s = %v, want > 0", counter, v)
+		}
+	}
+
+	// The host ends it: the live URL says so, the recording is VOD.
+	var ended battle
+	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/end", b.HostToken, nil, http.StatusOK, &ended)
+	liveFor := time.Since(liveSince)
+	if ended.State != "ended" || ended.VODURL == nil {
+		t.Fatalf("ended battle: %+v", ended)
+	}
+	if status, _ := s.get(t, live); status != http.StatusGone {
+		t.Fatalf("live playlist after the end: %d, want 410", status)
+	}
+	_, playlist := s.get(t, *ended.VODURL)
+	if !strings.Contains(playlist, "#EXT-X-ENDLIST") || !strings.Contains(playlist, "#EXT-X-PLAYLIST-TYPE:VOD") {
+		t.Fatalf("VOD playlist is not finished:\n%s", playlist)
+	}
+	p := ffprobe(t, *ended.VODURL)
+	checkProgramStreams(t, "VOD", p)
+	duration, _ := strconv.ParseFloat(p.Format.Duration, 64)
+	// The recording starts when the program does, a little before the
+	// live playlist first answered.
+	if want := liveFor.Seconds(); duration < want-2 || duration > want+4 {
+		t.Fatalf("VOD lasts %.1f s, the battle was live about %.1f s", duration, want)
+	}
+	decodesCleanly(t, *ended.VODURL, 0)
+}
+
+// metricValue reads an unlabelled sample from Prometheus text.
+func metricValue(text, name string) float64 {
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// readWithGohlslib plays url with gohlslib's client until both tracks
+// gave samples.
+func readWithGohlslib(t *testing.T, url string) {
+	t.Helper()
+	gotVideo, gotAudio := make(chan struct{}), make(chan struct{})
+	var videoOnce, audioOnce bool
+	quiet := func(string) {}
+	c := &gohlslib.Client{URI: url, OnDownloadPrimaryPlaylist: quiet, OnDownloadStreamPlaylist: quiet,
+		OnDownloadSegment: quiet, OnDownloadPart: quiet}
+	c.OnTracks = func(tracks []*gohlslib.Track) error {
+		for _, tr := range tracks {
+			switch tr.Codec.(type) {
+			case *codecs.H264:
+				c.OnDataH26x(tr, func(_ int64, _ int64, au [][]byte) {
+					if !videoOnce && len(au) > 0 {
+						videoOnce = true
+						close(gotVideo)
+					}
+				})
+			case *codecs.MPEG4Audio:
+				c.OnDataMPEG4Audio(tr, func(_ int64, aus [][]byte) {
+					if !audioOnce && len(aus) > 0 {
+						audioOnce = true
+						close(gotAudio)
+					}
+				})
+			}
+		}
+		return nil
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, ch := range []chan struct{}{gotVideo, gotAudio} {
+		select {
+		case <-ch:
+		case err := <-c.Wait():
+			t.Fatalf("gohlslib client stopped: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("gohlslib client got no samples of a track within 20 s")
+		}
+	}
+}
+
+// A crash in the middle of a battle loses nothing older than the last
+// segment: after kill -9 and a restart the battle is ended and its
+// recording is a finished VOD that plays.
+func TestCrashKeepsTheRecording(t *testing.T) {
+	s := startServer(t, false)
+	b := s.createBattle(t, "crash e2e")
+	s.startBot(t, b, 1)
+	s.startBot(t, b, 2)
+	waitFor(t, "live", 20*time.Second, func() bool { return s.battle(t, b.ID).State == "live" })
+	vod := s.base + "/vod/" + b.ID + "/index.m3u8"
+	waitFor(t, "three recorded segments", 30*time.Second, func() bool {
+		status, body := s.get(t, vod)
+		return status == http.StatusOK && strings.Count(body, "#EXTINF") >= 3
+	})
+	_, before := s.get(t, vod)
+	if strings.Contains(before, "#EXT-X-ENDLIST") || !strings.Contains(before, "#EXT-X-PLAYLIST-TYPE:EVENT") {
+		t.Fatalf("live recording playlist:\n%s", before)
+	}
+	s.kill(t)
+	s.start(t)
+
+	got := s.battle(t, b.ID)
+	if got.State != "ended" || got.VODURL == nil {
+		t.Fatalf("after the crash: %+v", got)
+	}
+	_, after := s.get(t, vod)
+	if !strings.Contains(after, "#EXT-X-ENDLIST") || strings.Count(after, "#EXTINF") < strings.Count(before, "#EXTINF") {
+		t.Fatalf("recovered playlist lost segments or is open:\nbefore the crash:\n%s\nafter:\n%s", before, after)
+	}
+	checkProgramStreams(t, "recovered VOD", ffprobe(t, vod))
+	decodesCleanly(t, vod, 0)
+	// The live URL of a battle ended before this process started.
+	if status, _ := s.get(t, s.base+"/hls/"+b.ID+"/index.m3u8"); status != http.StatusGone {
+		t.Fatalf("live playlist of the crashed battle: %d, want 410", status)
+	}
+}
