@@ -1,0 +1,140 @@
+package loadtest_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/singoff/singoff/hls/testprogram"
+	"github.com/singoff/singoff/loadtest"
+	"github.com/singoff/singoff/loadtest/testorigin"
+)
+
+// program is the 2 Mb/s clip the origins loop, encoded once by TestMain.
+var program *testprogram.Program
+
+func TestMain(m *testing.M) {
+	os.Exit(generateAndRun(m))
+}
+
+func generateAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "loadtest-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if program, err = testprogram.Generate(ctx, dir, 2, "2000k"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func startOrigin(t *testing.T) *testorigin.Origin {
+	t.Helper()
+	origin, err := testorigin.Start(program, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(origin.Close)
+	return origin
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func TestRunAgainstOrigin(t *testing.T) {
+	origin := startOrigin(t)
+	const watchers = 20
+	report, err := loadtest.Run(t.Context(), loadtest.Config{
+		URL:      origin.PlaylistURL(),
+		Watchers: watchers,
+		Duration: 6 * time.Second,
+		Logger:   testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", report)
+
+	if len(report.Errors) != 0 {
+		t.Errorf("errors: %v", report.Errors)
+	}
+	// Video and audio parts of ~200 ms for about 6 s (the last watcher
+	// joins up to 1 s late).
+	if report.PartsPublished < 40 || report.PartsPublished > 80 {
+		t.Errorf("%d parts published in 6 s, want about 60", report.PartsPublished)
+	}
+	if report.PartsMissed != 0 {
+		t.Errorf("%d parts missed", report.PartsMissed)
+	}
+	if min := watchers * (report.PartsPublished - 10); report.PartsDelivered < min {
+		t.Errorf("%d parts delivered, want at least %d", report.PartsDelivered, min)
+	}
+	if report.PartLatencyP50 <= 0 || report.PartLatencyMax > 2*time.Second || report.PartLatencyP50 > report.PartLatencyP95 {
+		t.Errorf("part latency p50 %v, p95 %v, max %v: not sane", report.PartLatencyP50, report.PartLatencyP95, report.PartLatencyMax)
+	}
+
+	// What the watchers say they asked for is what the origin got.
+	got := origin.Counts()
+	if want := report.RequestsByKind["part"]; got.Parts != want {
+		t.Errorf("origin served %d parts, watchers asked for %d", got.Parts, want)
+	}
+	if want := report.RequestsByKind["blocking-playlist"]; got.BlockingPlaylists != want {
+		t.Errorf("origin served %d blocking playlists, watchers asked for %d", got.BlockingPlaylists, want)
+	}
+	// Like hls.js, a watcher follows the video variant and the audio
+	// rendition.
+	if report.RequestsByKind["multivariant"] != watchers || report.RequestsByKind["init"] != 2*watchers ||
+		report.RequestsByKind["playlist"] != 2*watchers {
+		t.Errorf("requests %v: want per watcher one multivariant playlist, and two media playlists and init files", report.RequestsByKind)
+	}
+	// A 2 Mb/s program for ~6 s is ~1.5 MB per watcher.
+	if perWatcher := report.BytesIn / watchers; perWatcher < 1_000_000 {
+		t.Errorf("%d bytes received per watcher, want ~1.5 MB", perWatcher)
+	}
+}
+
+func TestRunFailsOnMissingStream(t *testing.T) {
+	origin := startOrigin(t)
+	report, err := loadtest.Run(t.Context(), loadtest.Config{
+		URL:      origin.URL + "/hls/nosuchbattle/index.m3u8",
+		Watchers: 2,
+		Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Errors["multivariant: HTTP 404"] == 0 {
+		t.Errorf("errors %v, want multivariant 404s", report.Errors)
+	}
+	if report.PartsDelivered != 0 {
+		t.Errorf("%d parts delivered from a missing stream", report.PartsDelivered)
+	}
+}
+
+func TestMainCommand(t *testing.T) {
+	origin := startOrigin(t)
+	var out bytes.Buffer
+	err := loadtest.Main(t.Context(), []string{"--url", origin.PlaylistURL(), "--watchers", "3", "--duration", "2s"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"watchers: 3\n", " missed\n", "part end -> delivered: p50 ", "errors: none\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := loadtest.Main(t.Context(), []string{"--watchers", "3"}, &out); err == nil {
+		t.Error("no error without --url")
+	}
+}
