@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -25,7 +26,11 @@ import (
 type Limits struct {
 	CreatesPerMinute int // default 60
 	WebRTCPerMinute  int // WHIP/WHEP POSTs, default 120
+	VotesPerMinute   int // default 60
 	Burst            int // default 20
+	// MinTurnSeconds is the shortest turn a battle may have (default
+	// 30); tests lower it to play a whole battle quickly.
+	MinTurnSeconds int
 	// TrustedProxies may set X-Forwarded-For/Proto/Host.
 	TrustedProxies []netip.Prefix
 }
@@ -36,7 +41,9 @@ type API struct {
 	log     *slog.Logger
 	creates *ratelimit.Limiter
 	webrtc  *ratelimit.Limiter
+	votes   *ratelimit.Limiter
 	trusted []netip.Prefix
+	minTurn int
 }
 
 // NewAPI makes the API over m.
@@ -47,15 +54,23 @@ func NewAPI(m *Manager, limits Limits) *API {
 	if limits.WebRTCPerMinute == 0 {
 		limits.WebRTCPerMinute = 120
 	}
+	if limits.VotesPerMinute == 0 {
+		limits.VotesPerMinute = 60
+	}
 	if limits.Burst == 0 {
 		limits.Burst = 20
+	}
+	if limits.MinTurnSeconds == 0 {
+		limits.MinTurnSeconds = 30
 	}
 	return &API{
 		m:       m,
 		log:     m.log,
 		creates: ratelimit.New(limits.CreatesPerMinute, limits.Burst),
 		webrtc:  ratelimit.New(limits.WebRTCPerMinute, limits.Burst),
+		votes:   ratelimit.New(limits.VotesPerMinute, limits.Burst),
 		trusted: limits.TrustedProxies,
+		minTurn: limits.MinTurnSeconds,
 	}
 }
 
@@ -66,6 +81,9 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("", a.list)
 	g.GET("/:id", a.get)
 	g.POST("/:id/end", a.end)
+	g.POST("/:id/start", a.start)
+	g.POST("/:id/votes", a.limit(a.votes), a.vote)
+	g.GET("/:id/events", a.events)
 	for _, kind := range []string{"whip", "whep"} {
 		g.POST("/:id/singers/:slot/"+kind, a.limit(a.webrtc), a.webrtcPost(kind))
 		g.OPTIONS("/:id/singers/:slot/"+kind, a.options)
@@ -112,8 +130,9 @@ const (
 	DefaultTurnSeconds = 90
 )
 
-// ParseCreate reads and checks a create request's JSON body.
-func ParseCreate(body []byte) (CreateParams, error) {
+// ParseCreate reads and checks a create request's JSON body; turns are
+// at least minTurn seconds.
+func ParseCreate(body []byte, minTurn int) (CreateParams, error) {
 	var req struct {
 		Title       *string  `json:"title"`
 		Singers     []string `json:"singers"`
@@ -155,8 +174,8 @@ func ParseCreate(body []byte) (CreateParams, error) {
 		p.Rounds = *req.Rounds
 	}
 	if req.TurnSeconds != nil {
-		if *req.TurnSeconds < 30 || *req.TurnSeconds > 600 {
-			return p, errors.New(`"turn_seconds" must be 30 to 600`)
+		if *req.TurnSeconds < minTurn || *req.TurnSeconds > 600 {
+			return p, fmt.Errorf(`"turn_seconds" must be %d to 600`, minTurn)
 		}
 		p.TurnSeconds = *req.TurnSeconds
 	}
@@ -172,7 +191,7 @@ func (a *API) create(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := ParseCreate(body)
+	p, err := ParseCreate(body, a.minTurn)
 	if err != nil {
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 		return
@@ -182,7 +201,11 @@ func (a *API) create(c *gin.Context) {
 		a.internal(c, err)
 		return
 	}
-	v := a.view(c, b)
+	v, err := a.view(c, b)
+	if err != nil {
+		a.internal(c, err)
+		return
+	}
 	httpjson.Write(c.Writer, http.StatusCreated, createdView{
 		View:         v,
 		HostToken:    tokens.Host,
@@ -222,7 +245,12 @@ func (a *API) list(c *gin.Context) {
 	}
 	views := make([]View, 0, len(bs))
 	for _, b := range bs {
-		views = append(views, a.view(c, b))
+		v, err := a.view(c, b)
+		if err != nil {
+			a.internal(c, err)
+			return
+		}
+		views = append(views, v)
 	}
 	httpjson.Write(c.Writer, http.StatusOK, map[string]any{"battles": views})
 }
@@ -232,7 +260,17 @@ func (a *API) get(c *gin.Context) {
 	if !ok {
 		return
 	}
-	httpjson.Write(c.Writer, http.StatusOK, a.view(c, b))
+	a.writeView(c, http.StatusOK, b)
+}
+
+// writeView answers status with b's battle object.
+func (a *API) writeView(c *gin.Context, status int, b *storage.Battle) {
+	v, err := a.view(c, b)
+	if err != nil {
+		a.internal(c, err)
+		return
+	}
+	httpjson.Write(c.Writer, status, v)
 }
 
 func (a *API) end(c *gin.Context) {
@@ -251,9 +289,154 @@ func (a *API) end(c *gin.Context) {
 	case err != nil:
 		a.internal(c, err)
 	default:
-		httpjson.Write(c.Writer, http.StatusOK, a.view(c, ended))
+		a.writeView(c, http.StatusOK, ended)
 	}
 }
+
+func (a *API) start(c *gin.Context) {
+	b, ok := a.battle(c)
+	if !ok {
+		return
+	}
+	if !tokenMatches(bearer(c), b.HostTokenHash) {
+		httpjson.Error(c.Writer, http.StatusUnauthorized, "the host token is required (Authorization: Bearer)")
+		return
+	}
+	started, err := a.m.Start(c.Request.Context(), b.ID)
+	switch {
+	case errors.Is(err, ErrEnded):
+		httpjson.Error(c.Writer, http.StatusConflict, "battle has ended")
+	case errors.Is(err, ErrStarted):
+		httpjson.Error(c.Writer, http.StatusConflict, "%v", err)
+	case err != nil:
+		a.internal(c, err)
+	default:
+		a.writeView(c, http.StatusOK, started)
+	}
+}
+
+// watcherCookie names a watcher for voting: random, HttpOnly, a year.
+const watcherCookie = "singoff_watcher"
+
+func (a *API) vote(c *gin.Context) {
+	b, ok := a.battle(c)
+	if !ok {
+		return
+	}
+	if !isJSON(c.ContentType()) {
+		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
+	body, ok := httpjson.ReadBody(c.Writer, c.Request)
+	if !ok {
+		return
+	}
+	slot, err := ParseVote(body)
+	if err != nil {
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+		return
+	}
+	watcher, err := c.Cookie(watcherCookie)
+	if err != nil || !validWatcher(watcher) {
+		watcher, _ = newToken()
+		http.SetCookie(c.Writer, &http.Cookie{
+			Name: watcherCookie, Value: watcher, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil,
+		})
+	}
+	switch err := a.m.Vote(c.Request.Context(), b.ID, watcher, slot); {
+	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrVotingShut), errors.Is(err, errVotingEnded):
+		httpjson.Error(c.Writer, http.StatusConflict, "%v", err)
+	case errors.Is(err, ErrNotFound):
+		httpjson.Error(c.Writer, http.StatusNotFound, "no battle %q", b.ID)
+	case err != nil:
+		a.internal(c, err)
+	default:
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// validWatcher accepts only cookies of the shape newToken makes.
+func validWatcher(s string) bool { return len(s) == 22 && ValidID(s) }
+
+// ParseVote reads a vote's JSON body: {"slot": 1} or {"slot": 2}.
+func ParseVote(body []byte) (int, error) {
+	var req struct {
+		Slot *int `json:"slot"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, fmt.Errorf("body is not a vote JSON object: %v", err)
+	}
+	if dec.More() {
+		return 0, errors.New("body has data after the JSON object")
+	}
+	if req.Slot == nil || (*req.Slot != 1 && *req.Slot != 2) {
+		return 0, errors.New(`"slot" must be 1 or 2`)
+	}
+	return *req.Slot, nil
+}
+
+// events streams the battle object as Server-Sent Events: at once, then
+// on every change; comments keep proxies from timing the stream out.
+func (a *API) events(c *gin.Context) {
+	b, ok := a.battle(c)
+	if !ok {
+		return
+	}
+	changed, stop := a.m.Subscribe(b.ID)
+	defer stop()
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
+	c.Writer.WriteHeader(http.StatusOK)
+	ctx := c.Request.Context()
+	var last []byte
+	send := func() bool {
+		b, err := a.m.Get(ctx, b.ID)
+		if err != nil {
+			return false
+		}
+		v, err := a.view(c, b)
+		if err != nil {
+			return false
+		}
+		data, _ := json.Marshal(v)
+		if bytes.Equal(data, last) {
+			return true
+		}
+		last = data
+		if _, err := fmt.Fprintf(c.Writer, "id: %d\nevent: battle\ndata: %s\n\n", time.Now().UnixMilli(), data); err != nil {
+			return false
+		}
+		c.Writer.Flush()
+		return true
+	}
+	if !send() {
+		return
+	}
+	heartbeat := time.NewTicker(sseHeartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			if !send() {
+				return
+			}
+		case <-heartbeat.C:
+			if _, err := io.WriteString(c.Writer, ": ping\n\n"); err != nil {
+				return
+			}
+			c.Writer.Flush()
+		}
+	}
+}
+
+const sseHeartbeat = 15 * time.Second
 
 // battle loads the battle named in the path, or answers 404.
 func (a *API) battle(c *gin.Context) (*storage.Battle, bool) {

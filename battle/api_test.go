@@ -19,6 +19,10 @@ import (
 // apiServer is the battles API on loopback with real storage and ingest;
 // nothing in these tests goes live, so the program side stays unwired.
 func apiServer(t *testing.T, limits Limits) *httptest.Server {
+	return apiServerWith(t, limits, Config{})
+}
+
+func apiServerWith(t *testing.T, limits Limits, cfg Config) *httptest.Server {
 	t.Helper()
 	store, err := storage.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
@@ -28,7 +32,11 @@ func apiServer(t *testing.T, limits Limits) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewManager(Config{Store: store, Ingest: rtc, Live: noViewers{}})
+	cfg.Store, cfg.Ingest, cfg.Live = store, rtc, noViewers{}
+	m, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	api := NewAPI(m, limits)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/singoff/singoff/compositor"
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/media"
+	"github.com/singoff/singoff/overlay"
 	"github.com/singoff/singoff/storage"
 )
 
@@ -22,6 +24,10 @@ type Program interface {
 	Info() media.ProgramInfo
 	Run(ctx context.Context, sink media.Sink) error
 	Stats() compositor.Stats
+	// SetOverlay draws positioned layers over the program; SetGains
+	// sets each slot's audio level in the mix.
+	SetOverlay(layers []*image.RGBA)
+	SetGains(left, right float32)
 }
 
 // ProgramFactory makes a battle's program from its two slots' feeds.
@@ -60,7 +66,10 @@ type Config struct {
 	// (default 10 min); MaxDuration bounds a battle (default 2 h).
 	Grace       time.Duration
 	MaxDuration time.Duration
-	Logger      *slog.Logger
+	// VoteGrace and ResultHold time the format (defaults 15 s, 30 s).
+	VoteGrace  time.Duration
+	ResultHold time.Duration
+	Logger     *slog.Logger
 }
 
 // Errors the API maps to statuses.
@@ -77,6 +86,9 @@ type Manager struct {
 	mu      sync.Mutex
 	running map[string]*running // battles with a room (not ended)
 	closed  bool
+	subs    map[string]map[chan struct{}]struct{} // event listeners by battle
+
+	overlays *overlay.Renderer
 
 	watchStop chan struct{}
 	watchDone chan struct{}
@@ -97,6 +109,11 @@ type running struct {
 	aloneSince time.Time // when the last singer left a live battle
 	pipeline   *pipeline
 	ended      bool
+	format     format    // the battle's names and timing
+	clock      time.Time // when the rounds' clock started; zero before
+	liveSince  time.Time // when the program started
+	lastSig    string    // what watchers last heard of, to spot changes
+	shown      overlay.State
 }
 
 type pipeline struct {
@@ -107,26 +124,37 @@ type pipeline struct {
 }
 
 // NewManager starts the manager and its watchdog (grace period, maximum
-// duration). Call Close to end it.
-func NewManager(cfg Config) *Manager {
+// duration, the format's timeline). Call Close to end it.
+func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = 10 * time.Minute
 	}
 	if cfg.MaxDuration == 0 {
 		cfg.MaxDuration = 2 * time.Hour
 	}
+	if cfg.VoteGrace == 0 {
+		cfg.VoteGrace = DefaultVoteGrace
+	}
+	if cfg.ResultHold == 0 {
+		cfg.ResultHold = DefaultResultHold
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	m := &Manager{
+		subs:      map[string]map[chan struct{}]struct{}{},
 		cfg:       cfg,
 		log:       cfg.Logger,
 		running:   map[string]*running{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
+	var err error
+	if m.overlays, err = overlay.NewRenderer(); err != nil {
+		return nil, err
+	}
 	go m.watch()
-	return m
+	return m, nil
 }
 
 // Close ends every live battle cleanly (recordings finished), closes
@@ -236,7 +264,7 @@ func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
 	}
 	r := m.running[id]
 	if r == nil {
-		r = &running{id: id}
+		r = &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt, shown: overlay.State{Winner: -2}}
 		r.room = m.cfg.Ingest.NewRoom(id, func(slot int, connected bool) {
 			m.slotChanged(r, slot, connected)
 		})
@@ -257,6 +285,7 @@ func (m *Manager) slotChanged(r *running, slot int, connected bool) {
 		return
 	}
 	r.connected[slot-1] = connected
+	defer m.notify(r.id)
 	m.log.Info("singer "+map[bool]string{true: "connected", false: "disconnected"}[connected], "battle", r.id, "slot", slot)
 	if r.connected[0] || r.connected[1] {
 		r.aloneSince = time.Time{}
@@ -300,6 +329,7 @@ func (m *Manager) goLive(r *running) error {
 		b.State = storage.StateLive
 		b.StartedAt = time.Now().UTC()
 	}
+	r.liveSince = b.StartedAt
 	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
 		m.cfg.Live.Stop(r.id)
 		if rec != nil {
@@ -369,61 +399,41 @@ func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, 
 		return nil, err
 	}
 	m.log.Info("battle ended", "battle", id, "reason", reason)
+	m.notify(id)
 	return b, nil
 }
 
-// watch ends live battles left without singers past the grace period,
-// and any past the maximum duration.
+// watch drives every battle with a room four times a second: the end
+// of the grace period and of the maximum duration, the format's timeline
+// (events on each change, the program's overlay and turn gains) and the
+// end after the result.
 func (m *Manager) watch() {
 	defer close(m.watchDone)
-	tick := time.NewTicker(watchInterval(m.cfg.Grace))
+	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-m.watchStop:
 			return
 		case now := <-tick.C:
-			for _, id := range m.overdue(now) {
-				if _, err := m.End(context.Background(), id.id, id.reason); err != nil && !errors.Is(err, ErrEnded) {
-					m.log.Error("ending battle", "battle", id.id, "err", err)
+			m.mu.Lock()
+			rs := make([]*running, 0, len(m.running))
+			for _, r := range m.running {
+				rs = append(rs, r)
+			}
+			m.mu.Unlock()
+			for _, r := range rs {
+				if reason := m.step(r, now); reason != "" {
+					if _, err := m.End(context.Background(), r.id, reason); err != nil && !errors.Is(err, ErrEnded) {
+						m.log.Error("ending battle", "battle", r.id, "err", err)
+					}
 				}
 			}
 		}
 	}
 }
 
-func watchInterval(grace time.Duration) time.Duration {
-	return min(max(grace/10, 100*time.Millisecond), 5*time.Second)
-}
-
-type overdueBattle struct{ id, reason string }
-
-func (m *Manager) overdue(now time.Time) []overdueBattle {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
-	m.mu.Unlock()
-	var out []overdueBattle
-	for _, r := range rs {
-		r.mu.Lock()
-		live := r.pipeline != nil
-		alone := r.aloneSince
-		r.mu.Unlock()
-		if !live {
-			continue
-		}
-		if !alone.IsZero() && now.Sub(alone) > m.cfg.Grace {
-			out = append(out, overdueBattle{r.id, "no singer for the grace period"})
-			continue
-		}
-		if b, err := m.cfg.Store.GetBattle(context.Background(), r.id); err == nil && !b.StartedAt.IsZero() && now.Sub(b.StartedAt) > m.cfg.MaxDuration {
-			out = append(out, overdueBattle{r.id, "maximum duration reached"})
-		}
-	}
-	return out
-}
+const watchInterval = 250 * time.Millisecond
 
 // teeSink hands the program to the live output and the recorder. A
 // failing recorder is dropped (and said so) rather than stopping the

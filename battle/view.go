@@ -25,6 +25,13 @@ type View struct {
 	RecordingError *string      `json:"recording_error,omitempty"`
 	Rounds         int          `json:"rounds"`
 	TurnSeconds    int          `json:"turn_seconds"`
+	Round          int          `json:"round"`
+	Turn           *int         `json:"turn"`
+	TurnEndsAt     *time.Time   `json:"turn_ends_at"`
+	VotingOpen     bool         `json:"voting_open"`
+	VotingEndsAt   *time.Time   `json:"voting_ends_at"`
+	Votes          [][2]int     `json:"votes"`
+	Winner         *int         `json:"winner"`
 }
 
 // SingerView is one slot in the battle object.
@@ -34,7 +41,7 @@ type SingerView struct {
 	Connected bool   `json:"connected"`
 }
 
-func (a *API) view(c *gin.Context, b *storage.Battle) View {
+func (a *API) view(c *gin.Context, b *storage.Battle) (View, error) {
 	base := a.baseURL(c)
 	v := View{
 		ID:          b.ID,
@@ -70,7 +77,24 @@ func (a *API) view(c *gin.Context, b *storage.Battle) View {
 	if b.RecordingError != "" {
 		v.RecordingError = &b.RecordingError
 	}
-	return v
+	tally, err := a.m.cfg.Store.Tally(c.Request.Context(), b.ID, max(b.Rounds, 1))
+	if err != nil {
+		return v, err
+	}
+	v.Votes = tally
+	tl := a.m.Timeline(b, time.Now())
+	v.Round, v.VotingOpen = tl.Round, tl.VotingOpen
+	if tl.Turn != 0 {
+		v.Turn, v.TurnEndsAt = &tl.Turn, &tl.TurnEndsAt
+	}
+	if tl.VotingOpen {
+		v.VotingEndsAt = &tl.VotingEnds
+	}
+	if tl.Finished {
+		w := winner(tally)
+		v.Winner = &w
+	}
+	return v, nil
 }
 
 func timeOrNil(t time.Time) *time.Time {

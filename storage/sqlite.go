@@ -33,6 +33,15 @@ var migrations = []string{
 	);
 	CREATE INDEX battles_state_created ON battles (state, created_at);
 	CREATE INDEX battles_created ON battles (created_at);`,
+	`ALTER TABLE battles ADD COLUMN clock_started_at INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE votes (
+		battle_id TEXT NOT NULL REFERENCES battles (id),
+		round INTEGER NOT NULL,
+		watcher TEXT NOT NULL,
+		slot INTEGER NOT NULL,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (battle_id, round, watcher)
+	);`,
 }
 
 // SQLite is the default Store: one database file, WAL journal.
@@ -94,14 +103,16 @@ func (s *SQLite) migrate(ctx context.Context) error {
 func (s *SQLite) Close() error { return s.db.Close() }
 
 const battleColumns = `id, title, state, created_at, started_at, ended_at, singer1_name, singer2_name,
-	rounds, turn_seconds, host_token_hash, singer1_token_hash, singer2_token_hash, recorded, recording_error`
+	rounds, turn_seconds, host_token_hash, singer1_token_hash, singer2_token_hash, recorded, recording_error,
+	clock_started_at`
 
 // CreateBattle inserts b.
 func (s *SQLite) CreateBattle(ctx context.Context, b *Battle) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		b.ID, b.Title, b.State, unixNano(b.CreatedAt), unixNano(b.StartedAt), unixNano(b.EndedAt),
 		b.SingerNames[0], b.SingerNames[1], b.Rounds, b.TurnSeconds,
-		b.HostTokenHash, b.SingerTokenHashs[0], b.SingerTokenHashs[1], b.Recorded, b.RecordingError)
+		b.HostTokenHash, b.SingerTokenHashs[0], b.SingerTokenHashs[1], b.Recorded, b.RecordingError,
+		unixNano(b.ClockStartedAt))
 	if err != nil {
 		return fmt.Errorf("insert battle %s: %w", b.ID, err)
 	}
@@ -151,8 +162,8 @@ func (s *SQLite) ListBattles(ctx context.Context, state string, limit int) ([]*B
 // UpdateBattle writes b's mutable fields.
 func (s *SQLite) UpdateBattle(ctx context.Context, b *Battle) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE battles SET state = ?, started_at = ?, ended_at = ?,
-		recorded = ?, recording_error = ? WHERE id = ?`,
-		b.State, unixNano(b.StartedAt), unixNano(b.EndedAt), b.Recorded, b.RecordingError, b.ID)
+		recorded = ?, recording_error = ?, clock_started_at = ? WHERE id = ?`,
+		b.State, unixNano(b.StartedAt), unixNano(b.EndedAt), b.Recorded, b.RecordingError, unixNano(b.ClockStartedAt), b.ID)
 	if err != nil {
 		return fmt.Errorf("update battle %s: %w", b.ID, err)
 	}
@@ -185,14 +196,15 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanBattle(row scanner) (*Battle, error) {
 	var b Battle
-	var created, started, ended int64
+	var created, started, ended, clock int64
 	err := row.Scan(&b.ID, &b.Title, &b.State, &created, &started, &ended,
 		&b.SingerNames[0], &b.SingerNames[1], &b.Rounds, &b.TurnSeconds,
-		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError)
+		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError, &clock)
 	if err != nil {
 		return nil, err
 	}
 	b.CreatedAt, b.StartedAt, b.EndedAt = fromUnixNano(created), fromUnixNano(started), fromUnixNano(ended)
+	b.ClockStartedAt = fromUnixNano(clock)
 	return &b, nil
 }
 
@@ -209,4 +221,37 @@ func fromUnixNano(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
+}
+
+// Vote records watcher's vote for slot in a round of a battle; a later
+// vote of the same watcher in the same round replaces it.
+func (s *SQLite) Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO votes (battle_id, round, watcher, slot, at) VALUES (?,?,?,?,?)
+		ON CONFLICT (battle_id, round, watcher) DO UPDATE SET slot = excluded.slot, at = excluded.at`,
+		battleID, round, watcher, slot, unixNano(at))
+	if err != nil {
+		return fmt.Errorf("vote in battle %s: %w", battleID, err)
+	}
+	return nil
+}
+
+// Tally counts a battle's votes: one [slot 1, slot 2] pair per round,
+// for rounds 1 to rounds.
+func (s *SQLite) Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error) {
+	out := make([][2]int, rounds)
+	rows, err := s.db.QueryContext(ctx, `SELECT round, slot, COUNT(*) FROM votes WHERE battle_id = ? GROUP BY round, slot`, battleID)
+	if err != nil {
+		return nil, fmt.Errorf("tally battle %s: %w", battleID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var round, slot, n int
+		if err := rows.Scan(&round, &slot, &n); err != nil {
+			return nil, err
+		}
+		if round >= 1 && round <= rounds && (slot == 1 || slot == 2) {
+			out[round-1][slot-1] = n
+		}
+	}
+	return out, rows.Err()
 }

@@ -84,3 +84,48 @@ func ids(bs []*Battle) []string {
 	}
 	return out
 }
+
+func TestVotesReplaceWithinARoundAndSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBattle("v", time.Now())
+	b.Rounds = 2
+	if err := s.CreateBattle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.ClockStartedAt = time.Unix(100, 0)
+	if err := s.UpdateBattle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, v := range []struct {
+		round   int
+		watcher string
+		slot    int
+	}{{1, "a", 1}, {1, "b", 1}, {1, "c", 2}, {1, "a", 2}, {2, "a", 1}} {
+		if err := s.Vote(ctx, "v", v.round, v.watcher, v.slot, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tally, err := s.Tally(ctx, "v", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][2]int{{1, 2}, {1, 0}}; tally[0] != want[0] || tally[1] != want[1] {
+		t.Fatalf("tally %v, want %v (a's second vote in round 1 replaces the first)", tally, want)
+	}
+	got, _ := s.GetBattle(ctx, "v")
+	if !got.ClockStartedAt.Equal(time.Unix(100, 0)) {
+		t.Fatalf("clock start %v", got.ClockStartedAt)
+	}
+}

@@ -41,6 +41,9 @@ type Battle struct {
 	Recorded bool
 	// RecordingError says why the battle is not being recorded, if so.
 	RecordingError string
+	// ClockStartedAt is when the host started the rounds' clock; zero
+	// until then. The timeline follows from it.
+	ClockStartedAt time.Time
 }
 
 // Store keeps battles.
@@ -55,5 +58,10 @@ type Store interface {
 	// EndUnfinished marks every battle that is not ended as ended at
 	// `at` when it was live (a crash cut it short), and returns their ids.
 	EndUnfinished(ctx context.Context, at time.Time) ([]string, error)
+	// Vote records a watcher's vote in a round, replacing an earlier one
+	// of the same round.
+	Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error
+	// Tally counts votes per round: [slot 1, slot 2] for rounds 1..rounds.
+	Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error)
 	Close() error
 }

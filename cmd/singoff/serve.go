@@ -44,6 +44,7 @@ type serveConfig struct {
 	diskFloorMB    int
 	retentionDays  int
 	demo           bool
+	minTurnSeconds int
 }
 
 func serveFlags(args []string) (*serveConfig, error) {
@@ -65,6 +66,7 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.IntVar(&c.diskFloorMB, "disk-floor-mb", 1024, "free disk (MiB) below which battles are not recorded")
 	fs.IntVar(&c.retentionDays, "retention-days", 0, "delete recordings older than this many days (0: keep forever)")
 	fs.BoolVar(&c.demo, "demo", false, "start a demo battle with two synthetic singers")
+	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -132,7 +134,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	live := hls.NewServer(log.With("component", "hls"), endedBefore)
 
-	manager := battle.NewManager(battle.Config{
+	manager, err := battle.NewManager(battle.Config{
 		Store:  store,
 		Ingest: rtc,
 		NewProgram: func(left, right media.Feed) (battle.Program, error) {
@@ -148,7 +150,10 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		MaxDuration: cfg.maxDuration,
 		Logger:      log,
 	})
-	api := battle.NewAPI(manager, battle.Limits{TrustedProxies: trusted})
+	if err != nil {
+		return err
+	}
+	api := battle.NewAPI(manager, battle.Limits{TrustedProxies: trusted, MinTurnSeconds: cfg.minTurnSeconds})
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
