@@ -2,6 +2,7 @@ package battle
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,20 +77,35 @@ func NewAPI(m *Manager, limits Limits) *API {
 
 // Register adds the API's routes to r.
 func (a *API) Register(r gin.IRouter) {
-	g := r.Group("/api/battles")
+	// The events stream lives as long as its watcher; every other call
+	// is bounded.
+	r.GET("/api/battles/:id/events", a.events)
+	g := r.Group("/api/battles", withTimeout(apiTimeout))
 	g.POST("", a.limit(a.creates), a.create)
 	g.GET("", a.list)
 	g.GET("/:id", a.get)
 	g.POST("/:id/end", a.end)
 	g.POST("/:id/start", a.start)
 	g.POST("/:id/votes", a.limit(a.votes), a.vote)
-	g.GET("/:id/events", a.events)
 	for _, kind := range []string{"whip", "whep"} {
 		g.POST("/:id/singers/:slot/"+kind, a.limit(a.webrtc), a.webrtcPost(kind))
 		g.OPTIONS("/:id/singers/:slot/"+kind, a.options)
 		g.PATCH("/:id/singers/:slot/"+kind+"/:session", a.session(kind))
 		g.DELETE("/:id/singers/:slot/"+kind+"/:session", a.session(kind))
 		g.OPTIONS("/:id/singers/:slot/"+kind+"/:session", a.options)
+	}
+}
+
+// apiTimeout bounds an API request (the events stream aside): a stuck
+// database or ICE gathering answers an error, never hangs a client.
+const apiTimeout = 15 * time.Second
+
+func withTimeout(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
 	}
 }
 
@@ -392,6 +408,8 @@ func (a *API) events(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
 	c.Writer.WriteHeader(http.StatusOK)
+	// A stream lives as long as its watcher: no write deadline.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 	ctx := c.Request.Context()
 	var last []byte
 	send := func() bool {
@@ -496,6 +514,13 @@ func (a *API) webrtcPost(kind string) gin.HandlerFunc {
 		if err != nil {
 			a.internal(c, err)
 			return
+		}
+		if kind == "whip" {
+			if err := a.m.Admit(b.ID); err != nil {
+				c.Header("Retry-After", "30")
+				httpjson.Error(c.Writer, http.StatusServiceUnavailable, "%v; try again later", err)
+				return
+			}
 		}
 		location := func(session string) string {
 			return fmt.Sprintf("/api/battles/%s/singers/%d/%s/%s", b.ID, slot, kind, session)

@@ -66,6 +66,9 @@ type Config struct {
 	// (default 10 min); MaxDuration bounds a battle (default 2 h).
 	Grace       time.Duration
 	MaxDuration time.Duration
+	// MaxLive bounds the battles live at once on this server (default
+	// 8): a publish that would start one more is refused.
+	MaxLive int
 	// VoteGrace and ResultHold time the format (defaults 15 s, 30 s).
 	VoteGrace  time.Duration
 	ResultHold time.Duration
@@ -76,6 +79,8 @@ type Config struct {
 var (
 	ErrNotFound = errors.New("battle not found")
 	ErrEnded    = errors.New("battle has ended")
+	// ErrFull says the server has as many live battles as it may.
+	ErrFull = errors.New("this server is running as many live battles as it can")
 )
 
 // Manager owns every battle's lifetime on this server.
@@ -131,6 +136,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.MaxDuration == 0 {
 		cfg.MaxDuration = 2 * time.Hour
+	}
+	if cfg.MaxLive == 0 {
+		cfg.MaxLive = 8
 	}
 	if cfg.VoteGrace == 0 {
 		cfg.VoteGrace = DefaultVoteGrace
@@ -271,6 +279,33 @@ func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
 		m.running[id] = r
 	}
 	return r.room, nil
+}
+
+// Admit tells whether a publish to battle id may go ahead: a battle that
+// is not live yet needs room for one more live battle.
+func (m *Manager) Admit(id string) error {
+	m.mu.Lock()
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	live := 0
+	for _, r := range rs {
+		r.mu.Lock()
+		isLive := r.pipeline != nil
+		r.mu.Unlock()
+		if r.id == id && isLive {
+			return nil
+		}
+		if isLive {
+			live++
+		}
+	}
+	if live >= m.cfg.MaxLive {
+		return ErrFull
+	}
+	return nil
 }
 
 // slotChanged follows a slot's publisher: the first one makes the battle

@@ -45,6 +45,7 @@ type serveConfig struct {
 	retentionDays  int
 	demo           bool
 	minTurnSeconds int
+	maxLive        int
 }
 
 func serveFlags(args []string) (*serveConfig, error) {
@@ -66,6 +67,7 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.IntVar(&c.diskFloorMB, "disk-floor-mb", 1024, "free disk (MiB) below which battles are not recorded")
 	fs.IntVar(&c.retentionDays, "retention-days", 0, "delete recordings older than this many days (0: keep forever)")
 	fs.BoolVar(&c.demo, "demo", false, "start a demo battle with two synthetic singers")
+	fs.IntVar(&c.maxLive, "max-live-battles", 8, "battles live at once; a publish past it gets 503")
 	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -146,6 +148,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		},
 		Live:        liveOutput{live},
 		Recordings:  recordingsAdapter{recordings},
+		MaxLive:     cfg.maxLive,
 		Grace:       cfg.grace,
 		MaxDuration: cfg.maxDuration,
 		Logger:      log,
@@ -186,8 +189,12 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	srv := &http.Server{
 		Handler:           router,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadTimeout:       30 * time.Second,
+		// Blocking playlist requests and the events stream set their own
+		// deadlines; everything else has this one.
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  120 * time.Second,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
