@@ -527,6 +527,9 @@ func (a *API) webrtcPost(kind string) gin.HandlerFunc {
 		}
 		if kind == "whip" {
 			a.m.cfg.Ingest.ServeWHIP(c.Writer, c.Request, room.Slot(slot), location)
+			if c.Writer.Status() == http.StatusCreated {
+				a.m.Published(b.ID)
+			}
 		} else {
 			a.m.cfg.Ingest.ServeWHEP(c.Writer, c.Request, room.Slot(slot), location)
 		}

@@ -334,6 +334,32 @@ func (m *Manager) slotChanged(r *running, slot int, connected bool) {
 	}
 }
 
+// Published tells the manager a singer's WHIP offer for battle id was
+// accepted: the battle goes live there and then, so the program's first
+// segment is being made while the singer's connection comes up.
+func (m *Manager) Published(id string) {
+	m.mu.Lock()
+	r := m.running[id]
+	m.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.pipeline != nil {
+		return
+	}
+	if err := m.goLive(r); err != nil {
+		m.log.Error("starting the program", "battle", r.id, "err", err)
+		return
+	}
+	if !r.connected[0] && !r.connected[1] && r.aloneSince.IsZero() {
+		// Until the singer's connection is up, the grace period runs.
+		r.aloneSince = time.Now()
+	}
+	m.notify(id)
+}
+
 // goLive marks the battle live and starts its pipeline; r.mu is held.
 func (m *Manager) goLive(r *running) error {
 	ctx := context.Background()

@@ -24,8 +24,12 @@ import (
 // run only with SINGOFF_BENCH=1:
 //
 //	SINGOFF_BENCH=1 go test ./e2e/ -run '^$' -bench Fanout -benchtime 1x -timeout 30m
+//
+// SINGOFF_ORIGIN_CPUPROFILE=file has the origin process write its CPU
+// profile there (-cpuprofile profiles the load generator).
 const (
 	edgeOriginEnv   = "SINGOFF_EDGE_ORIGIN"
+	originProfEnv   = "SINGOFF_ORIGIN_CPUPROFILE"
 	edgeOriginLine  = "edge-origin "
 	edgeBenchWindow = 20 * time.Second
 )
@@ -56,7 +60,11 @@ type edgeOrigin struct {
 
 func edgeStartOriginProcess(b *testing.B) edgeOrigin {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestEdgeOriginProcess$")
+	args := []string{"-test.run", "^TestEdgeOriginProcess$"}
+	if prof := os.Getenv(originProfEnv); prof != "" {
+		args = append(args, "-test.cpuprofile", prof)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), edgeOriginEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -138,13 +146,24 @@ func BenchmarkFanoutOrigin(b *testing.B) {
 			originCPU, selfCPU, start := edgeCPU(b, origin.pid), edgeSelfCPU(b), time.Now()
 			report := edgeRun(b, playlist, watchers)
 			wall := time.Since(start)
-			originCores := float64(edgeCPU(b, origin.pid)-originCPU) / float64(wall)
-			selfCores := float64(edgeSelfCPU(b)-selfCPU) / float64(wall)
-			b.Logf("%d watchers on the origin:\n%sCPU: origin %.2f cores, load generator %.2f cores; machine load average %s",
-				watchers, report, originCores, selfCores, edgeLoadAverage())
+			originUsed, selfUsed := edgeCPU(b, origin.pid)-originCPU, edgeSelfCPU(b)-selfCPU
+			originCores := float64(originUsed) / float64(wall)
+			selfCores := float64(selfUsed) / float64(wall)
+			// CPU time per request depends less on what else the shared
+			// machine runs than cores or latencies do.
+			requests := 0
+			for _, n := range report.RequestsByKind {
+				requests += n
+			}
+			originPerReq := float64(originUsed.Microseconds()) / float64(max(requests, 1))
+			selfPerReq := float64(selfUsed.Microseconds()) / float64(max(requests, 1))
+			b.Logf("%d watchers on the origin:\n%sCPU: origin %.2f cores (%.1f µs/request), load generator %.2f cores (%.1f µs/request); machine load average %s",
+				watchers, report, originCores, originPerReq, selfCores, selfPerReq, edgeLoadAverage())
 			edgeReportMetrics(b, report)
 			b.ReportMetric(originCores, "origin-cores")
 			b.ReportMetric(selfCores, "generator-cores")
+			b.ReportMetric(originPerReq, "origin-µs/req")
+			b.ReportMetric(selfPerReq, "generator-µs/req")
 		})
 	}
 }

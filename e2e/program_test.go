@@ -295,3 +295,31 @@ func TestCrashKeepsTheRecording(t *testing.T) {
 		t.Fatalf("live playlist of the crashed battle: %d, want 410", status)
 	}
 }
+
+// A server full of live battles refuses one more publish with 503 and
+// Retry-After, and the live one goes on undisturbed.
+func TestFullServerRefusesAnotherBattle(t *testing.T) {
+	s := startServer(t, false, "--max-live-battles", "1")
+	first := s.createBattle(t, "the one that fits")
+	s.startBot(t, first, 1)
+	waitFor(t, "first battle live", 20*time.Second, func() bool { return s.battle(t, first.ID).State == "live" })
+	second := s.createBattle(t, "one too many")
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/api/battles/"+second.ID+"/singers/1/whip", strings.NewReader("v=0\r\n"))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+second.SingerTokens[0])
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("publish past the limit: %d, Retry-After %q, %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	if got := s.battle(t, second.ID); got.State != "waiting" {
+		t.Fatalf("refused battle changed: %+v", got)
+	}
+	if got := s.battle(t, first.ID); got.State != "live" || !got.Singers[0].Connected {
+		t.Fatalf("live battle disturbed: %+v", got)
+	}
+}
