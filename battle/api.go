@@ -17,6 +17,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/internal/httpjson"
 	"github.com/singoff/singoff/internal/ratelimit"
 	"github.com/singoff/singoff/storage"
@@ -373,7 +375,7 @@ func (a *API) vote(c *gin.Context) {
 }
 
 // validWatcher accepts only cookies of the shape newToken makes.
-func validWatcher(s string) bool { return len(s) == 22 && ValidID(s) }
+func validWatcher(s string) bool { return len(s) == 22 && battleid.Valid(s) }
 
 // ParseVote reads a vote's JSON body: {"slot": 1} or {"slot": 2}.
 func ParseVote(body []byte) (int, error) {
@@ -492,71 +494,65 @@ func authorized(b *storage.Battle, kind string, slot int, token string) bool {
 	return tokenMatches(token, b.SingerTokenHashs[2-slot]) || tokenMatches(token, b.HostTokenHash)
 }
 
+// slotRoom authorizes a WHIP or WHEP request on the slot in the path and
+// returns the battle, the slot and its room; when it fails it has
+// answered, with endedStatus if the battle has ended.
+func (a *API) slotRoom(c *gin.Context, kind string, endedStatus int) (*storage.Battle, int, *ingest.Room, bool) {
+	b, ok := a.battle(c)
+	if !ok {
+		return nil, 0, nil, false
+	}
+	slot, ok := slotParam(c)
+	if !ok {
+		return nil, 0, nil, false
+	}
+	if !authorized(b, kind, slot, bearer(c)) {
+		a.unauthorized(c, kind, slot)
+		return nil, 0, nil, false
+	}
+	room, err := a.m.Room(c.Request.Context(), b.ID)
+	if errors.Is(err, ErrEnded) {
+		httpjson.Error(c.Writer, endedStatus, "battle has ended")
+		return nil, 0, nil, false
+	}
+	if err != nil {
+		a.internal(c, err)
+		return nil, 0, nil, false
+	}
+	return b, slot, room, true
+}
+
 func (a *API) webrtcPost(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		b, ok := a.battle(c)
+		b, slot, room, ok := a.slotRoom(c, kind, http.StatusConflict)
 		if !ok {
 			return
-		}
-		slot, ok := slotParam(c)
-		if !ok {
-			return
-		}
-		if !authorized(b, kind, slot, bearer(c)) {
-			a.unauthorized(c, kind, slot)
-			return
-		}
-		room, err := a.m.Room(c.Request.Context(), b.ID)
-		if errors.Is(err, ErrEnded) {
-			httpjson.Error(c.Writer, http.StatusConflict, "battle has ended")
-			return
-		}
-		if err != nil {
-			a.internal(c, err)
-			return
-		}
-		if kind == "whip" {
-			if err := a.m.Admit(b.ID); err != nil {
-				c.Header("Retry-After", "30")
-				httpjson.Error(c.Writer, http.StatusServiceUnavailable, "%v; try again later", err)
-				return
-			}
 		}
 		location := func(session string) string {
 			return fmt.Sprintf("/api/battles/%s/singers/%d/%s/%s", b.ID, slot, kind, session)
 		}
-		if kind == "whip" {
-			a.m.cfg.Ingest.ServeWHIP(c.Writer, c.Request, room.Slot(slot), location)
-			if c.Writer.Status() == http.StatusCreated {
-				a.m.Published(b.ID)
-			}
-		} else {
+		if kind == "whep" {
 			a.m.cfg.Ingest.ServeWHEP(c.Writer, c.Request, room.Slot(slot), location)
+			return
+		}
+		if err := a.m.Admit(b.ID); err != nil {
+			c.Header("Retry-After", "30")
+			httpjson.Error(c.Writer, http.StatusServiceUnavailable, "%v; try again later", err)
+			return
+		}
+		a.m.cfg.Ingest.ServeWHIP(c.Writer, c.Request, room.Slot(slot), location)
+		if c.Writer.Status() == http.StatusCreated {
+			a.m.Published(b.ID)
 		}
 	}
 }
 
+// session serves PATCH and DELETE on a session's Location; once the
+// battle has ended its sessions are gone (404).
 func (a *API) session(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		b, ok := a.battle(c)
+		_, slot, room, ok := a.slotRoom(c, kind, http.StatusNotFound)
 		if !ok {
-			return
-		}
-		slot, ok := slotParam(c)
-		if !ok {
-			return
-		}
-		if !authorized(b, kind, slot, bearer(c)) {
-			a.unauthorized(c, kind, slot)
-			return
-		}
-		room, err := a.m.Room(c.Request.Context(), b.ID)
-		if errors.Is(err, ErrEnded) {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no session %q: the battle has ended", c.Param("session"))
-			return
-		}
-		if err != nil {
-			a.internal(c, err)
 			return
 		}
 		a.m.cfg.Ingest.ServeSession(c.Writer, c.Request, room.Slot(slot), c.Param("session"))

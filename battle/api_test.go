@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/storage"
 )
 
@@ -108,7 +109,7 @@ func create(t *testing.T, base, body string) created {
 func TestCreateGetListEnd(t *testing.T) {
 	srv := apiServer(t, Limits{})
 	c := create(t, srv.URL, `{"title":"Friday night","singers":["Ann","Bo"],"rounds":2,"turn_seconds":45}`)
-	if c.ID == "" || !ValidID(c.ID) || c.State != storage.StateWaiting || len(c.SingerTokens) != 2 || len(c.HostToken) < 22 {
+	if c.ID == "" || !battleid.Valid(c.ID) || c.State != storage.StateWaiting || len(c.SingerTokens) != 2 || len(c.HostToken) < 22 {
 		t.Fatalf("created %+v", c)
 	}
 	if c.SingerTokens[0] == c.SingerTokens[1] || c.SingerTokens[0] == c.HostToken {

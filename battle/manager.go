@@ -14,6 +14,7 @@ import (
 
 	"github.com/singoff/singoff/compositor"
 	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/media"
 	"github.com/singoff/singoff/overlay"
 	"github.com/singoff/singoff/storage"
@@ -202,7 +203,7 @@ func (m *Manager) Close() {
 func (m *Manager) Create(ctx context.Context, p CreateParams) (*storage.Battle, Tokens, error) {
 	var t Tokens
 	b := &storage.Battle{
-		ID:          newID(),
+		ID:          battleid.New(),
 		Title:       p.Title,
 		State:       storage.StateWaiting,
 		CreatedAt:   time.Now().UTC(),
@@ -229,7 +230,7 @@ type Tokens struct {
 
 // Get returns the stored battle, or ErrNotFound.
 func (m *Manager) Get(ctx context.Context, id string) (*storage.Battle, error) {
-	if !ValidID(id) {
+	if !battleid.Valid(id) {
 		return nil, ErrNotFound
 	}
 	b, err := m.cfg.Store.GetBattle(ctx, id)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"regexp"
 )
 
 // newToken returns a random bearer token (128 bits) and its SHA-256,
@@ -27,16 +26,3 @@ func hashToken(token string) []byte {
 func tokenMatches(token string, hash []byte) bool {
 	return token != "" && subtle.ConstantTimeCompare(hashToken(token), hash) == 1
 }
-
-// newID returns a short URL-safe battle id (10 chars, 60 bits).
-func newID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)[:10]
-}
-
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-
-// ValidID tells whether id has the shape of a battle id; anything else
-// is answered 404 before it reaches storage or the filesystem.
-func ValidID(id string) bool { return idPattern.MatchString(id) }

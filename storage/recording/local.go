@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/media"
 )
 
@@ -72,7 +73,7 @@ func NewLocal(dir string, opts LocalOptions) (*Local, error) {
 // under LocalOptions.MinFreeBytes, and with ErrExists when battleID has a
 // recording already (its files are served as immutable).
 func (l *Local) Create(battleID string, info media.ProgramInfo) (Recorder, error) {
-	if !validID(battleID) {
+	if !battleid.Valid(battleID) {
 		return nil, fmt.Errorf("%w: %q", ErrBadID, battleID)
 	}
 	if err := l.checkFreeSpace(); err != nil {
@@ -127,7 +128,7 @@ func (l *Local) checkFreeSpace() error {
 // Exists implements Store: a recording is playable once its playlist
 // lists a segment.
 func (l *Local) Exists(battleID string) bool {
-	if !validID(battleID) {
+	if !battleid.Valid(battleID) {
 		return false
 	}
 	_, err := os.Stat(filepath.Join(l.dir, battleID, playlistName))
@@ -145,7 +146,7 @@ func (l *Local) recordings() ([]string, error) {
 	defer l.mu.Unlock()
 	var ids []string
 	for _, e := range entries {
-		if _, live := l.active[e.Name()]; e.IsDir() && validID(e.Name()) && !live {
+		if _, live := l.active[e.Name()]; e.IsDir() && battleid.Valid(e.Name()) && !live {
 			ids = append(ids, e.Name())
 		}
 	}

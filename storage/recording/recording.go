@@ -51,18 +51,3 @@ var (
 	// ErrBadID means a battle id is not of the form [A-Za-z0-9_-]{1,32}.
 	ErrBadID = errors.New("recording: invalid battle id")
 )
-
-// validID tells whether id has the form of a battle id: [A-Za-z0-9_-]{1,32}.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 32 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/hls/testprogram"
+	"github.com/singoff/singoff/internal/battleid"
 )
 
 // The crash test re-runs this test binary as a recording writer that it
@@ -492,7 +493,7 @@ func FuzzParseVODPath(f *testing.F) {
 		if filepath.Dir(full) != filepath.Join(root, id) || filepath.Dir(filepath.Dir(full)) != root {
 			t.Fatalf("%q reaches %s", path, full)
 		}
-		if strings.ContainsAny(id+file, `/\%`) || strings.Contains(id+file, "..") || !validID(id) || !servedName(file) {
+		if strings.ContainsAny(id+file, `/\%`) || strings.Contains(id+file, "..") || !battleid.Valid(id) || !servedName(file) {
 			t.Fatalf("%q accepted as id %q file %q", path, id, file)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/internal/httpjson"
 )
 
@@ -35,7 +36,7 @@ func parseVODPath(escapedPath string) (id, file string, ok bool) {
 		return "", "", false
 	}
 	id, file, ok = strings.Cut(rest, "/")
-	if !ok || !validID(id) || !servedName(file) {
+	if !ok || !battleid.Valid(id) || !servedName(file) {
 		return "", "", false
 	}
 	return id, file, true
