@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/singoff/singoff/internal/pacing"
 	"github.com/singoff/singoff/media"
 )
 
@@ -56,20 +57,13 @@ func (c *Clip) Packets() []media.Packet {
 // until ctx is done.
 func (c *Clip) Play(ctx context.Context, emit func(media.Packet)) error {
 	start := time.Now()
-	timer := time.NewTimer(0)
+	timer := pacing.NewTimer()
 	defer timer.Stop()
 	for loop := time.Duration(0); ; loop++ {
 		offset := loop * c.Length
 		for _, tp := range c.packets {
 			at := offset + tp.at
-			if wait := time.Until(start.Add(at)); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-timer.C:
-				}
-			} else if ctx.Err() != nil {
+			if !pacing.Until(ctx, timer, start.Add(at)) {
 				return nil
 			}
 			p := tp.pkt

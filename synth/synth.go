@@ -16,6 +16,7 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/singoff/singoff/internal/avframe"
+	"github.com/singoff/singoff/internal/pacing"
 	"github.com/singoff/singoff/media"
 )
 
@@ -238,21 +239,14 @@ func (s *Source) RequestKeyframe() { s.keyframe.Store(true) }
 func (s *Source) Run(ctx context.Context, emit func(media.Packet)) error {
 	defer s.Close()
 	s.start = time.Now()
-	timer := time.NewTimer(0)
+	timer := pacing.NewTimer()
 	defer timer.Stop()
 	for {
 		tp, err := s.next()
 		if err != nil {
 			return err
 		}
-		if wait := time.Until(s.start.Add(tp.at)); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !pacing.Until(ctx, timer, s.start.Add(tp.at)) {
 			return nil
 		}
 		tp.pkt.Arrival = time.Now()
