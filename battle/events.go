@@ -145,10 +145,6 @@ func (m *Manager) notify(id string) {
 	}
 }
 
-// turnGain is the level of the singer who is not singing: 9 dB down, so
-// reactions still come through.
-var turnGain = float32(math.Pow(10, -9.0/20))
-
 // step moves one battle along at now; it returns why the battle must end,
 // or "".
 func (m *Manager) step(r *running, now time.Time) string {
@@ -199,20 +195,16 @@ func (m *Manager) drawFormat(r *running, p *pipeline, tl Timeline, now time.Time
 		st.Votes = tally[tl.Round-1]
 		if tl.Finished {
 			st.Winner = winner(tally)
+			st.Score = roundsWon(tally)
 		}
 	}
 	if st == r.shown {
 		return
 	}
 	if st.Turn != r.shown.Turn || r.shown.Winner == -2 {
-		switch st.Turn {
-		case 1:
-			p.program.SetGains(1, turnGain)
-		case 2:
-			p.program.SetGains(turnGain, 1)
-		default:
-			p.program.SetGains(1, 1)
-		}
+		// The singer whose turn it is at full volume; the other 9 dB
+		// down, so reactions still come through.
+		p.program.SetGains(overlay.Gains(st))
 	}
 	r.shown = st
 	p.program.SetOverlay(m.overlays.Render(st))

@@ -81,10 +81,9 @@ func opener(r int) int {
 	return 2
 }
 
-// winner decides a finished battle from its tallies: the slot with more
-// rounds won, then more votes in all, else 0 for a draw.
-func winner(tally [][2]int) int {
-	var rounds, votes [2]int
+// roundsWon counts the rounds each slot took: more votes wins a round.
+func roundsWon(tally [][2]int) [2]int {
+	var rounds [2]int
 	for _, t := range tally {
 		switch {
 		case t[0] > t[1]:
@@ -92,6 +91,16 @@ func winner(tally [][2]int) int {
 		case t[1] > t[0]:
 			rounds[1]++
 		}
+	}
+	return rounds
+}
+
+// winner decides a finished battle from its tallies: the slot with more
+// rounds won, then more votes in all, else 0 for a draw.
+func winner(tally [][2]int) int {
+	rounds := roundsWon(tally)
+	var votes [2]int
+	for _, t := range tally {
 		votes[0] += t[0]
 		votes[1] += t[1]
 	}

@@ -144,14 +144,17 @@ func (r *audioRing) write(at int64, left, right []float32) {
 }
 
 // mixInto adds the samples from the read position into left and right,
+// scaled by a gain going linearly from one value to another across them,
 // clears them and advances.
-func (r *audioRing) mixInto(left, right []float32) {
+func (r *audioRing) mixInto(left, right []float32, fromGain, toGain float32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	step := (toGain - fromGain) / float32(len(left))
 	for i := range left {
 		j := (r.read + int64(i)) & (audioRingSamples - 1)
-		left[i] += r.buf[0][j]
-		right[i] += r.buf[1][j]
+		g := fromGain + step*float32(i+1)
+		left[i] += g * r.buf[0][j]
+		right[i] += g * r.buf[1][j]
 		r.buf[0][j], r.buf[1][j] = 0, 0
 	}
 	r.read += int64(len(left))

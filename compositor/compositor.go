@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/draw"
 	"log/slog"
 	"math"
 	"sync"
@@ -93,7 +92,8 @@ type Compositor struct {
 	sound   *astiav.Frame // one AAC frame of the mix
 	pkt     *astiav.Packet
 	info    media.ProgramInfo
-	overlay atomic.Pointer[yuvImage]
+	overlay atomic.Pointer[[]*layer]
+	gains   atomic.Pointer[[2]float32] // wanted per slot, linear
 	started atomic.Bool
 	// keySecond is the program second of the last keyframe.
 	keySecond int64
@@ -105,7 +105,8 @@ type Compositor struct {
 	start     time.Time
 	shown     [2]*picture // what each half shows
 	everShown [2]bool
-	audioPos  int64 // program samples encoded
+	audioPos  int64      // program samples encoded
+	gain      [2]float32 // applied per slot to the last audio frame
 }
 
 // New opens the encoders; the program's parameters are known from then
@@ -123,7 +124,8 @@ func New(cfg Config, left, right media.Feed) (*Compositor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor"), keySecond: -1}
+	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor"), keySecond: -1, gain: [2]float32{1, 1}}
+	c.SetGains(1, 1)
 	if err := c.open(left, right); err != nil {
 		c.free()
 		return nil, err
@@ -206,20 +208,30 @@ func (c *Compositor) Stats() Stats {
 	return st
 }
 
-// SetOverlay blends img (1280x720, transparent where it shows nothing)
-// over every following program picture; nil removes it. The image is
-// converted at once, so the caller may reuse it.
-func (c *Compositor) SetOverlay(img *image.RGBA) {
-	if img == nil {
+// SetOverlay blends layers over every following program picture, in
+// order, each placed by its bounds in the 1280x720 program and
+// transparent where it shows nothing; nil or none removes the overlay.
+// The layers are converted at once, so the caller may reuse them; each
+// frame then blends only their rectangles.
+func (c *Compositor) SetOverlay(layers []*image.RGBA) {
+	var ov []*layer
+	for _, img := range layers {
+		if l := toLayer(img); l != nil {
+			ov = append(ov, l)
+		}
+	}
+	if len(ov) == 0 {
 		c.overlay.Store(nil)
 		return
 	}
-	ov := img
-	if r := img.Bounds(); r.Dx() != programWidth || r.Dy() != programHeight {
-		ov = image.NewRGBA(image.Rect(0, 0, programWidth, programHeight))
-		draw.Draw(ov, ov.Rect, img, r.Min, draw.Src)
-	}
-	c.overlay.Store(toYUV(ov, true))
+	c.overlay.Store(&ov)
+}
+
+// SetGains sets the linear gains applied to each singer's audio before
+// mixing (default 1, 1). The change ramps over one audio frame (21 ms),
+// so it does not click.
+func (c *Compositor) SetGains(left, right float32) {
+	c.gains.Store(&[2]float32{left, right})
 }
 
 // Run makes the program into sink until ctx is done, then frees
@@ -297,7 +309,9 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 		states[i] = c.drawSlot(i, s, due, dst)
 	}
 	if ov := c.overlay.Load(); ov != nil {
-		ov.blendOnto(dst)
+		for _, l := range *ov {
+			l.img.blendOnto(dst, l.x, l.y)
+		}
 	}
 	c.picture.SetPts(tick)
 	if second := tick / programFPS; second != c.keySecond {
@@ -394,9 +408,11 @@ func (c *Compositor) audioFrames(due time.Time, sink media.Sink) error {
 		left, right := avframe.FloatPlane(c.sound, 0), avframe.FloatPlane(c.sound, 1)
 		clear(left)
 		clear(right)
-		for _, s := range c.slots {
-			s.sound.mixInto(left, right)
+		gains := *c.gains.Load()
+		for i, s := range c.slots {
+			s.sound.mixInto(left, right, c.gain[i], gains[i])
 		}
+		c.gain = gains
 		limit(left)
 		limit(right)
 		c.sound.SetPts(c.audioPos)

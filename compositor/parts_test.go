@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/draw"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,7 +113,7 @@ func TestAudioRingPlacesSilenceAndDropsLate(t *testing.T) {
 	r.write(-2, one, one)                  // samples -2..1: only 0 and 1 are still to play
 	r.write(audioRingSamples+10, one, one) // too far ahead
 	left, right := make([]float32, 8), make([]float32, 8)
-	r.mixInto(left, right)
+	r.mixInto(left, right, 1, 1)
 	want := []float32{1, 1, 1, 1, 1, 1, 0, 0}
 	for i := range want {
 		if left[i] != want[i] || right[i] != want[i] {
@@ -121,7 +122,7 @@ func TestAudioRingPlacesSilenceAndDropsLate(t *testing.T) {
 	}
 	r.write(0, one, one) // already played
 	clear(left)
-	r.mixInto(left, right)
+	r.mixInto(left, right, 1, 1)
 	for _, v := range left {
 		if v != 0 {
 			t.Fatalf("played samples came back: %v", left)
@@ -129,17 +130,50 @@ func TestAudioRingPlacesSilenceAndDropsLate(t *testing.T) {
 	}
 }
 
-func TestOverlayBlendsOnlyWhereDrawn(t *testing.T) {
-	img := image.NewRGBA(image.Rect(0, 0, programWidth, programHeight))
-	draw.Draw(img, image.Rect(100, 50, 300, 150), image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
-	// Half-transparent black, premultiplied.
-	draw.Draw(img, image.Rect(400, 50, 500, 150), image.NewUniform(color.RGBA{0, 0, 0, 128}), image.Point{}, draw.Src)
-	ov := toYUV(img, true)
-	p := planes{
+func TestAudioRingRampsGain(t *testing.T) {
+	var r audioRing
+	one := []float32{1, 1, 1, 1, 1, 1, 1, 1}
+	r.write(0, one, one)
+	r.write(8, one, one)
+	left, right := make([]float32, 4), make([]float32, 4)
+	r.mixInto(left, right, 1, 0.5)
+	if want := []float32{0.875, 0.75, 0.625, 0.5}; !slices.Equal(left, want) || !slices.Equal(right, want) {
+		t.Fatalf("ramp mixed %v, %v; want %v", left, right, want)
+	}
+	clear(left)
+	clear(right)
+	r.mixInto(left, right, 0.5, 0.5)
+	if want := []float32{0.5, 0.5, 0.5, 0.5}; !slices.Equal(left, want) {
+		t.Fatalf("steady gain mixed %v, want %v", left, want)
+	}
+}
+
+// grey is a 4:2:0 program of one colour.
+func grey() planes {
+	return planes{
 		y: bytes.Repeat([]byte{100}, programWidth*programHeight), ys: programWidth,
 		cb: bytes.Repeat([]byte{90}, programWidth*programHeight/4), cr: bytes.Repeat([]byte{160}, programWidth*programHeight/4), cs: programWidth / 2,
 	}
-	ov.blendOnto(p)
+}
+
+func TestOverlayBlendsOnlyWhereDrawn(t *testing.T) {
+	white := image.NewRGBA(image.Rect(100, 50, 300, 150))
+	draw.Draw(white, white.Rect, image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
+	// Half-transparent black, premultiplied, at odd coordinates.
+	black := image.NewRGBA(image.Rect(401, 51, 501, 151))
+	draw.Draw(black, black.Rect, image.NewUniform(color.RGBA{0, 0, 0, 128}), image.Point{}, draw.Src)
+	// Partly outside the program.
+	corner := image.NewRGBA(image.Rect(1200, 700, 1300, 800))
+	draw.Draw(corner, corner.Rect, image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
+	outside := image.NewRGBA(image.Rect(-100, -100, -10, -10))
+	p := grey()
+	for _, img := range []*image.RGBA{white, black, corner, outside} {
+		if l := toLayer(img); l != nil {
+			l.img.blendOnto(p, l.x, l.y)
+		} else if img != outside {
+			t.Fatalf("layer at %v dropped", img.Rect)
+		}
+	}
 	at := func(x, y int) [3]byte {
 		return [3]byte{p.y[y*p.ys+x], p.cb[y/2*p.cs+x/2], p.cr[y/2*p.cs+x/2]}
 	}
@@ -148,9 +182,18 @@ func TestOverlayBlendsOnlyWhereDrawn(t *testing.T) {
 		want [3]byte
 	}{
 		{150, 100, [3]byte{235, 128, 128}}, // white
-		{450, 100, [3]byte{58, 109, 144}},  // half black: 100/2+16/2, 90/2+128/2, 160/2+128/2
-		{600, 100, [3]byte{100, 90, 160}},  // untouched
+		{100, 50, [3]byte{235, 128, 128}},
+		{299, 149, [3]byte{235, 128, 128}},
+		{450, 100, [3]byte{58, 109, 144}}, // half black: 100/2+16/2, 90/2+128/2, 160/2+128/2
+		{401, 51, [3]byte{58, 94, 155}},   // a quarter of its chroma sample covered
+		{500, 150, [3]byte{58, 94, 155}},
+		{1279, 719, [3]byte{235, 128, 128}},
+		{1199, 700, [3]byte{100, 90, 160}}, // untouched
+		{600, 100, [3]byte{100, 90, 160}},
 		{150, 400, [3]byte{100, 90, 160}},
+		{300, 100, [3]byte{100, 90, 160}},
+		{398, 100, [3]byte{100, 90, 160}},
+		{450, 48, [3]byte{100, 90, 160}},
 	} {
 		got := at(tc.x, tc.y)
 		for i := range got {
