@@ -18,6 +18,7 @@ import (
 	"github.com/asticode/go-astiav"
 
 	"github.com/singoff/singoff/internal/avframe"
+	"github.com/singoff/singoff/internal/pacing"
 	"github.com/singoff/singoff/media"
 )
 
@@ -258,18 +259,10 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 		c.free()
 	}()
 
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	timer := pacing.NewTimer()
 	for tick := int64(0); ; tick++ {
 		due := c.start.Add(time.Duration(tick * int64(time.Second) / programFPS))
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !pacing.Until(ctx, timer, due) {
 			return nil
 		}
 		// A late frame or two is caught up by encoding back to back;

@@ -188,6 +188,7 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 	}
 
 	var se webrtc.SettingEngine
+	se.LoggerFactory = slogFactory{log: s.log}
 	se.SetICEUDPMux(s.udpMux)
 	se.SetICETCPMux(s.tcpMux)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -1,0 +1,45 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// slogFactory hands pion's loggers to slog, so the WebRTC stack's
+// warnings land in the server's log with everything else. pion's debug
+// and trace chatter is dropped below slog's debug level.
+type slogFactory struct{ log *slog.Logger }
+
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) emit(level slog.Level, msg string) {
+	l.log.Log(context.Background(), level, msg)
+}
+
+func (l pionLogger) Trace(msg string) { l.emit(slog.LevelDebug-4, msg) }
+func (l pionLogger) Tracef(format string, args ...any) {
+	l.emit(slog.LevelDebug-4, fmt.Sprintf(format, args...))
+}
+func (l pionLogger) Debug(msg string) { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Debugf(format string, args ...any) {
+	l.emit(slog.LevelDebug, fmt.Sprintf(format, args...))
+}
+func (l pionLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) } // pion's info is chatter here
+func (l pionLogger) Infof(format string, args ...any) {
+	l.emit(slog.LevelDebug, fmt.Sprintf(format, args...))
+}
+func (l pionLogger) Warn(msg string) { l.emit(slog.LevelWarn, msg) }
+func (l pionLogger) Warnf(format string, args ...any) {
+	l.emit(slog.LevelWarn, fmt.Sprintf(format, args...))
+}
+func (l pionLogger) Error(msg string) { l.emit(slog.LevelError, msg) }
+func (l pionLogger) Errorf(format string, args ...any) {
+	l.emit(slog.LevelError, fmt.Sprintf(format, args...))
+}
