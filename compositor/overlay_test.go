@@ -136,7 +136,7 @@ func TestOverlayOnProgram(t *testing.T) {
 			phaseB = append(phaseB, f)
 		}
 	}
-	if len(before) < 20 || len(phaseA) < 20 || len(phaseB) < 20 {
+	if len(before) < 8 || len(phaseA) < 8 || len(phaseB) < 8 {
 		t.Fatalf("frames before, at 1–0, at 0–3: %d, %d, %d", len(before), len(phaseA), len(phaseB))
 	}
 

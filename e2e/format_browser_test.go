@@ -67,18 +67,7 @@ func TestBattleFormatInBrowser(t *testing.T) {
 
 	// The turns last 3 s: the page keeps its own record of every turn
 	// line it shows, so none is missed between two looks.
-	watch.eval(`(() => {
-		window.seenTurns = [];
-		const record = () => {
-			const turn = document.getElementById("turn").textContent;
-			const countdown = document.getElementById("countdown").textContent;
-			const last = window.seenTurns.at(-1);
-			if (!last || last.turn !== turn || last.countdown !== countdown) window.seenTurns.push({ turn, countdown });
-		};
-		new MutationObserver(record).observe(document.querySelector(".format"),
-			{ subtree: true, childList: true, characterData: true });
-		return true;
-	})()`, nil)
+	watch.recordTurns(b.ID)
 
 	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/start", b.HostToken, nil, http.StatusOK, nil)
 	watch.waitJS("voting opens", `!document.getElementById("vote-2").disabled`, 10*time.Second)
@@ -130,7 +119,9 @@ func TestBattleFormatInBrowser(t *testing.T) {
 	if want := "Bob wins, 1 round to 0."; closed.Result != want {
 		t.Errorf("the result reads %q, want %q", closed.Result, want)
 	}
+	watch.eval(`window.scrollTo(0, 0)`, nil)
 	watch.screenshot("result")
+	watch.checkStreamed()
 	s.call(t, http.MethodGet, "/api/battles/"+b.ID, "", nil, http.StatusOK, &api)
 	if api.Winner == nil || *api.Winner != 2 {
 		t.Errorf("the API's winner is %v, want 2", api.Winner)
@@ -156,6 +147,89 @@ func TestBattleFormatInBrowser(t *testing.T) {
 		t.Errorf("the replay's votes are %q, want %q", replay.Rows, want)
 	}
 	watch.screenshot("replay")
+}
+
+// TestSingPageTurns sings slot 1 of a one-round battle of 3 s turns from
+// Chromium's fake camera against a bot: the page tells its singer to wait
+// for the host, when it is their turn and for how long, when it is the
+// opponent's, and the result once the watchers' voting has closed.
+func TestSingPageTurns(t *testing.T) {
+	s := startServer(t, false, "--min-turn-seconds", "1")
+	var b battle
+	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
+		"title": "sing turns e2e", "singers": []string{"Ann", "Bob"}, "rounds": 1, "turn_seconds": 3,
+	}, http.StatusCreated, &b)
+	s.startBot(t, b, 2)
+	br := newBrowser(t, true)
+	sing := br.open("sing1", s.base+"/b/"+b.ID+"/sing/1#token="+b.SingerTokens[0])
+	sing.waitStatus("You are live", 30*time.Second)
+	sing.waitJS("the page waits for the host",
+		`document.getElementById("turn").textContent === "Waiting for the host to start."`, 10*time.Second)
+	var heading string
+	sing.eval(`document.getElementById("heading").textContent`, &heading)
+	if heading != "sing turns e2e: Ann" {
+		t.Errorf("the sing page's heading is %q, want the title and the singer's name", heading)
+	}
+	sing.recordTurns(b.ID)
+
+	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/start", b.HostToken, nil, http.StatusOK, nil)
+	sing.waitJS("the round ends", `window.seenTurns.some((s) => s.turn.startsWith("Round 1 is over"))`, 20*time.Second)
+	sing.waitJS("the result shows", `document.getElementById("turn").textContent.startsWith("A draw")`, 30*time.Second)
+	var seen []seenTurn
+	sing.eval(`window.seenTurns`, &seen)
+	var order []string
+	countdown := regexp.MustCompile(`^— 0:0[0-3] left$`)
+	for _, st := range seen {
+		if len(order) == 0 || order[len(order)-1] != st.Turn {
+			order = append(order, st.Turn)
+		}
+		if (st.Turn == "Your turn" || st.Turn == "Opponent's turn") && !countdown.MatchString(st.Countdown) {
+			t.Errorf("during %q the countdown reads %q", st.Turn, st.Countdown)
+		}
+	}
+	want := []string{"Your turn", "Opponent's turn", "Round 1 is over: the watchers are voting.",
+		"A draw: 0 rounds each, 0 votes each."}
+	if !reflect.DeepEqual(order, want) {
+		t.Errorf("the sing page showed %q, want %q", order, want)
+	}
+	sing.checkStreamed()
+	sing.screenshot("result")
+}
+
+// recordTurns has the page keep a record of every turn line it shows in
+// window.seenTurns, so none is missed between two looks, and count its
+// plain GETs of battle id in window.battleGETs.
+func (tb *tab) recordTurns(id string) {
+	tb.t.Helper()
+	tb.eval(`((id) => {
+		window.seenTurns = [];
+		const record = () => {
+			const turn = document.getElementById("turn").textContent;
+			const countdown = document.getElementById("countdown").textContent;
+			const last = window.seenTurns.at(-1);
+			if (!last || last.turn !== turn || last.countdown !== countdown) window.seenTurns.push({ turn, countdown });
+		};
+		new MutationObserver(record).observe(document.getElementById("turn").closest("section"),
+			{ subtree: true, childList: true, characterData: true });
+		window.battleGETs = 0;
+		new PerformanceObserver((list) => {
+			for (const e of list.getEntries()) {
+				if (new URL(e.name).pathname === "/api/battles/" + id) window.battleGETs++;
+			}
+		}).observe({ type: "resource" });
+		return true;
+	})(`+jsString(id)+`)`, nil)
+}
+
+// checkStreamed fails the test if the page recorded by recordTurns had to
+// fetch the battle: every change must have come over the event stream.
+func (tb *tab) checkStreamed() {
+	tb.t.Helper()
+	var gets int
+	tb.eval(`window.battleGETs`, &gets)
+	if gets != 0 {
+		tb.t.Errorf("%s page fetched the battle %d times: the event stream missed changes", tb.name, gets)
+	}
 }
 
 // checkTurns checks the turn lines a watch page showed from the start:
@@ -223,4 +297,66 @@ func (tb *tab) waitPath(path string, within time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestHostStartsFromPages creates a battle with the home page's format
+// fields and starts it with the watch page's Start button, which only the
+// host's browser shows.
+func TestHostStartsFromPages(t *testing.T) {
+	s := startServer(t, false)
+	br := newBrowser(t, false)
+	home := br.open("home", s.base+"/")
+	home.waitStatus("live", 15*time.Second)
+	home.run(
+		chromedp.SendKeys("#title", "Start from the page", chromedp.ByID),
+		chromedp.SendKeys("#singer1", "Ann", chromedp.ByID),
+		chromedp.SendKeys("#singer2", "Bob", chromedp.ByID),
+		chromedp.SetValue("#rounds", "2", chromedp.ByID),
+		chromedp.SetValue("#turn-seconds", "45", chromedp.ByID),
+		chromedp.Click(`#create button[type=submit]`, chromedp.ByQuery),
+	)
+	home.waitStatus("is ready", 15*time.Second)
+	var invite string
+	home.eval(`document.querySelector("#mine input")?.value ?? ""`, &invite)
+	id := battleID(t, invite)
+	var created struct {
+		formatBattle
+		Rounds      int `json:"rounds"`
+		TurnSeconds int `json:"turn_seconds"`
+		Singers     []struct {
+			Name string `json:"name"`
+		} `json:"singers"`
+	}
+	s.call(t, http.MethodGet, "/api/battles/"+id, "", nil, http.StatusOK, &created)
+	if created.Rounds != 2 || created.TurnSeconds != 45 || len(created.Singers) != 2 ||
+		created.Singers[0].Name != "Ann" || created.Singers[1].Name != "Bob" || created.Round != 0 {
+		t.Errorf("the home page created %+v, want Ann and Bob, 2 rounds of 45 s turns, not started", created)
+	}
+	home.screenshot("created")
+
+	stranger := newBrowser(t, false).open("watch-stranger", s.base+"/b/"+id)
+	watch := br.open("watch-host", s.base+"/b/"+id)
+	watch.waitJS("the host sees Start", `!document.getElementById("start").hidden`, 10*time.Second)
+	stranger.waitJS("the page waits for the host",
+		`document.getElementById("turn").textContent === "Waiting for the host to start."`, 10*time.Second)
+	var strangerStart bool
+	stranger.eval(`!document.getElementById("start").hidden`, &strangerStart)
+	if strangerStart {
+		t.Error("a watcher without the host's credentials sees the Start button")
+	}
+	watch.run(chromedp.Click("#start", chromedp.ByID))
+	watch.waitJS("the battle starts",
+		`document.getElementById("turn").textContent === "Ann is singing" && document.getElementById("start").hidden`,
+		10*time.Second)
+	stranger.waitJS("the other watcher sees the start",
+		`document.getElementById("round").textContent === "Round 1 of 2" && /^0:4\d left$/.test(document.getElementById("countdown").textContent)`,
+		10*time.Second)
+	s.call(t, http.MethodGet, "/api/battles/"+id, "", nil, http.StatusOK, &created)
+	if created.Round != 1 || created.Turn == nil || *created.Turn != 1 {
+		t.Errorf("after the Start button the API is at round %d, turn %v; want round 1, slot 1 singing", created.Round, created.Turn)
+	}
+	watch.screenshot("started")
+	// A phone's width, for people to look at.
+	stranger.run(chromedp.EmulateViewport(390, 844))
+	stranger.screenshot("phone")
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/singoff/singoff/hls/testprogram"
 )
@@ -150,10 +152,14 @@ func TestLive(t *testing.T) {
 		wantHeader(t, resp, "Content-Type", "application/vnd.apple.mpegurl")
 		wantHeader(t, resp, "Cache-Control", cacheMultivariant)
 		wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
-		for _, want := range []string{"video1_stream.m3u8", "audio2_stream.m3u8", `RESOLUTION=1280x720`} {
+		for _, want := range []string{"video1_stream.m3u8", `RESOLUTION=1280x720`, `mp4a.40.2`} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("multivariant playlist lacks %q:\n%s", want, body)
 			}
+		}
+		// The audio is in the variant's files, not a rendition of its own.
+		if strings.Contains(string(body), "#EXT-X-MEDIA") {
+			t.Errorf("multivariant playlist has a rendition:\n%s", body)
 		}
 	})
 
@@ -295,6 +301,67 @@ func TestLive(t *testing.T) {
 			if seg.URI != "" && !seg.Gap {
 				resp, _ = get(t, l.url(seg.URI), nil)
 				wantHeader(t, resp, "Cache-Control", cacheMedia)
+			}
+		}
+	})
+
+	t.Run("collapsed blocking reloads", func(t *testing.T) {
+		// Many watchers wait for the same next part: each gets the whole
+		// answer, the same bytes, and the part it names holds video and
+		// audio.
+		_, body := get(t, l.url("video1_stream.m3u8"), nil)
+		pl := mediaPlaylist(t, body)
+		reload := l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d",
+			pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1))
+		const waiters = 20
+		bodies := make(chan []byte, waiters)
+		for range waiters {
+			go func() {
+				var body []byte
+				defer func() { bodies <- body }()
+				resp, err := http.Get(reload)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+				wantHeader(t, resp, "Cache-Control", cacheBlockingPlaylist)
+				if body, err = io.ReadAll(resp.Body); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		first := <-bodies
+		for range waiters - 1 {
+			if b := <-bodies; string(b) != string(first) {
+				t.Fatalf("identical reloads got different playlists:\n%s\n---\n%s", first, b)
+			}
+		}
+		after := mediaPlaylist(t, first)
+		if len(after.Parts) == 0 {
+			t.Skip("the segment closed with the part: no part in the open segment")
+		}
+		partURL := l.url(after.Parts[len(after.Parts)-1].URI)
+		for range 2 { // produced, then from the cache
+			resp, part := get(t, partURL, nil)
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(part)) {
+				t.Fatalf("part: status %d, Content-Length %d, %d bytes", resp.StatusCode, resp.ContentLength, len(part))
+			}
+			var frags fmp4.Parts
+			if err := frags.Unmarshal(part); err != nil {
+				t.Fatal(err)
+			}
+			var ids []int
+			for _, f := range frags {
+				for _, tr := range f.Tracks {
+					ids = append(ids, tr.ID)
+				}
+			}
+			if !slices.Equal(ids, []int{1, 2}) {
+				t.Errorf("part has tracks %v, want video 1 and audio 2", ids)
 			}
 		}
 	})

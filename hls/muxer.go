@@ -83,6 +83,7 @@ type Muxer struct {
 	writeMu sync.Mutex
 	closed  atomic.Bool
 
+	files    *collapser
 	viewers  *viewers
 	counters counters
 }
@@ -103,6 +104,7 @@ func NewMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
 			Codec:     &codecs.MPEG4Audio{Config: info.Audio},
 			ClockRate: media.AudioClockRate,
 		},
+		files:   newCollapser(),
 		viewers: newViewers(),
 	}
 	m.muxer = &gohlslib.Muxer{
@@ -204,15 +206,17 @@ func classify(name string) fileKind {
 // to writeTimeout; a handler in front must not time requests out sooner
 // (no http.TimeoutHandler).
 func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A writer that cannot set deadlines has none to lift: ignore the error.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
-	setCORS(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		// A simple cross-origin GET needs only this; the rest of the
+		// CORS headers answer preflights.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 	case http.MethodOptions:
+		setCORS(w.Header())
 		w.WriteHeader(http.StatusNoContent)
 		return
 	default:
+		setCORS(w.Header())
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		httpjson.Error(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
 		return
@@ -242,6 +246,7 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cache := cacheMedia
+	key := name
 	switch {
 	case kind == kindMultivariant:
 		cache = cacheMultivariant
@@ -250,14 +255,70 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case kind == kindMediaPlaylist:
 		cache = cacheMediaPlaylist
 	}
-	rw := &responseWriter{ResponseWriter: w, muxer: m, cache: cache}
-	m.muxer.Handle(rw, r)
-	if !rw.wroteHeader {
+	if kind == kindMultivariant || kind == kindMediaPlaylist {
+		key = name + "?" + r.URL.RawQuery
+	}
+	immutable := kind == kindInit || kind == kindPart
+	if immutable {
+		if a, ok := m.files.cachedAnswer(key); ok {
+			m.write(w, r, a, cache)
+			return
+		}
+	}
+	// A writer that cannot set deadlines has none to lift: ignore the error.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
+	a, ok := m.files.do(r.Context(), key, immutable, func(w http.ResponseWriter) { m.produce(w, r, name, kind) })
+	if !ok {
+		return // the client has gone
+	}
+	m.write(w, r, a, cache)
+}
+
+// produce answers the request for name, of the given kind, as gohlslib
+// does, with the audio in the video's files (see muxed.go).
+func (m *Muxer) produce(w http.ResponseWriter, r *http.Request, name string, kind fileKind) {
+	if kind == kindMultivariant {
+		m.produceMultivariant(w, r)
+		return
+	}
+	if kind == kindInit || kind == kindPart || kind == kindSegment {
+		if audio, ok := audioName(name); ok {
+			m.produceMuxed(w, r, name, audio, kind)
+			return
+		}
+	}
+	m.muxer.Handle(w, r)
+}
+
+// write sends a, gohlslib's answer, with singoff's Cache-Control.
+func (m *Muxer) write(w http.ResponseWriter, r *http.Request, a answer, cache string) {
+	h := w.Header()
+	switch {
+	case a.status == 0:
 		// gohlslib answers nothing for a name it does not serve (a part
 		// or segment that is gone or not there yet).
-		w.Header().Set("Cache-Control", cacheError)
+		h.Set("Cache-Control", cacheError)
 		httpjson.Error(w, http.StatusNotFound, "no such file")
+		return
+	case a.status == http.StatusInternalServerError && m.closed.Load():
+		// gohlslib answers 500 to the requests waiting when it closes.
+		answerEnded(w)
+		return
+	case a.status == http.StatusOK:
+		h.Set("Cache-Control", cache)
+	default:
+		h.Set("Cache-Control", cacheError)
 	}
+	if a.contentType != nil {
+		h["Content-Type"] = a.contentType
+	}
+	h["Content-Length"] = a.contentLength
+	w.WriteHeader(a.status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	n, _ := w.Write(a.body)
+	m.counters.bytesOut.Add(uint64(n))
 }
 
 func setCORS(h http.Header) {
@@ -271,47 +332,3 @@ func answerEnded(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", cacheError)
 	httpjson.Error(w, http.StatusGone, "the live program has ended")
 }
-
-// responseWriter puts singoff's Cache-Control over gohlslib's, counts the
-// bytes sent, and turns the 500 gohlslib answers to requests waiting when
-// the muxer closes into 410 Gone.
-type responseWriter struct {
-	http.ResponseWriter
-	muxer       *Muxer
-	cache       string
-	wroteHeader bool
-	discard     bool
-}
-
-func (w *responseWriter) WriteHeader(status int) {
-	if w.wroteHeader {
-		return
-	}
-	w.wroteHeader = true
-	switch {
-	case status == http.StatusOK:
-		w.Header().Set("Cache-Control", w.cache)
-	case status == http.StatusInternalServerError && w.muxer.closed.Load():
-		w.discard = true
-		answerEnded(w.ResponseWriter)
-		return
-	default:
-		w.Header().Set("Cache-Control", cacheError)
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.discard {
-		return len(p), nil
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.muxer.counters.bytesOut.Add(uint64(n))
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -74,6 +73,7 @@ const (
 	// maxPlaylistSize bounds what is read of a playlist.
 	maxPlaylistSize = 1 << 20
 	copyBufferSize  = 64 << 10
+	readBufferSize  = 16 << 10
 )
 
 // Run starts cfg.Watchers watchers, lets them watch for cfg.Duration and
@@ -93,20 +93,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: requestTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 2 * cfg.Watchers,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-		WriteBufferSize:     4 << 10,
-		ReadBufferSize:      16 << 10,
-	}
-	defer transport.CloseIdleConnections()
-
 	hardCtx, cancel := context.WithTimeout(ctx, joinSpread+cfg.Duration+drainTimeout)
 	defer cancel()
 	r := &run{
-		client:  &http.Client{Transport: transport},
+		dialer:  &net.Dialer{Timeout: requestTimeout, KeepAlive: 30 * time.Second},
 		logger:  logger,
 		stopped: make(chan struct{}),
 		bufs:    sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }},
@@ -144,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 // run is what a run's watchers share.
 type run struct {
-	client *http.Client
+	dialer *net.Dialer
 	logger *slog.Logger
 	bufs   sync.Pool // *[]byte of copyBufferSize
 

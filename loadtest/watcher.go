@@ -64,6 +64,11 @@ func newWatcher(r *run, u string) *watcher {
 // run's window ends and the parts published within it are fetched, or
 // ctx ends.
 func (w *watcher) watch(ctx context.Context) {
+	defer func() {
+		for _, f := range w.followers {
+			f.conn.close()
+		}
+	}()
 	first := w.followers[0]
 	root, err := url.Parse(w.url)
 	if err != nil {
@@ -95,6 +100,7 @@ func (w *watcher) watch(ctx context.Context) {
 type follower struct {
 	run      *run
 	track    int // index in run.tracks
+	conn     conn
 	playlist bytes.Buffer
 
 	// started tells that the first media playlist arrived; parts after
@@ -114,7 +120,7 @@ type follower struct {
 }
 
 func newFollower(r *run, track int) *follower {
-	return &follower{run: r, track: track, errors: make(map[string]int)}
+	return &follower{run: r, track: track, conn: conn{dialer: r.dialer}, errors: make(map[string]int)}
 }
 
 // resolve fetches the playlist at root and returns the media playlists
@@ -338,13 +344,13 @@ func classify(err error) string {
 // get fetches a playlist into w.playlist and returns its bytes, valid
 // until the next get.
 func (f *follower) get(ctx context.Context, u *url.URL, kind requestKind) ([]byte, error) {
-	resp, err := f.do(ctx, u, kind, "")
+	body, err := f.do(ctx, u, kind, "")
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	f.playlist.Reset()
-	n, err := f.playlist.ReadFrom(io.LimitReader(resp.Body, maxPlaylistSize))
+	n, err := f.playlist.ReadFrom(io.LimitReader(body, maxPlaylistSize))
 	f.bytesIn += n
 	if err != nil {
 		return nil, err
@@ -354,15 +360,15 @@ func (f *follower) get(ctx context.Context, u *url.URL, kind requestKind) ([]byt
 
 // fetch downloads a media file, keeping none of it.
 func (f *follower) fetch(ctx context.Context, u *url.URL, kind requestKind, byteRange string) error {
-	resp, err := f.do(ctx, u, kind, byteRange)
+	body, err := f.do(ctx, u, kind, byteRange)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	buf := f.run.bufs.Get().(*[]byte)
 	defer f.run.bufs.Put(buf)
 	for {
-		n, err := resp.Body.Read(*buf)
+		n, err := body.Read(*buf)
 		f.bytesIn += int64(n)
 		if err == io.EOF {
 			return nil
@@ -373,39 +379,15 @@ func (f *follower) fetch(ctx context.Context, u *url.URL, kind requestKind, byte
 	}
 }
 
-func (f *follower) do(ctx context.Context, u *url.URL, kind requestKind, byteRange string) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if byteRange != "" {
-		req.Header.Set("Range", byteRange)
-	}
+func (f *follower) do(ctx context.Context, u *url.URL, kind requestKind, byteRange string) (*body, error) {
 	f.requests[kind]++
-	resp, err := f.run.client.Do(req)
+	resp, err := f.conn.get(ctx, u, byteRange)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
-		resp.Body.Close()
-		cancel()
-		return nil, statusError{resp.StatusCode}
+	if resp.status != http.StatusOK && resp.status != http.StatusPartialContent {
+		resp.body.Close()
+		return nil, statusError{resp.status}
 	}
-	resp.Body = cancelOnClose{resp.Body, cancel}
-	return resp, nil
-}
-
-// cancelOnClose ends a request's context when its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
+	return resp.body, nil
 }
