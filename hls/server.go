@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/internal/httpjson"
 	"github.com/singoff/singoff/media"
 )
@@ -106,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/hls/")
 	id, file, hasFile := strings.Cut(rest, "/")
-	if !ok || !hasFile || !validID(id) {
+	if !ok || !hasFile || !battleid.Valid(id) {
 		setCORS(w.Header())
 		httpjson.Error(w, http.StatusNotFound, "no such battle")
 		return
@@ -136,20 +137,4 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = name
 	r2.URL.RawPath = ""
 	m.ServeHTTP(w, r2)
-}
-
-// validID tells whether id has the form of a battle id:
-// [A-Za-z0-9_-]{1,32}.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 32 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
