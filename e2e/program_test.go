@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +12,8 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+
+	"github.com/singoff/singoff/internal/mediacheck"
 )
 
 // waitFor polls cond every 200 ms until it holds or within passes.
@@ -41,67 +40,35 @@ func (s *server) get(t *testing.T, url string) (int, string) {
 	return res.StatusCode, string(body)
 }
 
-// probe is what ffprobe says of a URL's streams and duration.
-type probe struct {
-	Streams []struct {
-		CodecName  string `json:"codec_name"`
-		Width      int    `json:"width"`
-		Height     int    `json:"height"`
-		SampleRate string `json:"sample_rate"`
-		Channels   int    `json:"channels"`
-	} `json:"streams"`
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-}
-
-func ffprobe(t *testing.T, url string) probe {
+// probe reads url with ffprobe.
+func probe(t *testing.T, url string) mediacheck.Probe {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-print_format", "json",
-		"-show_streams", "-show_format", url).Output()
+	p, err := mediacheck.ProbeURL(ctx, url)
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v", url, err)
-	}
-	var p probe
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("ffprobe output %q: %v", out, err)
+		t.Fatal(err)
 	}
 	return p
 }
 
-// checkProgramStreams fails unless p holds the program's two streams.
-func checkProgramStreams(t *testing.T, what string, p probe) {
+// checkProgram fails unless url holds the program's two streams.
+func checkProgram(t *testing.T, what, url string) mediacheck.Probe {
 	t.Helper()
-	var video, audio bool
-	for _, s := range p.Streams {
-		switch s.CodecName {
-		case "h264":
-			video = s.Width == 1280 && s.Height == 720
-		case "aac":
-			audio = s.SampleRate == "48000" && s.Channels == 2
-		}
+	p := probe(t, url)
+	if err := p.IsProgram(); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
-	if !video || !audio {
-		t.Fatalf("%s: want h264 1280x720 and aac 48000 Hz stereo, ffprobe found %+v", what, p.Streams)
-	}
+	return p
 }
 
-// decodesCleanly runs ffmpeg over url (the first seconds if limit > 0)
-// and fails on any decoding error it reports.
+// decodesCleanly has ffmpeg decode url (the first seconds if limit > 0).
 func decodesCleanly(t *testing.T, url string, limit time.Duration) {
 	t.Helper()
-	args := []string{"-v", "error", "-i", url}
-	if limit > 0 {
-		args = append(args, "-t", fmt.Sprint(limit.Seconds()))
-	}
-	args = append(args, "-f", "null", "-")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffmpeg", args...).CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("ffmpeg decoding %s: %v\n%s", url, err, out)
+	if err := mediacheck.Decode(ctx, url, limit); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -139,7 +106,7 @@ func TestLiveProgramAndRecording(t *testing.T) {
 	})
 	liveSince := time.Now()
 
-	checkProgramStreams(t, "live", ffprobe(t, live))
+	checkProgram(t, "live", live)
 	decodesCleanly(t, live, 4*time.Second)
 	readWithGohlslib(t, live)
 
@@ -192,13 +159,14 @@ func TestLiveProgramAndRecording(t *testing.T) {
 	if !strings.Contains(playlist, "#EXT-X-ENDLIST") || !strings.Contains(playlist, "#EXT-X-PLAYLIST-TYPE:VOD") {
 		t.Fatalf("VOD playlist is not finished:\n%s", playlist)
 	}
-	p := ffprobe(t, *ended.VODURL)
-	checkProgramStreams(t, "VOD", p)
-	duration, _ := strconv.ParseFloat(p.Format.Duration, 64)
+	duration, err := checkProgram(t, "VOD", *ended.VODURL).Duration()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The recording starts when the program does, a little before the
 	// live playlist first answered.
-	if want := liveFor.Seconds(); duration < want-2 || duration > want+4 {
-		t.Fatalf("VOD lasts %.1f s, the battle was live about %.1f s", duration, want)
+	if duration < liveFor-2*time.Second || duration > liveFor+4*time.Second {
+		t.Fatalf("VOD lasts %v, the battle was live about %v", duration, liveFor)
 	}
 	decodesCleanly(t, *ended.VODURL, 0)
 }
@@ -288,7 +256,7 @@ func TestCrashKeepsTheRecording(t *testing.T) {
 	if !strings.Contains(after, "#EXT-X-ENDLIST") || strings.Count(after, "#EXTINF") < strings.Count(before, "#EXTINF") {
 		t.Fatalf("recovered playlist lost segments or is open:\nbefore the crash:\n%s\nafter:\n%s", before, after)
 	}
-	checkProgramStreams(t, "recovered VOD", ffprobe(t, vod))
+	checkProgram(t, "recovered VOD", vod)
 	decodesCleanly(t, vod, 0)
 	// The live URL of a battle ended before this process started.
 	if status, _ := s.get(t, s.base+"/hls/"+b.ID+"/index.m3u8"); status != http.StatusGone {

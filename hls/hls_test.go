@@ -2,7 +2,6 @@ package hls
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,6 +21,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/singoff/singoff/hls/testprogram"
+	"github.com/singoff/singoff/internal/mediacheck"
 )
 
 // program is the clip every test feeds, encoded once by TestMain.
@@ -164,43 +163,18 @@ func TestLive(t *testing.T) {
 	})
 
 	t.Run("ffprobe", func(t *testing.T) {
-		out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-show_entries",
-			"stream=codec_name,width,height,sample_rate,channels", "-of", "json", l.url("index.m3u8")).Output()
+		p, err := mediacheck.ProbeURL(t.Context(), l.url("index.m3u8"))
 		if err != nil {
-			t.Fatalf("ffprobe: %v", err)
-		}
-		var probe struct {
-			Streams []struct {
-				CodecName  string `json:"codec_name"`
-				Width      int    `json:"width"`
-				Height     int    `json:"height"`
-				SampleRate string `json:"sample_rate"`
-				Channels   int    `json:"channels"`
-			} `json:"streams"`
-		}
-		if err := json.Unmarshal(out, &probe); err != nil {
 			t.Fatal(err)
 		}
-		var video, audio bool
-		for _, s := range probe.Streams {
-			switch s.CodecName {
-			case "h264":
-				video = s.Width == 1280 && s.Height == 720
-			case "aac":
-				audio = s.SampleRate == "48000" && s.Channels == 2
-			}
-		}
-		if !video || !audio {
-			t.Errorf("want h264 1280x720 and aac 48000 stereo, ffprobe says %s", out)
+		if err := p.IsProgram(); err != nil {
+			t.Error(err)
 		}
 	})
 
 	t.Run("ffmpeg decodes", func(t *testing.T) {
-		cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-v", "error",
-			"-i", l.url("index.m3u8"), "-t", "3", "-f", "null", "-")
-		out, err := cmd.CombinedOutput()
-		if err != nil || len(out) > 0 {
-			t.Errorf("ffmpeg: %v\n%s", err, out)
+		if err := mediacheck.Decode(t.Context(), l.url("index.m3u8"), 3*time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 

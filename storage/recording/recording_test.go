@@ -2,7 +2,6 @@ package recording
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/singoff/singoff/hls/testprogram"
 	"github.com/singoff/singoff/internal/battleid"
+	"github.com/singoff/singoff/internal/mediacheck"
 )
 
 // The crash test re-runs this test binary as a recording writer that it
@@ -153,48 +152,22 @@ func wantHeader(t *testing.T, resp *http.Response, key, want string) {
 	}
 }
 
-type probe struct {
-	Streams []struct {
-		CodecName  string `json:"codec_name"`
-		Width      int    `json:"width"`
-		Height     int    `json:"height"`
-		SampleRate string `json:"sample_rate"`
-		Channels   int    `json:"channels"`
-	} `json:"streams"`
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-}
-
 // checkPlayable has ffprobe and ffmpeg read the recording at url: both
 // streams, a duration within 2 s of want, and a decode without errors.
 func checkPlayable(t *testing.T, url string, want time.Duration) {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-show_entries",
-		"stream=codec_name,width,height,sample_rate,channels:format=duration", "-of", "json", url).Output()
+	p, err := mediacheck.ProbeURL(t.Context(), url)
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v", url, err)
-	}
-	var p probe
-	if err := json.Unmarshal(out, &p); err != nil {
 		t.Fatal(err)
 	}
-	var video, audio bool
-	for _, s := range p.Streams {
-		video = video || (s.CodecName == "h264" && s.Width == 1280 && s.Height == 720)
-		audio = audio || (s.CodecName == "aac" && s.SampleRate == "48000" && s.Channels == 2)
+	if err := p.IsProgram(); err != nil {
+		t.Error(err)
 	}
-	if !video || !audio {
-		t.Errorf("want h264 1280x720 and aac 48000 stereo, ffprobe says %s", out)
+	if d, err := p.Duration(); err != nil || (d-want).Abs() > 2*time.Second {
+		t.Errorf("duration %v (%v), want %v ± 2 s", d, err, want)
 	}
-	seconds, err := strconv.ParseFloat(p.Format.Duration, 64)
-	if err != nil || (time.Duration(seconds*float64(time.Second))-want).Abs() > 2*time.Second {
-		t.Errorf("duration %q, want %v ± 2 s", p.Format.Duration, want)
-	}
-
-	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-v", "error", "-i", url, "-f", "null", "-")
-	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("ffmpeg decoding %s: %v\n%s", url, err, out)
+	if err := mediacheck.Decode(t.Context(), url, 0); err != nil {
+		t.Error(err)
 	}
 }
 
