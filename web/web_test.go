@@ -114,20 +114,19 @@ func TestAssetsRevalidate(t *testing.T) {
 	}
 }
 
-// TestPagesInChromium loads each page in headless Chromium from the bare
-// handler, with no API behind it: every module must load without a
-// script error, and each page must say in its status line what is wrong.
-func TestPagesInChromium(t *testing.T) {
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
+// chromium starts headless Chromium for the test, or skips it where
+// there is none.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	const path = "/usr/bin/chromium"
+	if _, err := os.Stat(path); err != nil {
 		t.Skip("chromium is not installed (make deps installs it)")
 	}
-	srv := httptest.NewServer(Handler())
-	defer srv.Close()
-
+	// Without a UserDataDir chromedp makes its own profile directory and
+	// removes it once Chromium has gone: a t.TempDir could be removed
+	// while Chromium's helpers still write to it.
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -136,9 +135,23 @@ func TestPagesInChromium(t *testing.T) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	t.Cleanup(cancelBrowser)
+	// The first Run starts the browser and ties its life to browserCtx.
+	if err := chromedp.Run(browserCtx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return browserCtx
+}
+
+// TestPagesInChromium loads each page in headless Chromium from the bare
+// handler, with no API behind it: every module must load without a
+// script error, and each page must say in its status line what is wrong.
+func TestPagesInChromium(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	browserCtx := chromium(t)
 
 	cases := []struct{ path, status string }{
 		{"/", "Could not load battles"},
@@ -183,5 +196,74 @@ func TestPagesInChromium(t *testing.T) {
 				t.Errorf("%s threw: %s", c.path, e)
 			}
 		})
+	}
+}
+
+// TestFormatInChromium runs the format module's words and sums in
+// Chromium on battle objects as the API gives them.
+func TestFormatInChromium(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	tabCtx, cancelTab := chromedp.NewContext(chromium(t))
+	defer cancelTab()
+	ctx, cancel := context.WithTimeout(tabCtx, 20*time.Second)
+	defer cancel()
+
+	var got map[string]string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(srv.URL+"/b/abc/replay"),
+		chromedp.Evaluate(`(async () => {
+			const f = await import("/assets/js/format.js");
+			const singers = [{ slot: 1, name: "Ann" }, { slot: 2, name: "Bob" }];
+			const at = (s) => new Date(Date.now() + s * 1000).toISOString();
+			const live = { state: "live", singers, rounds: 3, turn_seconds: 90, round: 2, turn: 2,
+				turn_ends_at: at(72.5), voting_open: true, voting_ends_at: at(120), votes: [[3, 1], [0, 0], [0, 0]], winner: null };
+			return {
+				clock: [f.clock(72), f.clock(0.2), f.clock(-3), f.clock(600)].join(" "),
+				left: f.clock(f.secondsLeft(live)),
+				leftCapped: String(f.secondsLeft({ ...live, turn_ends_at: at(5000) })),
+				leftBetweenTurns: String(f.secondsLeft({ ...live, turn: null, turn_ends_at: null })),
+				votingLeft: f.clock(f.votingSecondsLeft(live)),
+				round: f.roundLine(live),
+				format: f.roundLine({ ...live, round: 0 }),
+				name: f.singerName(live, 2) + "/" + f.singerName({ singers: [{ slot: 1 }] }, 1),
+				votes: f.roundVotes(live, 1).join("-") + " " + f.roundVotes(live, 0).join("-"),
+				open: f.votingClosedReason(live),
+				notStarted: f.votingClosedReason({ ...live, round: 0, voting_open: false }),
+				closed: f.votingClosedReason({ ...live, voting_open: false }),
+				ended: f.votingClosedReason({ ...live, state: "ended", voting_open: false }),
+				pending: f.resultText(live),
+				rounds: f.resultText({ ...live, votes: [[0, 1]], winner: 2 }),
+				onVotes: f.resultText({ ...live, votes: [[3, 1], [0, 4]], winner: 2 }),
+				draw: f.resultText({ ...live, votes: [[2, 2]], winner: 0 }),
+			};
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"clock":            "1:12 0:01 0:00 10:00",
+		"left":             "1:13",
+		"leftCapped":       "90",
+		"leftBetweenTurns": "null",
+		"votingLeft":       "2:00",
+		"round":            "Round 2 of 3",
+		"format":           "3 rounds, 1:30 a turn",
+		"name":             "Bob/Singer 1",
+		"votes":            "3-1 0-0",
+		"open":             "",
+		"notStarted":       "Voting opens when the host starts the battle.",
+		"closed":           "Voting for round 2 has closed.",
+		"ended":            "The battle has ended.",
+		"pending":          "",
+		"rounds":           "Bob wins, 1 round to 0.",
+		"onVotes":          "Bob wins on votes: 1 round each, 5 votes to 3.",
+		"draw":             "A draw: 0 rounds each, 2 votes each.",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q", k, got[k], w)
+		}
 	}
 }

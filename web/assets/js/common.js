@@ -9,11 +9,20 @@ export function setStatus(text, level = "info") {
   el.dataset.level = level;
 }
 
+// setText sets an element's text only when it changes: rewriting the
+// same text would make screen readers say it again.
+export function setText(elementId, text) {
+  const node = document.getElementById(elementId);
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
 // ApiError is a non-2xx answer of the API, with its status and message.
+// retryAfter is the seconds a 429 answer asks to wait, or 0.
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfter = 0) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -27,6 +36,8 @@ export async function api(path, { method = "GET", token, body } = {}) {
     method,
     headers,
     cache: "no-store",
+    // Votes are counted per watcher by an HttpOnly cookie.
+    credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -37,7 +48,8 @@ export async function api(path, { method = "GET", token, body } = {}) {
     data = null;
   }
   if (!res.ok) {
-    throw new ApiError(res.status, (data && data.error) || `${res.status} ${res.statusText}`);
+    const retryAfter = Number(res.headers.get("Retry-After")) || 0;
+    throw new ApiError(res.status, (data && data.error) || `${res.status} ${res.statusText}`, retryAfter);
   }
   return data;
 }

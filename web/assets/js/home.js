@@ -1,9 +1,11 @@
 // The home page: live and past battles, creating a battle, and the
-// host's invite links and end control for the battles this browser made.
+// host's invite links, start and end controls for the battles this
+// browser made.
 import {
   api, ApiError, el, forgetHost, hostWatchURL, inviteURL, loadHost, plural,
   saveHost, setStatus, singersLine,
 } from "./common.js";
+import { resultText, roundLine } from "./format.js";
 
 const REFRESH_MS = 5000;
 
@@ -26,9 +28,9 @@ function battleItem(b) {
   const watch = b.state === "ended"
     ? el("a", { class: "button", href: `/b/${encodeURIComponent(b.id)}/replay` }, "Replay")
     : el("a", { class: "button primary", href: `/b/${encodeURIComponent(b.id)}` }, "Watch");
-  const when = b.state === "ended" && b.ended_at
-    ? `ended ${new Date(b.ended_at).toLocaleString()}`
-    : `${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
+  const when = b.state === "ended"
+    ? [b.ended_at && `ended ${new Date(b.ended_at).toLocaleString()}`, resultText(b)].filter(Boolean).join(" · ")
+    : `${roundLine(b)} · ${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
   return el("li", {},
     el("span", { class: `badge ${b.state}` }, b.state),
     el("span", { class: "title" }, b.title),
@@ -64,6 +66,25 @@ function hostPanel(b, creds) {
   const safe = b.id.replace(/[^A-Za-z0-9_-]/g, "");
   const state = el("span", { class: `badge ${b.state}` }, b.state);
   const facts = el("p", { class: "meta" });
+  const start = el("button", { type: "button", class: "primary" }, "Start the battle");
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    try {
+      await api(`/api/battles/${encodeURIComponent(b.id)}/start`, { method: "POST", token: creds.host_token });
+      setStatus(`"${b.title}" has started: round 1.`, "ok");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) {
+        setStatus(`"${b.title}" has already started.`, "warn");
+      } else if (err instanceof ApiError && err.status === 401) {
+        setStatus("This browser's host key for that battle is no longer valid.", "error");
+      } else {
+        setStatus(`Could not start the battle: ${err.message}`, "error");
+      }
+    } finally {
+      start.disabled = false;
+    }
+    refresh();
+  });
   const end = el("button", { type: "button", class: "danger" }, "End battle");
   end.addEventListener("click", async () => {
     if (!confirm(`End "${b.title}" for everyone?`)) return;
@@ -92,14 +113,16 @@ function hostPanel(b, creds) {
       copyRow(`invite-${safe}-${i + 1}`, `Singer ${i + 1} link`, inviteURL(b.id, i + 1, t))),
     copyRow(`host-${safe}`, "Your watch link (with the end control)", hostWatchURL(b.id, creds.host_token)),
     el("div", { class: "controls" },
-      el("a", { class: "button primary", href: `/b/${encodeURIComponent(b.id)}` }, "Watch"),
+      start,
+      el("a", { class: "button", href: `/b/${encodeURIComponent(b.id)}` }, "Watch"),
       end));
   return {
     panel,
     update(nb) {
       state.textContent = nb.state;
       state.className = `badge ${nb.state}`;
-      facts.textContent = `${plural(nb.viewers || 0, "viewer", "viewers")} · ${singersLine(nb)}`;
+      facts.textContent = `${roundLine(nb)} · ${plural(nb.viewers || 0, "viewer", "viewers")} · ${singersLine(nb)}`;
+      start.hidden = nb.round > 0 || nb.state === "ended";
     },
   };
 }
@@ -146,10 +169,23 @@ async function refresh() {
   }
 }
 
+// createRequest is the form as the API takes it; singers are sent only
+// when named, and a blank name stays the slot's default.
+function createRequest() {
+  const body = {
+    title: form.title.value.trim(),
+    rounds: Number(form.rounds.value),
+    turn_seconds: Number(form.turn_seconds.value),
+  };
+  const names = [form.singer1.value.trim(), form.singer2.value.trim()];
+  if (names[0] || names[1]) body.singers = names.map((n, i) => n || `Singer ${i + 1}`);
+  return body;
+}
+
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
-  const title = form.title.value.trim();
-  if (!title) {
+  const body = createRequest();
+  if (!body.title) {
     setStatus("Give the battle a title.", "warn");
     form.title.focus();
     return;
@@ -158,7 +194,7 @@ form.addEventListener("submit", async (e) => {
   submit.disabled = true;
   setStatus("Creating the battle…");
   try {
-    const b = await api("/api/battles", { method: "POST", body: { title } });
+    const b = await api("/api/battles", { method: "POST", body });
     saveHost(b.id, { host_token: b.host_token, singer_tokens: b.singer_tokens, title: b.title });
     form.reset();
     setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");

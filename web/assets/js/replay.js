@@ -1,5 +1,6 @@
-// The replay page: the battle's recording with seeking.
-import { api, ApiError, battleIdFromPath, setStatus } from "./common.js";
+// The replay page: the battle's result and its recording with seeking.
+import { api, ApiError, battleIdFromPath, el, setStatus } from "./common.js";
+import { resultText, roundsWon, singerName } from "./format.js";
 import { exists, play } from "./player.js";
 
 const id = battleIdFromPath();
@@ -18,6 +19,29 @@ function showBattle(b) {
   const liveLink = document.getElementById("live-link");
   liveLink.hidden = b.state === "ended";
   liveLink.href = `/b/${encodeURIComponent(id)}`;
+  showResult(b);
+}
+
+// showResult gives the winner, or how far a battle ended early got, and
+// each round's votes, the round's winner highlighted.
+function showResult(b) {
+  let result = resultText(b);
+  const won = roundsWon(b);
+  if (result) {
+    result += ` Rounds won: ${singerName(b, 1)} ${won[0]}, ${singerName(b, 2)} ${won[1]}.`;
+  } else if (b.state === "ended" && b.round > 0) {
+    result = `The battle was ended in round ${b.round} of ${b.rounds}, before a result.`;
+  }
+  document.getElementById("result-section").hidden = !result;
+  if (!result) return;
+  document.getElementById("result").textContent = result;
+  document.getElementById("name-1").textContent = singerName(b, 1);
+  document.getElementById("name-2").textContent = singerName(b, 2);
+  const rows = (b.votes ?? []).map(([n1, n2], i) => el("tr", {},
+    el("th", { scope: "row" }, `Round ${i + 1}`),
+    el("td", { class: n1 > n2 ? "won" : null }, String(n1)),
+    el("td", { class: n2 > n1 ? "won" : null }, String(n2))));
+  document.querySelector("#rounds tbody").replaceChildren(...rows);
 }
 
 async function main() {

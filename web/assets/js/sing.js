@@ -1,9 +1,10 @@
 // The sing page: camera and mic preview, publishing over WHIP to this
-// slot, and the opponent over WHEP from the other slot.
-import { api, ApiError, battleIdFromPath, setStatus, takeFragment } from "./common.js";
+// slot, the opponent over WHEP from the other slot, and whose turn it is.
+import { api, ApiError, battleIdFromPath, setStatus, setText, takeFragment } from "./common.js";
+import {
+  clock, followBattle, resultText, roundLine, secondsLeft, singerName, ticker, votingSecondsLeft,
+} from "./format.js";
 import { preferH264, Session } from "./webrtc.js";
-
-const BATTLE_POLL_MS = 5000;
 
 const id = battleIdFromPath();
 const slot = Number(location.pathname.match(/\/sing\/([12])\/?$/)?.[1]);
@@ -41,9 +42,13 @@ let ended = false;
 // fatal holds the message that stopped the page, which nothing overrides.
 let fatal = "";
 let opponentMedia = false;
+// battle is the latest battle object; the turn clock ticks from it.
+let battle = null;
+let stopFollowing = () => {};
 
 function fail(message) {
   fatal = message;
+  stopFollowing();
   setStatus(message, "error");
   sendState.textContent = "stopped";
   disableControls();
@@ -77,9 +82,10 @@ function report() {
     text = "Connecting you to the stage…";
   }
   if (s === "connected") {
-    if (r === "connected" && opponentMedia) text += ` Singer ${other} is on.`;
-    else if (r === "reconnecting") text += ` Reconnecting to singer ${other}…`;
-    else text += ` Waiting for singer ${other}…`;
+    const name = battle ? singerName(battle, other) : `Singer ${other}`;
+    if (r === "connected" && opponentMedia) text += ` ${name} is on.`;
+    else if (r === "reconnecting") text += ` Reconnecting to ${name}…`;
+    else text += ` Waiting for ${name}…`;
   }
   setStatus(text, level);
 }
@@ -275,22 +281,56 @@ function playRemote() {
   });
 }
 
-async function watchBattle() {
-  while (!ended && !fatal) {
-    try {
-      const b = await api(base);
-      document.title = `singoff: ${b.title} (singer ${slot})`;
-      document.getElementById("heading").textContent = `${b.title}: singer ${slot}`;
-      if (b.state === "ended") battleEnded();
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        fail("This battle does not exist.");
-        publisher?.session.stop();
-        subscriber?.session.stop();
-      }
-    }
-    await new Promise((r) => setTimeout(r, BATTLE_POLL_MS));
+function showBattle(b) {
+  battle = b;
+  const me = singerName(b, slot);
+  document.title = `singoff: ${b.title} (${me})`;
+  setText("heading", `${b.title}: ${me}`);
+  setText("remote-caption", `${singerName(b, other)}, your opponent`);
+  setText("round", roundLine(b));
+  showTurn(b);
+  if (b.state === "ended") battleEnded();
+}
+
+// showTurn tells the singer when to sing; it runs on every tick.
+function showTurn(b) {
+  let text;
+  if (b.winner != null || b.state === "ended") {
+    const result = resultText(b);
+    if (!result) text = "The battle has ended.";
+    else if (b.winner === slot) text = `You won! ${result}`;
+    else text = result;
+  } else if (!(b.round > 0)) {
+    text = "Waiting for the host to start.";
+  } else if (b.turn === slot) {
+    text = "Your turn";
+  } else if (b.turn === other) {
+    text = "Opponent's turn";
+  } else {
+    text = `Round ${b.round} is over: the watchers are voting.`;
   }
+  setText("turn", text);
+  document.getElementById("format").classList.toggle("mine", b.turn === slot && b.state !== "ended");
+  const left = secondsLeft(b);
+  const breakLeft = votingSecondsLeft(b);
+  let countdown = "";
+  if (left != null) countdown = `— ${clock(left)} left`;
+  else if (breakLeft != null && b.round < b.rounds) countdown = `— round ${b.round + 1} starts in ${clock(breakLeft)}`;
+  setText("countdown", countdown);
+}
+
+function follow() {
+  stopFollowing = followBattle(id, {
+    onBattle: showBattle,
+    onMissing() {
+      fail("This battle does not exist.");
+      publisher?.session.stop();
+      subscriber?.session.stop();
+    },
+  });
+  ticker(() => {
+    if (battle) showTurn(battle);
+  });
 }
 
 async function main() {
@@ -304,10 +344,8 @@ async function main() {
   }
   try {
     const b = await api(base);
-    if (b.state === "ended") {
-      battleEnded();
-      return;
-    }
+    showBattle(b);
+    if (b.state === "ended") return;
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
       fail("This battle does not exist.");
@@ -315,6 +353,7 @@ async function main() {
     }
     // Anything else: the sessions will retry and say so.
   }
+  follow();
   if (!navigator.mediaDevices?.getUserMedia) {
     fail("This browser gives the camera only to secure (https) pages.");
     return;
@@ -331,7 +370,6 @@ async function main() {
   fillDevicePickers().catch(() => {});
   publish();
   subscribe();
-  watchBattle();
 }
 
 muteButton.addEventListener("click", () => { muted = !muted; applyToggles(); });

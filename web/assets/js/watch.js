@@ -1,20 +1,27 @@
-// The watch page: the live program over LL-HLS, the battle's state and
-// viewers, and for the host the end control. When the battle ends the
-// page moves to the replay.
+// The watch page: the live program over LL-HLS, the battle's turns and
+// rounds, voting, viewers, and for the host the start and end controls.
+// When the battle ends the page moves to the replay.
 import {
-  api, ApiError, battleIdFromPath, loadHost, plural, saveHost, setStatus, singersLine, sleep, takeFragment,
+  api, ApiError, battleIdFromPath, loadHost, saveHost, setStatus, setText, singersLine, sleep, takeFragment,
 } from "./common.js";
+import {
+  clock, followBattle, resultText, roundLine, roundVotes, secondsLeft, singerName, ticker,
+  votingClosedReason, votingSecondsLeft,
+} from "./format.js";
 import { exists, play } from "./player.js";
 
-const BATTLE_POLL_MS = 3000;
 const RETRY_MS = 2000;
 const REPLAY_DELAY_MS = 3000;
+// A vote's error stays on screen this long, over the battle's updates.
+const NOTICE_MS = 6000;
 
 const id = battleIdFromPath();
 const base = `/api/battles/${encodeURIComponent(id)}`;
 const video = document.getElementById("program");
 const soundButton = document.getElementById("sound");
 const endButton = document.getElementById("end");
+const startButton = document.getElementById("start");
+const voteButtons = [document.getElementById("vote-1"), document.getElementById("vote-2")];
 
 // A host link carries the host token in its fragment; keep it with the
 // battle's other host credentials.
@@ -26,6 +33,16 @@ endButton.hidden = !hostToken;
 let hlsURL = `/hls/${encodeURIComponent(id)}/index.m3u8`;
 let ended = false;
 let player = null;
+// battle is the latest battle object; the countdown ticks from it.
+let battle = null;
+// voting is true while a vote is on its way.
+let voting = false;
+let notice = { text: "", until: 0 };
+
+// The vote of each round is remembered here: the server knows the
+// watcher only by an HttpOnly cookie.
+const voteKey = (round) => `singoff:vote:${id}:${round}`;
+const myVote = (round) => Number(localStorage.getItem(voteKey(round))) || 0;
 
 function showBattle(b) {
   document.getElementById("title").textContent = b.title;
@@ -36,7 +53,91 @@ function showBattle(b) {
   document.getElementById("viewers").textContent = String(b.viewers ?? 0);
   document.getElementById("singers").textContent = singersLine(b) || "–";
   if (b.hls_url) hlsURL = b.hls_url;
+  battle = b;
+  showFormat(b);
   if (b.state === "ended") battleEnded();
+}
+
+function showFormat(b) {
+  setText("round", roundLine(b));
+  startButton.hidden = !hostToken || b.round > 0 || b.state === "ended";
+  const result = resultText(b);
+  setText("result", result);
+  document.getElementById("result").hidden = !result;
+  showTurn(b);
+  showVotes(b);
+}
+
+// showTurn says who is singing and for how long; it runs on every tick.
+function showTurn(b) {
+  let text;
+  if (b.state === "ended") text = "The battle has ended.";
+  else if (b.winner != null) text = "The battle is over.";
+  else if (!(b.round > 0)) text = "Waiting for the host to start.";
+  else if (b.turn) text = `${singerName(b, b.turn)} is singing`;
+  else text = `Round ${b.round} is over.`;
+  setText("turn", text);
+  const left = secondsLeft(b);
+  const voteLeft = votingSecondsLeft(b);
+  let countdown = "";
+  if (left != null) countdown = `${clock(left)} left`;
+  else if (voteLeft != null) countdown = `Voting closes in ${clock(voteLeft)}`;
+  setText("countdown", countdown);
+}
+
+function showVotes(b) {
+  const round = b.round > 0 ? b.round : 0;
+  const reason = votingClosedReason(b);
+  const mine = myVote(round);
+  voteButtons.forEach((button, i) => {
+    const name = singerName(b, i + 1);
+    // The name stays put; aria-pressed says which one is this watcher's.
+    setText(button.id, `Vote for ${name}`);
+    button.disabled = Boolean(reason);
+    button.setAttribute("aria-pressed", String(mine === i + 1));
+    setText(`tally-name-${i + 1}`, name);
+  });
+  let note = reason;
+  if (mine) {
+    note = `${reason ? `${reason} ` : ""}You voted for ${singerName(b, mine)} in round ${round}.`;
+    if (!reason) note += " You can change your vote until voting closes.";
+  } else if (!reason) {
+    note = `Voting for round ${round} is open: pick one.`;
+  }
+  if (Date.now() < notice.until) note = notice.text;
+  setText("vote-note", note);
+
+  const [n1, n2] = roundVotes(b, round);
+  setText("count-1", String(n1));
+  setText("count-2", String(n2));
+  // With no votes yet both parts are 0 wide: the bar shows empty.
+  document.getElementById("bar-1").style.flexGrow = String(n1);
+  document.getElementById("bar-2").style.flexGrow = String(n2);
+  setText("tally-round", round ? `Votes in round ${round}` : "");
+}
+
+// vote sends this watcher's vote; the buttons stay enabled meanwhile so
+// a keyboard user keeps their focus; a press while one is on its way is
+// ignored.
+async function vote(slot) {
+  if (!battle || voting) return;
+  const round = battle.round;
+  voting = true;
+  try {
+    await api(`${base}/votes`, { method: "POST", body: { slot } });
+    localStorage.setItem(voteKey(round), String(slot));
+    notice = { text: "", until: 0 };
+  } catch (err) {
+    let text = `Could not vote: ${err.message}`;
+    if (err instanceof ApiError && err.status === 409) text = `Your vote did not count: ${err.message}`;
+    else if (err instanceof ApiError && err.status === 429) {
+      text = `Too many votes from here: try again in ${err.retryAfter || "a few"} s.`;
+    }
+    notice = { text, until: Date.now() + NOTICE_MS };
+  } finally {
+    voting = false;
+    showVotes(battle);
+  }
 }
 
 function battleEnded() {
@@ -45,21 +146,6 @@ function battleEnded() {
   endButton.hidden = true;
   setStatus("The battle has ended. Moving to the replay…", "ok");
   setTimeout(() => location.replace(`/b/${encodeURIComponent(id)}/replay`), REPLAY_DELAY_MS);
-}
-
-async function pollBattle() {
-  for (;;) {
-    try {
-      showBattle(await api(base));
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        setStatus("This battle does not exist.", "error");
-        return;
-      }
-    }
-    if (ended) return;
-    await sleep(BATTLE_POLL_MS);
-  }
 }
 
 // runPlayer plays the program, waiting for it to exist first, and starts
@@ -108,6 +194,21 @@ soundButton.addEventListener("click", () => {
 video.addEventListener("volumechange", updateSoundButton);
 updateSoundButton();
 
+voteButtons.forEach((button, i) => button.addEventListener("click", () => vote(i + 1)));
+
+startButton.addEventListener("click", async () => {
+  startButton.disabled = true;
+  try {
+    showBattle(await api(`${base}/start`, { method: "POST", token: hostToken }));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) startButton.hidden = true;
+    else if (err instanceof ApiError && err.status === 401) setStatus("Your host key for this battle is not valid.", "error");
+    else setStatus(`Could not start the battle: ${err.message}`, "error");
+  } finally {
+    startButton.disabled = false;
+  }
+});
+
 endButton.addEventListener("click", async () => {
   if (!confirm("End the battle for everyone?")) return;
   endButton.disabled = true;
@@ -121,15 +222,20 @@ endButton.addEventListener("click", async () => {
   }
 });
 
-(async () => {
-  try {
-    showBattle(await api(base));
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) {
-      setStatus("This battle does not exist.", "error");
-      return;
+// The program starts once the battle is known to exist.
+let playerRunning = false;
+followBattle(id, {
+  onBattle(b) {
+    showBattle(b);
+    if (!playerRunning) {
+      playerRunning = true;
+      runPlayer();
     }
-  }
-  pollBattle();
-  runPlayer();
-})();
+  },
+  onMissing() {
+    setStatus("This battle does not exist.", "error");
+  },
+});
+ticker(() => {
+  if (battle) showTurn(battle);
+});
