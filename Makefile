@@ -39,7 +39,9 @@ run: build
 
 test: deps web-assets
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	# One package at a time: the media tests run in real time and must
+	# not starve each other of the two cores.
+	$(GO) test -count=1 -p 1 -timeout 40m ./...
 	$(MAKE) fuzz
 
 # Every fuzz target, briefly: the parsers of untrusted bytes.

@@ -9,7 +9,7 @@ import (
 // Playout timing: each unit is played at its sender time plus the
 // smallest transit delay seen plus playoutDelay, which absorbs jitter.
 const (
-	playoutDelay = 150 * time.Millisecond
+	playoutDelay = 100 * time.Millisecond
 	// delayWindow is how often the smallest delay is re-measured, so a
 	// path that got slower (or a drifting sender clock) is followed.
 	delayWindow = 2 * time.Second
