@@ -15,7 +15,7 @@ type picture struct {
 }
 
 // maxQueued bounds the pictures a slot holds ahead of the program clock
-// (playoutDelay at 30 fps is ~5).
+// (playoutDelay at 30 fps is ~3).
 const maxQueued = 12
 
 // pictureQueue hands pictures from a slot's decoder to the program clock,

@@ -8,6 +8,11 @@ import (
 
 // Playout timing: each unit is played at its sender time plus the
 // smallest transit delay seen plus playoutDelay, which absorbs jitter.
+// playoutDelay is on the path to every watcher (ingest → part published
+// is this plus a 200 ms part plus encoding, bar 400 ms p95); 100 ms
+// still covers the frame a video unit waits in ingest for the next one
+// to start, decoding and a loaded machine's jitter (e2e
+// TestBenchIngestToPart counts the pictures that came too late).
 const (
 	playoutDelay = 100 * time.Millisecond
 	// delayWindow is how often the smallest delay is re-measured, so a
