@@ -169,6 +169,20 @@ func TestLiveProgramAndRecording(t *testing.T) {
 		t.Fatalf("VOD lasts %v, the battle was live about %v", duration, liveFor)
 	}
 	decodesCleanly(t, *ended.VODURL, 0)
+
+	// Past battles list newest first with their duration and recording.
+	var past struct {
+		Battles []struct {
+			ID       string   `json:"id"`
+			Duration *float64 `json:"duration_seconds"`
+			VODURL   *string  `json:"vod_url"`
+		} `json:"battles"`
+	}
+	s.call(t, http.MethodGet, "/api/battles?state=ended", "", nil, http.StatusOK, &past)
+	if len(past.Battles) != 1 || past.Battles[0].ID != b.ID || past.Battles[0].VODURL == nil ||
+		past.Battles[0].Duration == nil || *past.Battles[0].Duration < liveFor.Seconds()-2 {
+		t.Fatalf("ended battles: %+v", past.Battles)
+	}
 }
 
 // metricValue reads an unlabelled sample from Prometheus text.
@@ -289,5 +303,29 @@ func TestFullServerRefusesAnotherBattle(t *testing.T) {
 	}
 	if got := s.battle(t, first.ID); got.State != "live" || !got.Singers[0].Connected {
 		t.Fatalf("live battle disturbed: %+v", got)
+	}
+}
+
+// Below the disk floor a battle still goes live, unrecorded, and its
+// battle object says why.
+func TestNoRecordingBelowTheDiskFloor(t *testing.T) {
+	s := startServer(t, false, "--disk-floor-mb", "1000000000")
+	b := s.createBattle(t, "no room")
+	s.startBot(t, b, 1)
+	waitFor(t, "live", 20*time.Second, func() bool { return s.battle(t, b.ID).State == "live" })
+	var got struct {
+		VODURL         *string `json:"vod_url"`
+		RecordingError string  `json:"recording_error"`
+	}
+	s.call(t, http.MethodGet, "/api/battles/"+b.ID, "", nil, http.StatusOK, &got)
+	if got.VODURL != nil || !strings.Contains(got.RecordingError, "free") {
+		t.Fatalf("battle below the disk floor: vod_url %v, recording_error %q", got.VODURL, got.RecordingError)
+	}
+	waitFor(t, "the live program all the same", 15*time.Second, func() bool {
+		status, _ := s.get(t, s.base+"/hls/"+b.ID+"/index.m3u8")
+		return status == http.StatusOK
+	})
+	if status, _ := s.get(t, s.base+"/vod/"+b.ID+"/index.m3u8"); status != http.StatusNotFound {
+		t.Fatalf("VOD of an unrecorded battle: %d", status)
 	}
 }
