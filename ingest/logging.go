@@ -9,8 +9,10 @@ import (
 )
 
 // slogFactory hands pion's loggers to slog, so the WebRTC stack's
-// warnings land in the server's log with everything else. pion's debug
-// and trace chatter is dropped below slog's debug level.
+// messages land in the server's log with everything else. pion warns of
+// routine things (a candidate closed at teardown, a ping before any
+// pair), so its warnings are debug here and its errors warnings; what
+// matters to an operator the server logs itself.
 type slogFactory struct{ log *slog.Logger }
 
 func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
