@@ -29,6 +29,8 @@ type Program interface {
 	// sets each slot's audio level in the mix.
 	SetOverlay(layers []*image.RGBA)
 	SetGains(left, right float32)
+	// Close frees a program that will not run.
+	Close()
 }
 
 // ProgramFactory makes a battle's program from its two slots' feeds.
@@ -175,10 +177,7 @@ func (m *Manager) Close() {
 		return
 	}
 	m.closed = true
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
+	rs := m.runningLocked()
 	m.mu.Unlock()
 	close(m.watchStop)
 	<-m.watchDone
@@ -282,15 +281,25 @@ func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
 	return r.room, nil
 }
 
-// Admit tells whether a publish to battle id may go ahead: a battle that
-// is not live yet needs room for one more live battle.
-func (m *Manager) Admit(id string) error {
+// runningBattles lists the battles with a room, to visit without m.mu.
+func (m *Manager) runningBattles() []*running {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runningLocked()
+}
+
+func (m *Manager) runningLocked() []*running {
 	rs := make([]*running, 0, len(m.running))
 	for _, r := range m.running {
 		rs = append(rs, r)
 	}
-	m.mu.Unlock()
+	return rs
+}
+
+// Admit tells whether a publish to battle id may go ahead: a battle that
+// is not live yet needs room for one more live battle.
+func (m *Manager) Admit(id string) error {
+	rs := m.runningBattles()
 	live := 0
 	for _, r := range rs {
 		r.mu.Lock()
@@ -375,6 +384,7 @@ func (m *Manager) goLive(r *running) error {
 	info := prog.Info()
 	live, err := m.cfg.Live.Start(r.id, info)
 	if err != nil {
+		prog.Close()
 		return fmt.Errorf("live output: %w", err)
 	}
 	sink := &teeSink{log: m.log.With("battle", r.id), live: live}
@@ -393,6 +403,7 @@ func (m *Manager) goLive(r *running) error {
 	}
 	r.liveSince = b.StartedAt
 	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
+		prog.Close()
 		m.cfg.Live.Stop(r.id)
 		if rec != nil {
 			rec.Close(false)
@@ -478,13 +489,7 @@ func (m *Manager) watch() {
 		case <-m.watchStop:
 			return
 		case now := <-tick.C:
-			m.mu.Lock()
-			rs := make([]*running, 0, len(m.running))
-			for _, r := range m.running {
-				rs = append(rs, r)
-			}
-			m.mu.Unlock()
-			for _, r := range rs {
+			for _, r := range m.runningBattles() {
 				if reason := m.step(r, now); reason != "" {
 					if _, err := m.End(context.Background(), r.id, reason); err != nil && !errors.Is(err, ErrEnded) {
 						m.log.Error("ending battle", "battle", r.id, "err", err)
@@ -570,10 +575,7 @@ type Snapshot struct {
 // Snapshot counts battles, singers, viewers and program work.
 func (m *Manager) Snapshot() Snapshot {
 	m.mu.Lock()
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
+	rs := m.runningLocked()
 	s := Snapshot{Program: m.retired}
 	m.mu.Unlock()
 	for _, r := range rs {

@@ -235,6 +235,13 @@ func (c *Compositor) SetGains(left, right float32) {
 	c.gains.Store(&[2]float32{left, right})
 }
 
+// Close frees a compositor that will never Run (Run frees its own).
+func (c *Compositor) Close() {
+	if c.started.CompareAndSwap(false, true) {
+		c.free()
+	}
+}
+
 // Run makes the program into sink until ctx is done, then frees
 // everything. It runs once.
 func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {

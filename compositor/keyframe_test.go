@@ -64,3 +64,17 @@ func TestKeyframesOnWholeSecondsDespiteSkippedTicks(t *testing.T) {
 		lastSecond = second
 	}
 }
+
+// A compositor that never runs is freed by Close, once; Run after it
+// refuses.
+func TestCloseWithoutRun(t *testing.T) {
+	c, err := New(Config{Logger: quietLogger()}, newTestFeed(), newTestFeed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c.Close()
+	if err := c.Run(context.Background(), &programRecorder{}); err == nil {
+		t.Fatal("Run after Close did not refuse")
+	}
+}
