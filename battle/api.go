@@ -292,12 +292,8 @@ func (a *API) writeView(c *gin.Context, status int, b *storage.Battle) {
 }
 
 func (a *API) end(c *gin.Context) {
-	b, ok := a.battle(c)
+	b, ok := a.hostBattle(c)
 	if !ok {
-		return
-	}
-	if !tokenMatches(bearer(c), b.HostTokenHash) {
-		httpjson.Error(c.Writer, http.StatusUnauthorized, "the host token is required (Authorization: Bearer)")
 		return
 	}
 	ended, err := a.m.End(c.Request.Context(), b.ID, "the host ended it")
@@ -311,13 +307,23 @@ func (a *API) end(c *gin.Context) {
 	}
 }
 
-func (a *API) start(c *gin.Context) {
+// hostBattle loads the battle in the path for its host: without the host
+// token it answers 401.
+func (a *API) hostBattle(c *gin.Context) (*storage.Battle, bool) {
 	b, ok := a.battle(c)
 	if !ok {
-		return
+		return nil, false
 	}
 	if !tokenMatches(bearer(c), b.HostTokenHash) {
 		httpjson.Error(c.Writer, http.StatusUnauthorized, "the host token is required (Authorization: Bearer)")
+		return nil, false
+	}
+	return b, true
+}
+
+func (a *API) start(c *gin.Context) {
+	b, ok := a.hostBattle(c)
+	if !ok {
 		return
 	}
 	started, err := a.m.Start(c.Request.Context(), b.ID)
