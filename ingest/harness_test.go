@@ -142,7 +142,11 @@ func (h *harness) url(room string, slot int, kind string) string {
 // the test ends, and waits until it is connected.
 func (h *harness) publish(ctx context.Context, room string, slot int, vp8 bool) *whipclient.Publisher {
 	h.t.Helper()
-	opts := whipclient.Options{Loopback: true}
+	return h.publishWith(ctx, room, slot, vp8, whipclient.Options{Loopback: true})
+}
+
+func (h *harness) publishWith(ctx context.Context, room string, slot int, vp8 bool, opts whipclient.Options) *whipclient.Publisher {
+	h.t.Helper()
 	if vp8 {
 		opts.VideoCodec = "video/VP8"
 	}

@@ -283,3 +283,23 @@ func TestRoomCloseEndsFeed(t *testing.T) {
 		}
 	}
 }
+
+// A singer whose network drops UDP publishes over ICE-TCP on the same
+// port, and the other singer receives them as usual.
+func TestPublishOverTCP(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	h := newHarness(t)
+	pub := h.publishWith(ctx, "tcp", 1, false, whipclient.Options{Loopback: true, TCP: true})
+	sub := h.subscribe(ctx, "tcp", 1)
+	video, audio := receive(ctx, sub, atLeast(30))
+	if video.packets < 30 || audio.packets < 30 {
+		t.Fatalf("subscriber got %d video and %d audio packets over a TCP publisher, want 30 each", video.packets, audio.packets)
+	}
+	pair, err := pub.PeerConnection().SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("publisher's selected candidate pair: %v, %v", pair, err)
+	}
+	if pair.Local.Protocol != webrtc.ICEProtocolTCP {
+		t.Fatalf("publisher's ICE runs over %s, want tcp", pair.Local.Protocol)
+	}
+}

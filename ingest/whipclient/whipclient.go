@@ -32,7 +32,10 @@ type Options struct {
 	// WriteAudioRTP) instead of samples.
 	RTP bool
 	// Loopback keeps ICE on 127.0.0.1, loopback candidate included.
-	Loopback   bool
+	Loopback bool
+	// TCP keeps ICE on TCP, as a singer behind a firewall that drops
+	// UDP must.
+	TCP        bool
 	ICEServers []webrtc.ICEServer
 	// HTTPClient defaults to http.DefaultClient.
 	HTTPClient *http.Client
@@ -92,8 +95,13 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 	}
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	network := webrtc.NetworkTypeUDP4
+	if opts.TCP {
+		network = webrtc.NetworkTypeTCP4
+		se.SetNetworkTypes([]webrtc.NetworkType{network})
+	}
 	if opts.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetNetworkTypes([]webrtc.NetworkType{network})
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
