@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -221,5 +222,35 @@ func TestRateLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("fourth create in a burst of 3: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// Behind a TLS-terminating proxy the URLs the API returns say https and
+// the public host, but only when the proxy is trusted.
+func TestForwardedURLs(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"trusted proxy", loopback, "https://battles.example/hls/"},
+		{"untrusted", nil, "http://127.0.0.1:"},
+	} {
+		srv := apiServer(t, Limits{TrustedProxies: tc.trusted})
+		req, _ := http.NewRequest("POST", srv.URL+"/api/battles", strings.NewReader(`{"title":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", "battles.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c created
+		json.NewDecoder(resp.Body).Decode(&c)
+		resp.Body.Close()
+		if !strings.HasPrefix(c.HLSURL, tc.want) {
+			t.Errorf("%s: hls_url %q, want it to start %q", tc.name, c.HLSURL, tc.want)
+		}
 	}
 }
