@@ -303,3 +303,26 @@ func TestPublishOverTCP(t *testing.T) {
 		t.Fatalf("publisher's ICE runs over %s, want tcp", pair.Local.Protocol)
 	}
 }
+
+// A burst of keyframe requests inside the rate limit reaches the
+// publisher as two: one at once and one when the interval is over, so
+// none is lost and the publisher is not flooded.
+func TestKeyframeRequestsInABurstAreDeferredNotLost(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	h := newHarness(t)
+	pub := h.publish(ctx, "burst", 1, false)
+	sub := h.subscribe(ctx, "burst", 1)
+	receive(ctx, sub, atLeast(10))
+	time.Sleep(2 * keyframeInterval) // past the request the subscriber's join made
+	before := pub.KeyframeRequestCount()
+	for range 5 {
+		if err := sub.RequestKeyframe(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(keyframeInterval + 400*time.Millisecond)
+	if got := pub.KeyframeRequestCount() - before; got != 2 {
+		t.Fatalf("a burst of 5 requests reached the publisher as %d, want 2 (one now, one deferred)", got)
+	}
+}

@@ -73,7 +73,9 @@ type Slot struct {
 	feed  *feed
 	// lastKeyframeRequest is the UnixNano time of the last PLI sent.
 	lastKeyframeRequest atomic.Int64
-	publisher           atomic.Pointer[session]
+	// keyframeDeferred is set while a request waits for the interval.
+	keyframeDeferred atomic.Bool
+	publisher        atomic.Pointer[session]
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -181,8 +183,11 @@ func (sl *Slot) close() {
 	sl.feed.close()
 }
 
-// requestKeyframe sends a PLI to the current publisher unless one went
-// out less than keyframeInterval ago.
+// requestKeyframe sends a PLI to the current publisher. One that comes
+// less than keyframeInterval after the last is not dropped but sent when
+// the interval is over (once, however many came): browsers send
+// keyframes only when asked, so a lost request would leave a new
+// subscriber waiting.
 func (sl *Slot) requestKeyframe() {
 	pub := sl.publisher.Load()
 	if pub == nil {
@@ -196,7 +201,16 @@ func (sl *Slot) requestKeyframe() {
 	}
 	now := time.Now().UnixNano()
 	last := sl.lastKeyframeRequest.Load()
-	if now-last < int64(keyframeInterval) || !sl.lastKeyframeRequest.CompareAndSwap(last, now) {
+	if wait := int64(keyframeInterval) - (now - last); wait > 0 {
+		if sl.keyframeDeferred.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				sl.keyframeDeferred.Store(false)
+				sl.requestKeyframe()
+			})
+		}
+		return
+	}
+	if !sl.lastKeyframeRequest.CompareAndSwap(last, now) {
 		return
 	}
 	sl.room.srv.counters.plisOut.Add(1)
