@@ -201,11 +201,7 @@ func ParseCreate(body []byte, minTurn int) (CreateParams, error) {
 }
 
 func (a *API) create(c *gin.Context) {
-	if !isJSON(c.ContentType()) {
-		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-		return
-	}
-	body, ok := httpjson.ReadBody(c.Writer, c.Request)
+	body, ok := jsonBody(c)
 	if !ok {
 		return
 	}
@@ -231,7 +227,15 @@ func (a *API) create(c *gin.Context) {
 	})
 }
 
-func isJSON(ct string) bool { return ct == "application/json" || ct == "" }
+// jsonBody reads a JSON request body; when it fails it has answered
+// (415 for another content type, 413 or 400 from reading).
+func jsonBody(c *gin.Context) ([]byte, bool) {
+	if ct := c.ContentType(); ct != "application/json" && ct != "" {
+		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return nil, false
+	}
+	return httpjson.ReadBody(c.Writer, c.Request)
+}
 
 type createdView struct {
 	View
@@ -347,11 +351,7 @@ func (a *API) vote(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if !isJSON(c.ContentType()) {
-		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-		return
-	}
-	body, ok := httpjson.ReadBody(c.Writer, c.Request)
+	body, ok := jsonBody(c)
 	if !ok {
 		return
 	}

@@ -105,10 +105,10 @@ func winner(tally [][2]int) int {
 		votes[1] += t[1]
 	}
 	switch {
-	case rounds[0] != rounds[1]:
-		return map[bool]int{true: 1, false: 2}[rounds[0] > rounds[1]]
-	case votes[0] != votes[1]:
-		return map[bool]int{true: 1, false: 2}[votes[0] > votes[1]]
+	case rounds[0] > rounds[1], rounds[0] == rounds[1] && votes[0] > votes[1]:
+		return 1
+	case rounds[1] > rounds[0], votes[1] > votes[0]:
+		return 2
 	}
 	return 0
 }

@@ -331,7 +331,11 @@ func (m *Manager) slotChanged(r *running, slot int, connected bool) {
 	}
 	r.connected[slot-1] = connected
 	defer m.notify(r.id)
-	m.log.Info("singer "+map[bool]string{true: "connected", false: "disconnected"}[connected], "battle", r.id, "slot", slot)
+	if connected {
+		m.log.Info("singer connected", "battle", r.id, "slot", slot)
+	} else {
+		m.log.Info("singer disconnected", "battle", r.id, "slot", slot)
+	}
 	if r.connected[0] || r.connected[1] {
 		r.aloneSince = time.Time{}
 	} else if r.aloneSince.IsZero() {

@@ -126,11 +126,7 @@ func TestFullBattle(t *testing.T) {
 	}, http.StatusCreated, &b)
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
-	live := s.base + "/hls/" + b.ID + "/index.m3u8"
-	waitFor(t, "the live program", 20*time.Second, func() bool {
-		status, _ := s.get(t, live)
-		return status == http.StatusOK
-	})
+	live := s.liveProgram(t, b.ID)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events := &eventLog{}

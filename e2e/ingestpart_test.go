@@ -35,11 +35,7 @@ func TestBenchIngestToPart(t *testing.T) {
 	b := s.createBattle(t, "ingest to part")
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
-	index := s.base + "/hls/" + b.ID + "/index.m3u8"
-	waitFor(t, "the live program", 30*time.Second, func() bool {
-		status, _ := s.get(t, index)
-		return status == http.StatusOK
-	})
+	index := s.liveProgram(t, b.ID)
 	loadBefore := loadAverage(t)
 
 	w := newPartWatcher(t, s.client, index)

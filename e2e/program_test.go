@@ -72,6 +72,18 @@ func decodesCleanly(t *testing.T, url string, limit time.Duration) {
 	}
 }
 
+// liveProgram waits until battle id's live playlist answers and returns
+// its URL.
+func (s *server) liveProgram(t *testing.T, id string) string {
+	t.Helper()
+	live := s.base + "/hls/" + id + "/index.m3u8"
+	waitFor(t, "the live program", 30*time.Second, func() bool {
+		status, _ := s.get(t, live)
+		return status == http.StatusOK
+	})
+	return live
+}
+
 var mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
 
 // liveSequence reads the media sequence of the program's video playlist.
@@ -99,11 +111,7 @@ func TestLiveProgramAndRecording(t *testing.T) {
 		got := s.battle(t, b.ID)
 		return got.State == "live" && got.Singers[0].Connected && got.Singers[1].Connected
 	})
-	live := s.base + "/hls/" + b.ID + "/index.m3u8"
-	waitFor(t, "the live playlist", 15*time.Second, func() bool {
-		status, _ := s.get(t, live)
-		return status == http.StatusOK
-	})
+	live := s.liveProgram(t, b.ID)
 	liveSince := time.Now()
 
 	checkProgram(t, "live", live)
@@ -321,10 +329,7 @@ func TestNoRecordingBelowTheDiskFloor(t *testing.T) {
 	if got.VODURL != nil || !strings.Contains(got.RecordingError, "free") {
 		t.Fatalf("battle below the disk floor: vod_url %v, recording_error %q", got.VODURL, got.RecordingError)
 	}
-	waitFor(t, "the live program all the same", 15*time.Second, func() bool {
-		status, _ := s.get(t, s.base+"/hls/"+b.ID+"/index.m3u8")
-		return status == http.StatusOK
-	})
+	s.liveProgram(t, b.ID) // all the same
 	if status, _ := s.get(t, s.base+"/vod/"+b.ID+"/index.m3u8"); status != http.StatusNotFound {
 		t.Fatalf("VOD of an unrecorded battle: %d", status)
 	}

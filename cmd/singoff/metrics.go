@@ -20,21 +20,11 @@ func metricsHandler(m *battle.Manager, rtc *ingest.Server, live *hls.Server, rec
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	gauge := func(name, help string, f func() float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "singoff", Name: name, Help: help}, f))
-	}
 	counter := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "singoff", Name: name, Help: help}, f))
 	}
 
-	gauge("battles_live", "Battles whose program is running.", func() float64 { return float64(m.Snapshot().Live) })
-	gauge("battles_waiting", "Battles with a room but no program yet.", func() float64 { return float64(m.Snapshot().Waiting) })
-	gauge("singers_connected", "Singers publishing now.", func() float64 { return float64(m.Snapshot().SingersConnected) })
-	gauge("viewers", "Distinct HLS watchers of the last 30 s, all battles.", func() float64 { return float64(m.Snapshot().Viewers) })
-	counter("program_frames_total", "Program video frames encoded.", func() float64 { return float64(m.Snapshot().Program.FramesOut) })
-	counter("program_frames_dropped_total", "Program frame ticks skipped to stay on the clock.", func() float64 { return float64(m.Snapshot().Program.FramesDropped) })
-	counter("program_audio_frames_total", "Program AAC frames encoded.", func() float64 { return float64(m.Snapshot().Program.AudioFramesOut) })
-	counter("program_encode_seconds_total", "Time spent composing and encoding programs.", func() float64 { return m.Snapshot().Program.EncodeTime.Seconds() })
+	reg.MustRegister(battleCollector{m})
 
 	counter("rtp_packets_in_total", "RTP packets received from singers.", func() float64 { return float64(rtc.Stats().RTPPacketsIn) })
 	counter("rtp_bytes_in_total", "RTP payload bytes received from singers.", func() float64 { return float64(rtc.Stats().RTPBytesIn) })
@@ -60,6 +50,49 @@ func metricsHandler(m *battle.Manager, rtc *ingest.Server, live *hls.Server, rec
 
 	reg.MustRegister(errs.vec)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// battleCollector reads the manager's figures once per scrape.
+type battleCollector struct{ m *battle.Manager }
+
+var battleMetrics = struct {
+	live, waiting, singers, viewers, frames, dropped, audioFrames, encodeSeconds *prometheus.Desc
+}{
+	live:          prometheus.NewDesc("singoff_battles_live", "Battles whose program is running.", nil, nil),
+	waiting:       prometheus.NewDesc("singoff_battles_waiting", "Battles with a room but no program yet.", nil, nil),
+	singers:       prometheus.NewDesc("singoff_singers_connected", "Singers publishing now.", nil, nil),
+	viewers:       prometheus.NewDesc("singoff_viewers", "Distinct HLS watchers of the last 30 s, all battles.", nil, nil),
+	frames:        prometheus.NewDesc("singoff_program_frames_total", "Program video frames encoded.", nil, nil),
+	dropped:       prometheus.NewDesc("singoff_program_frames_dropped_total", "Program frame ticks skipped to stay on the clock.", nil, nil),
+	audioFrames:   prometheus.NewDesc("singoff_program_audio_frames_total", "Program AAC frames encoded.", nil, nil),
+	encodeSeconds: prometheus.NewDesc("singoff_program_encode_seconds_total", "Time spent composing and encoding programs.", nil, nil),
+}
+
+func (battleCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := battleMetrics
+	for _, desc := range []*prometheus.Desc{d.live, d.waiting, d.singers, d.viewers, d.frames, d.dropped, d.audioFrames, d.encodeSeconds} {
+		ch <- desc
+	}
+}
+
+func (c battleCollector) Collect(ch chan<- prometheus.Metric) {
+	s, d := c.m.Snapshot(), battleMetrics
+	for _, v := range []struct {
+		desc  *prometheus.Desc
+		kind  prometheus.ValueType
+		value float64
+	}{
+		{d.live, prometheus.GaugeValue, float64(s.Live)},
+		{d.waiting, prometheus.GaugeValue, float64(s.Waiting)},
+		{d.singers, prometheus.GaugeValue, float64(s.SingersConnected)},
+		{d.viewers, prometheus.GaugeValue, float64(s.Viewers)},
+		{d.frames, prometheus.CounterValue, float64(s.Program.FramesOut)},
+		{d.dropped, prometheus.CounterValue, float64(s.Program.FramesDropped)},
+		{d.audioFrames, prometheus.CounterValue, float64(s.Program.AudioFramesOut)},
+		{d.encodeSeconds, prometheus.CounterValue, s.Program.EncodeTime.Seconds()},
+	} {
+		ch <- prometheus.MustNewConstMetric(v.desc, v.kind, v.value)
+	}
 }
 
 // errorCounter counts HTTP answers by class, so a rise in refusals or
