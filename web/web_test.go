@@ -114,13 +114,13 @@ func TestAssetsRevalidate(t *testing.T) {
 	}
 }
 
-// chromium starts headless Chromium for the test, or skips it where
-// there is none.
+// chromium starts headless Chromium for the test; make deps installs it,
+// so its absence fails the test rather than hiding it.
 func chromium(t *testing.T) context.Context {
 	t.Helper()
 	const path = "/usr/bin/chromium"
 	if _, err := os.Stat(path); err != nil {
-		t.Skip("chromium is not installed (make deps installs it)")
+		t.Fatalf("chromium is not installed at %s (make deps installs it): %v", path, err)
 	}
 	// Without a UserDataDir chromedp makes its own profile directory and
 	// removes it once Chromium has gone: a t.TempDir could be removed
