@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/singoff/singoff/overlay"
+	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/storage"
 )
 

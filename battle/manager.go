@@ -16,7 +16,7 @@ import (
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/overlay"
+	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/storage"
 )
 
@@ -46,16 +46,9 @@ type LiveOutput interface {
 	Viewers(id string) int
 }
 
-// Recorder writes one battle's program to a recording.
-type Recorder interface {
-	media.Sink
-	// Close finishes the recording; ended marks it complete (VOD).
-	Close(ended bool) error
-}
-
 // Recordings makes recorders (storage/recording).
 type Recordings interface {
-	Create(id string, info media.ProgramInfo) (Recorder, error)
+	Create(id string, info media.ProgramInfo) (media.Recorder, error)
 }
 
 // Config wires a Manager.
@@ -128,7 +121,7 @@ type pipeline struct {
 	program  Program
 	cancel   context.CancelFunc
 	done     chan struct{}
-	recorder Recorder
+	recorder media.Recorder
 }
 
 // NewManager starts the manager and its watchdog (grace period, maximum

@@ -16,8 +16,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 // The benchmarks run for a while and want the machine to themselves:
@@ -110,7 +110,7 @@ func startBattle(ctx context.Context, t *testing.T, cfg Config, clips [2]*synth.
 	t.Helper()
 	feeds := [2]*testFeed{newTestFeed(), newTestFeed()}
 	for i, clip := range clips {
-		go clip.Play(ctx, func(p media.Packet) {
+		go clip.Play(ctx, func(p media.AccessUnit) {
 			p.Session = 1
 			select {
 			case feeds[i].ch <- p:

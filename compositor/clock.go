@@ -40,7 +40,7 @@ type rtpClock struct {
 
 // senderTime returns the sender's time of p and whether it is the
 // sender's wall clock (shared by its audio and video).
-func (c *rtpClock) senderTime(p *media.Packet) (time.Time, bool) {
+func (c *rtpClock) senderTime(p *media.AccessUnit) (time.Time, bool) {
 	if !c.started {
 		c.started = true
 		c.last = p.RTPTime
@@ -108,7 +108,7 @@ type playoutClock struct {
 }
 
 // playAt returns when p is to be played.
-func (c *playoutClock) playAt(p *media.Packet) time.Time {
+func (c *playoutClock) playAt(p *media.AccessUnit) time.Time {
 	track := &c.audio
 	if p.Codec.IsVideo() {
 		track = &c.video

@@ -35,7 +35,7 @@ type Config struct {
 const staleAfter = 500 * time.Millisecond
 
 // frameInterval is the program's frame duration.
-const frameInterval = time.Second / programFPS
+const frameInterval = time.Second / media.ProgramFPS
 
 // maxLag is how far the program may fall behind its clock before frames
 // are dropped.
@@ -151,14 +151,14 @@ func (c *Compositor) open(left, right media.Feed) error {
 		}
 	}
 	c.picture = astiav.AllocFrame()
-	c.picture.SetWidth(programWidth)
-	c.picture.SetHeight(programHeight)
+	c.picture.SetWidth(media.ProgramWidth)
+	c.picture.SetHeight(media.ProgramHeight)
 	c.picture.SetPixelFormat(astiav.PixelFormatYuv420P)
 	if err := c.picture.AllocBuffer(0); err != nil {
 		return fmt.Errorf("compositor: picture: %w", err)
 	}
 	c.sound = astiav.AllocFrame()
-	c.sound.SetNbSamples(aacFrameSamples)
+	c.sound.SetNbSamples(media.AACFrameSamples)
 	c.sound.SetSampleFormat(astiav.SampleFormatFltp)
 	c.sound.SetChannelLayout(astiav.ChannelLayoutStereo)
 	c.sound.SetSampleRate(media.AudioClockRate)
@@ -268,7 +268,7 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 
 	timer := pacing.NewTimer()
 	for tick := int64(0); ; tick++ {
-		due := c.start.Add(time.Duration(tick * int64(time.Second) / programFPS))
+		due := c.start.Add(time.Duration(tick * int64(time.Second) / media.ProgramFPS))
 		if !pacing.Until(ctx, timer, due) {
 			return nil
 		}
@@ -277,7 +277,7 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 		if late := time.Since(due); late >= maxLag {
 			skip := int64(late / frameInterval)
 			tick += skip
-			due = c.start.Add(time.Duration(tick * int64(time.Second) / programFPS))
+			due = c.start.Add(time.Duration(tick * int64(time.Second) / media.ProgramFPS))
 			c.mu.Lock()
 			c.stats.FramesDropped += skip
 			c.mu.Unlock()
@@ -300,9 +300,9 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 	if err := avframe.MakeWritable(c.picture); err != nil {
 		return fmt.Errorf("compositor: picture: %w", err)
 	}
-	y, ys := avframe.Plane(c.picture, 0, programHeight)
-	cb, cs := avframe.Plane(c.picture, 1, programHeight/2)
-	cr, _ := avframe.Plane(c.picture, 2, programHeight/2)
+	y, ys := avframe.Plane(c.picture, 0, media.ProgramHeight)
+	cb, cs := avframe.Plane(c.picture, 1, media.ProgramHeight/2)
+	cr, _ := avframe.Plane(c.picture, 2, media.ProgramHeight/2)
 	dst := planes{y: y, cb: cb, cr: cr, ys: ys, cs: cs}
 	var states [2]SlotState
 	for i, s := range c.slots {
@@ -314,7 +314,7 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 		}
 	}
 	c.picture.SetPts(tick)
-	if second := tick / programFPS; second != c.keySecond {
+	if second := tick / media.ProgramFPS; second != c.keySecond {
 		c.keySecond = second
 		c.picture.SetPictureType(astiav.PictureTypeI)
 	} else {
@@ -373,11 +373,11 @@ func (c *Compositor) drawSlot(i int, s *slot, due time.Time, dst planes) SlotSta
 	}
 	f := p.frame
 	w, h := f.Width(), f.Height()
-	x, y := x0+(halfWidth-w)/2&^1, (programHeight-h)/2&^1
+	x, y := x0+(halfWidth-w)/2&^1, (media.ProgramHeight-h)/2&^1
 	// Black bars around a picture that does not fill the half.
 	if y > 0 {
 		dst.fillRect(x0, 0, halfWidth, y, 16, 128, 128)
-		dst.fillRect(x0, y+h, halfWidth, programHeight-y-h, 16, 128, 128)
+		dst.fillRect(x0, y+h, halfWidth, media.ProgramHeight-y-h, 16, 128, 128)
 	}
 	if x > x0 {
 		dst.fillRect(x0, y, x-x0, h, 16, 128, 128)
@@ -401,7 +401,7 @@ func (c *Compositor) drawSlot(i int, s *slot, due time.Time, dst planes) SlotSta
 // time.
 func (c *Compositor) audioFrames(due time.Time, sink media.Sink) error {
 	upTo := due.Sub(c.start).Nanoseconds() * media.AudioClockRate / int64(time.Second)
-	for c.audioPos+aacFrameSamples <= upTo {
+	for c.audioPos+media.AACFrameSamples <= upTo {
 		if err := avframe.MakeWritable(c.sound); err != nil {
 			return fmt.Errorf("compositor: sound: %w", err)
 		}
@@ -416,7 +416,7 @@ func (c *Compositor) audioFrames(due time.Time, sink media.Sink) error {
 		limit(left)
 		limit(right)
 		c.sound.SetPts(c.audioPos)
-		c.audioPos += aacFrameSamples
+		c.audioPos += media.AACFrameSamples
 		if err := c.audio.SendFrame(c.sound); err != nil {
 			return fmt.Errorf("compositor: encoding audio: %w", err)
 		}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 var (
@@ -186,13 +186,13 @@ func TestMissingSingerShowsSlateThenReturns(t *testing.T) {
 func TestLipSync(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func() func(*media.Packet)
+		edit func() func(*media.AccessUnit)
 	}{
 		{"sender clock", nil},
-		{"RTP clock only, wrapping", func() func(*media.Packet) {
+		{"RTP clock only, wrapping", func() func(*media.AccessUnit) {
 			// RTP timestamps wrap one second in.
 			offsets := map[media.Codec]uint32{}
-			return func(p *media.Packet) {
+			return func(p *media.AccessUnit) {
 				p.SenderNTP = time.Time{}
 				if _, ok := offsets[p.Codec]; !ok {
 					offsets[p.Codec] = -p.RTPTime - p.ClockRate
@@ -205,7 +205,7 @@ func TestLipSync(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			left, right := newTestFeed(), newTestFeed()
-			var edit func(*media.Packet)
+			var edit func(*media.AccessUnit)
 			if tc.edit != nil {
 				edit = tc.edit()
 			}

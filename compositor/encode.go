@@ -13,12 +13,7 @@ import (
 
 // The program's picture and audio frame.
 const (
-	programWidth     = 1280
-	programHeight    = 720
-	programFPS       = 30
-	aacFrameSamples  = 1024
-	programChannels  = 2
-	videoTicksPerFrm = media.VideoClockRate / programFPS
+	videoTicksPerFrm = media.VideoClockRate / media.ProgramFPS
 )
 
 func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
@@ -27,13 +22,13 @@ func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
 		return nil, errors.New("compositor: encoder libx264 not available")
 	}
 	cc := astiav.AllocCodecContext(codec)
-	cc.SetWidth(programWidth)
-	cc.SetHeight(programHeight)
+	cc.SetWidth(media.ProgramWidth)
+	cc.SetHeight(media.ProgramHeight)
 	cc.SetPixelFormat(astiav.PixelFormatYuv420P)
-	cc.SetTimeBase(astiav.NewRational(1, programFPS))
-	cc.SetFramerate(astiav.NewRational(programFPS, 1))
+	cc.SetTimeBase(astiav.NewRational(1, media.ProgramFPS))
+	cc.SetFramerate(astiav.NewRational(media.ProgramFPS, 1))
 	cc.SetBitRate(int64(cfg.VideoBitrate))
-	cc.SetGopSize(2 * programFPS)
+	cc.SetGopSize(2 * media.ProgramFPS)
 	// Global header: SPS and PPS in extradata, for ProgramInfo.
 	cc.SetFlags(cc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
 	opts := astiav.NewDictionary()
@@ -48,7 +43,7 @@ func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
 		// clock (videoFrame), so segments stay 1 s even when ticks are
 		// skipped; x264's own keyint is only a fallback.
 		{"forced-idr", "1"},
-		{"x264-params", fmt.Sprintf("keyint=%d:scenecut=0:repeat-headers=1", 2*programFPS)},
+		{"x264-params", fmt.Sprintf("keyint=%d:scenecut=0:repeat-headers=1", 2*media.ProgramFPS)},
 	} {
 		if err := opts.Set(kv[0], kv[1], 0); err != nil {
 			cc.Free()
@@ -78,7 +73,7 @@ func openAudioEncoder(cfg Config) (*astiav.CodecContext, error) {
 		cc.Free()
 		return nil, fmt.Errorf("compositor: opening aac: %w", err)
 	}
-	if cc.FrameSize() != aacFrameSamples {
+	if cc.FrameSize() != media.AACFrameSamples {
 		cc.Free()
 		return nil, fmt.Errorf("compositor: aac frame size %d", cc.FrameSize())
 	}
@@ -88,7 +83,7 @@ func openAudioEncoder(cfg Config) (*astiav.CodecContext, error) {
 // programInfo reads SPS, PPS and the AudioSpecificConfig from the
 // encoders' global headers.
 func programInfo(video, audio *astiav.CodecContext) (media.ProgramInfo, error) {
-	info := media.ProgramInfo{Width: programWidth, Height: programHeight, FPS: programFPS}
+	info := media.ProgramInfo{Width: media.ProgramWidth, Height: media.ProgramHeight, FPS: media.ProgramFPS}
 	for _, nalu := range splitAnnexB(video.ExtraData()) {
 		switch nalu[0] & 0x1f {
 		case 7:

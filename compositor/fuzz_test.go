@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 // FuzzDecode feeds a slot arbitrary units: nothing may crash, and a video
@@ -33,7 +33,7 @@ func FuzzDecode(f *testing.F) {
 		s := newSlot(1, feed, quietLogger())
 		s.start = time.Now()
 		defer s.free()
-		p := media.Packet{
+		p := media.AccessUnit{
 			Codec:     media.Codec(codec % 4),
 			Data:      data,
 			Keyframe:  keyframe,

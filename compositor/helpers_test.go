@@ -20,8 +20,8 @@ import (
 	"github.com/asticode/go-astiav"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 func TestMain(m *testing.M) {
@@ -34,15 +34,15 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // testFeed is an in-memory media.Feed carrying real encoded media.
 type testFeed struct {
-	ch        chan media.Packet
+	ch        chan media.AccessUnit
 	keyframes atomic.Int64
 	mu        sync.Mutex
 	source    *synth.Source
 }
 
-func newTestFeed() *testFeed { return &testFeed{ch: make(chan media.Packet, 1024)} }
+func newTestFeed() *testFeed { return &testFeed{ch: make(chan media.AccessUnit, 1024)} }
 
-func (f *testFeed) Packets() <-chan media.Packet { return f.ch }
+func (f *testFeed) Units() <-chan media.AccessUnit { return f.ch }
 
 func (f *testFeed) RequestKeyframe() {
 	f.keyframes.Add(1)
@@ -55,7 +55,7 @@ func (f *testFeed) RequestKeyframe() {
 
 // publish runs a synthetic singer into the feed as session until ctx
 // ends; edit, when set, changes each packet first.
-func (f *testFeed) publish(ctx context.Context, t *testing.T, cfg synth.Config, session uint64, edit func(*media.Packet)) {
+func (f *testFeed) publish(ctx context.Context, t *testing.T, cfg synth.Config, session uint64, edit func(*media.AccessUnit)) {
 	t.Helper()
 	src, err := synth.New(cfg)
 	if err != nil {
@@ -66,7 +66,7 @@ func (f *testFeed) publish(ctx context.Context, t *testing.T, cfg synth.Config, 
 	f.source = src
 	f.mu.Unlock()
 	go func() {
-		err := src.Run(ctx, func(p media.Packet) {
+		err := src.Run(ctx, func(p media.AccessUnit) {
 			p.Session = session
 			if edit != nil {
 				edit(&p)
@@ -120,7 +120,7 @@ func (r *programRecorder) WriteAudio(_ time.Time, pts int64, aus [][]byte) error
 			return err
 		}
 		r.aac.Write(b)
-		r.audioPTS = append(r.audioPTS, pts+int64(i*aacFrameSamples))
+		r.audioPTS = append(r.audioPTS, pts+int64(i*media.AACFrameSamples))
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func ffmpegOut(t *testing.T, args ...string) []byte {
 func decodeFrames(t *testing.T, path string) [][]byte {
 	t.Helper()
 	raw := ffmpegOut(t, "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
-	const size = programWidth * programHeight * 3
+	const size = media.ProgramWidth * media.ProgramHeight * 3
 	if len(raw)%size != 0 {
 		t.Fatalf("decoded %d bytes, not whole frames", len(raw))
 	}
@@ -211,7 +211,7 @@ func decodePCM(t *testing.T, path string) []float64 {
 }
 
 func pixel(frame []byte, x, y int) color.RGBA {
-	i := (y*programWidth + x) * 3
+	i := (y*media.ProgramWidth + x) * 3
 	return color.RGBA{frame[i], frame[i+1], frame[i+2], 255}
 }
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/overlay"
+	"github.com/singoff/singoff/compositor/overlay"
 )
 
 // battleState is round 1 of 3 with Ann singing and votes coming in.
@@ -24,7 +24,7 @@ func battleState(votes [2]int) overlay.State {
 
 // flatten draws layers over a transparent program.
 func flatten(layers []*image.RGBA) *image.RGBA {
-	out := image.NewRGBA(image.Rect(0, 0, programWidth, programHeight))
+	out := image.NewRGBA(image.Rect(0, 0, media.ProgramWidth, media.ProgramHeight))
 	for _, l := range layers {
 		draw.Draw(out, l.Rect, l, l.Rect.Min, draw.Over)
 	}
@@ -63,8 +63,8 @@ func TestOverlayOnProgram(t *testing.T) {
 	// at 0–3.
 	var bar image.Point
 	found := false
-	for y := 0; y < programHeight && !found; y++ {
-		for x := 0; x < programWidth; x++ {
+	for y := 0; y < media.ProgramHeight && !found; y++ {
+		for x := 0; x < media.ProgramWidth; x++ {
 			a, b := flatA.RGBAAt(x, y), flatB.RGBAAt(x, y)
 			if solid(flatA, x, y, 6) && solid(flatB, x, y, 6) && !near(a, b, 100) {
 				bar, found = image.Pt(x, y), true
@@ -159,8 +159,8 @@ func TestOverlayOnProgram(t *testing.T) {
 	// Every solid part of every layer shows where it was placed.
 	last := phaseB[len(phaseB)-1]
 	checked := 0
-	for y := 0; y < programHeight; y += 2 {
-		for x := 0; x < programWidth; x += 2 {
+	for y := 0; y < media.ProgramHeight; y += 2 {
+		for x := 0; x < media.ProgramWidth; x += 2 {
 			if !solid(flatB, x, y, 2) {
 				continue
 			}
@@ -179,8 +179,8 @@ func TestOverlayOnProgram(t *testing.T) {
 	// they were.
 	ref, ref2 := before[len(before)-1], before[len(before)-11]
 	still := 0
-	for y := 4; y < programHeight; y += 8 {
-		for x := 4; x < programWidth; x += 8 {
+	for y := 4; y < media.ProgramHeight; y += 8 {
+		for x := 4; x < media.ProgramWidth; x += 8 {
 			if !untouched(x, y) || !near(pixel(ref, x, y), pixel(ref2, x, y), 8) {
 				continue
 			}
@@ -257,8 +257,8 @@ func BenchmarkOverlayBlend(b *testing.B) {
 		ls = append(ls, toLayer(img))
 	}
 	p := planes{
-		y: bytes.Repeat([]byte{100}, programWidth*programHeight), ys: programWidth,
-		cb: bytes.Repeat([]byte{90}, programWidth*programHeight/4), cr: bytes.Repeat([]byte{160}, programWidth*programHeight/4), cs: programWidth / 2,
+		y: bytes.Repeat([]byte{100}, media.ProgramWidth*media.ProgramHeight), ys: media.ProgramWidth,
+		cb: bytes.Repeat([]byte{90}, media.ProgramWidth*media.ProgramHeight/4), cr: bytes.Repeat([]byte{160}, media.ProgramWidth*media.ProgramHeight/4), cs: media.ProgramWidth / 2,
 	}
 	for b.Loop() {
 		for _, l := range ls {
@@ -274,8 +274,8 @@ func BenchmarkOverlayBlend(b *testing.B) {
 func BenchmarkOverlaySecond(b *testing.B) {
 	layers := typicalOverlay(b)
 	p := planes{
-		y: make([]byte, programWidth*programHeight), ys: programWidth,
-		cb: make([]byte, programWidth*programHeight/4), cr: make([]byte, programWidth*programHeight/4), cs: programWidth / 2,
+		y: make([]byte, media.ProgramWidth*media.ProgramHeight), ys: media.ProgramWidth,
+		cb: make([]byte, media.ProgramWidth*media.ProgramHeight/4), cr: make([]byte, media.ProgramWidth*media.ProgramHeight/4), cs: media.ProgramWidth / 2,
 	}
 	began := cpuTime()
 	for b.Loop() {
@@ -283,7 +283,7 @@ func BenchmarkOverlaySecond(b *testing.B) {
 		for _, img := range layers {
 			ls = append(ls, toLayer(img))
 		}
-		for range programFPS {
+		for range media.ProgramFPS {
 			for _, l := range ls {
 				l.img.blendOnto(p, l.x, l.y)
 			}

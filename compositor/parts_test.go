@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 func TestPlayoutClockFollowsRTPAcrossWrapAndReorder(t *testing.T) {
@@ -24,7 +24,7 @@ func TestPlayoutClockFollowsRTPAcrossWrapAndReorder(t *testing.T) {
 	jitter := []time.Duration{10, 30, 10, 20, 25, 10}
 	for k, i := range order {
 		sent := t0.Add(time.Duration(i) * time.Second / 30)
-		p := media.Packet{Codec: media.CodecH264, RTPTime: ts[i], ClockRate: 90000, Arrival: sent.Add(jitter[k] * time.Millisecond)}
+		p := media.AccessUnit{Codec: media.CodecH264, RTPTime: ts[i], ClockRate: 90000, Arrival: sent.Add(jitter[k] * time.Millisecond)}
 		got := c.playAt(&p)
 		// Transit is at least 10 ms, measured from the first frame.
 		want := sent.Add(10*time.Millisecond + playoutDelay)
@@ -37,10 +37,10 @@ func TestPlayoutClockFollowsRTPAcrossWrapAndReorder(t *testing.T) {
 func TestPlayoutClockSharesSenderClockAcrossTracks(t *testing.T) {
 	var c playoutClock
 	sent := time.Unix(2000, 0)
-	audio := media.Packet{Codec: media.CodecOpus, RTPTime: 5, ClockRate: 48000, SenderNTP: sent, Arrival: sent.Add(40 * time.Millisecond)}
+	audio := media.AccessUnit{Codec: media.CodecOpus, RTPTime: 5, ClockRate: 48000, SenderNTP: sent, Arrival: sent.Add(40 * time.Millisecond)}
 	// Video of the same instant arrives 60 ms later (bigger units): it
 	// must still play with the audio.
-	video := media.Packet{Codec: media.CodecH264, RTPTime: 77, ClockRate: 90000, SenderNTP: sent, Arrival: sent.Add(100 * time.Millisecond)}
+	video := media.AccessUnit{Codec: media.CodecH264, RTPTime: 77, ClockRate: 90000, SenderNTP: sent, Arrival: sent.Add(100 * time.Millisecond)}
 	a, v := c.playAt(&audio), c.playAt(&video)
 	if !a.Equal(v) {
 		t.Fatalf("audio at %v, video at %v", a, v)
@@ -151,8 +151,8 @@ func TestAudioRingRampsGain(t *testing.T) {
 // grey is a 4:2:0 program of one colour.
 func grey() planes {
 	return planes{
-		y: bytes.Repeat([]byte{100}, programWidth*programHeight), ys: programWidth,
-		cb: bytes.Repeat([]byte{90}, programWidth*programHeight/4), cr: bytes.Repeat([]byte{160}, programWidth*programHeight/4), cs: programWidth / 2,
+		y: bytes.Repeat([]byte{100}, media.ProgramWidth*media.ProgramHeight), ys: media.ProgramWidth,
+		cb: bytes.Repeat([]byte{90}, media.ProgramWidth*media.ProgramHeight/4), cr: bytes.Repeat([]byte{160}, media.ProgramWidth*media.ProgramHeight/4), cs: media.ProgramWidth / 2,
 	}
 }
 

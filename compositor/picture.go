@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	"strconv"
 
+	"github.com/singoff/singoff/media"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/opentype"
@@ -157,7 +158,7 @@ type layer struct {
 func toLayer(img *image.RGBA) *layer {
 	b := img.Bounds()
 	r := image.Rect(b.Min.X&^1, b.Min.Y&^1, (b.Max.X+1)&^1, (b.Max.Y+1)&^1).
-		Intersect(image.Rect(0, 0, programWidth, programHeight))
+		Intersect(image.Rect(0, 0, media.ProgramWidth, media.ProgramHeight))
 	if r.Empty() {
 		return nil
 	}
@@ -213,7 +214,7 @@ func renderSlates(slot int) ([2]*yuvImage, error) {
 	}
 	defer small.Close()
 	for i, text := range slateText {
-		img := image.NewRGBA(image.Rect(0, 0, halfWidth, programHeight))
+		img := image.NewRGBA(image.Rect(0, 0, halfWidth, media.ProgramHeight))
 		draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{40, 40, 48, 255}), image.Point{}, draw.Src)
 		drawCentered(img, big, strconv.Itoa(slot), 380, color.RGBA{220, 220, 220, 255})
 		drawCentered(img, small, text, 520, color.RGBA{200, 200, 120, 255})

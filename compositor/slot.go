@@ -21,7 +21,7 @@ const maxPixels = 3840 * 2160
 const keyframeInterval = 500 * time.Millisecond
 
 // halfWidth is the width of each singer's half of the program.
-const halfWidth = programWidth / 2
+const halfWidth = media.ProgramWidth / 2
 
 // slot decodes one singer's feed and places the result on the program
 // clock: pictures in a queue, audio in a ring.
@@ -65,7 +65,7 @@ func newSlot(number int, feed media.Feed, log *slog.Logger) *slot {
 
 // run decodes the feed until ctx is done or the feed closes.
 func (s *slot) run(ctx context.Context) {
-	packets := s.feed.Packets()
+	packets := s.feed.Units()
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,7 +81,7 @@ func (s *slot) run(ctx context.Context) {
 
 // handle decodes one unit of the feed. Nothing in p can make it fail:
 // what does not decode asks the publisher for a keyframe.
-func (s *slot) handle(p media.Packet) {
+func (s *slot) handle(p media.AccessUnit) {
 	if !s.started || p.Session != s.session {
 		s.newSession(p.Session)
 	}
@@ -193,7 +193,7 @@ func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
 	return cc, nil
 }
 
-func (s *slot) decodeVideo(p *media.Packet) {
+func (s *slot) decodeVideo(p *media.AccessUnit) {
 	now := p.Arrival
 	at := s.clock.playAt(p)
 	if s.video == nil || s.videoCodec != p.Codec {
@@ -305,13 +305,13 @@ func (s *slot) scale(src, dst *astiav.Frame, dw, dh int) error {
 // keeping its aspect.
 func fit(w, h int) (int, int) {
 	dw, dh := halfWidth, h*halfWidth/w
-	if dh > programHeight {
-		dw, dh = w*programHeight/h, programHeight
+	if dh > media.ProgramHeight {
+		dw, dh = w*media.ProgramHeight/h, media.ProgramHeight
 	}
 	return max(dw&^1, 2), max(dh&^1, 2)
 }
 
-func (s *slot) decodeAudio(p *media.Packet) {
+func (s *slot) decodeAudio(p *media.AccessUnit) {
 	at := s.clock.playAt(p)
 	if s.audio == nil {
 		cc, err := openDecoder(media.CodecOpus)
@@ -376,7 +376,7 @@ func (s *slot) place(f *astiav.Frame) {
 const audioSnap = media.AudioClockRate / 100
 
 // isKeyframe looks into the unit itself, in case the feed did not mark it.
-func isKeyframe(p *media.Packet) bool {
+func isKeyframe(p *media.AccessUnit) bool {
 	switch p.Codec {
 	case media.CodecVP8:
 		// RFC 6386 9.1: bit 0 of the frame tag is 0 on key frames.

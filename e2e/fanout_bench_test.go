@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/singoff/singoff/loadtest"
-	"github.com/singoff/singoff/loadtest/testorigin"
+	"github.com/singoff/singoff/internal/loadtest"
+	"github.com/singoff/singoff/internal/loadtest/testorigin"
 )
 
 // The fan-out benchmarks run the origin in a child process (this test

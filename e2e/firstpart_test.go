@@ -12,8 +12,8 @@ import (
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/singoff/singoff/ingest/whipclient"
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 // TestBenchFirstPart measures, over fresh battles, the time from a
@@ -38,7 +38,7 @@ func TestBenchFirstPart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go src.Run(ctx, func(p media.Packet) {
+		go src.Run(ctx, func(p media.AccessUnit) {
 			if p.Codec.IsVideo() {
 				pub.WriteVideo(pionmedia.Sample{Data: p.Data, Duration: time.Second / 30})
 			} else {

@@ -20,7 +20,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
-	"github.com/singoff/singoff/hls/testprogram"
+	"github.com/singoff/singoff/internal/testprogram"
 	"github.com/singoff/singoff/internal/mediacheck"
 )
 

@@ -49,11 +49,11 @@ func atLeast(n int) func(video, audio *received) bool {
 
 // feedUnits reads a slot's feed until it holds a video keyframe and n
 // audio and n video units, or ctx ends.
-func feedUnits(ctx context.Context, f media.Feed, n int) (video, audio []media.Packet) {
+func feedUnits(ctx context.Context, f media.Feed, n int) (video, audio []media.AccessUnit) {
 	keyframe := false
 	for !keyframe || len(video) < n || len(audio) < n {
 		select {
-		case p := <-f.Packets():
+		case p := <-f.Units():
 			if p.Codec.IsVideo() {
 				video = append(video, p)
 				keyframe = keyframe || p.Keyframe
@@ -103,22 +103,22 @@ func TestPublishSubscribeH264(t *testing.T) {
 	}
 	// RTCP sender reports come about every second: some unit must
 	// carry the sender's clock within a few seconds.
-	hasNTP := func(units []media.Packet) bool {
-		return slices.ContainsFunc(units, func(p media.Packet) bool { return !p.SenderNTP.IsZero() })
+	hasNTP := func(units []media.AccessUnit) bool {
+		return slices.ContainsFunc(units, func(p media.AccessUnit) bool { return !p.SenderNTP.IsZero() })
 	}
 	for !hasNTP(aunits) && ctx.Err() == nil {
 		_, aunits = feedUnits(ctx, slot.Feed(), 50)
 	}
 	if !hasNTP(aunits) {
 		t.Error("no audio unit has SenderNTP")
-	} else if i := slices.IndexFunc(aunits, func(p media.Packet) bool { return !p.SenderNTP.IsZero() }); time.Since(aunits[i].SenderNTP).Abs() > 10*time.Second {
+	} else if i := slices.IndexFunc(aunits, func(p media.AccessUnit) bool { return !p.SenderNTP.IsZero() }); time.Since(aunits[i].SenderNTP).Abs() > 10*time.Second {
 		t.Errorf("SenderNTP %v is far from now", aunits[i].SenderNTP)
 	}
 }
 
 // checkUnits checks units of one track: codec, clock rate, one session,
 // timestamps that advance by plausible steps.
-func checkUnits(t *testing.T, units []media.Packet, codec media.Codec, clockRate uint32) {
+func checkUnits(t *testing.T, units []media.AccessUnit, codec media.Codec, clockRate uint32) {
 	t.Helper()
 	if len(units) < 2 {
 		t.Fatalf("%d %v units", len(units), codec)
@@ -135,7 +135,7 @@ func checkUnits(t *testing.T, units []media.Packet, codec media.Codec, clockRate
 			}
 		}
 	}
-	if codec.IsVideo() && !slices.ContainsFunc(units, func(p media.Packet) bool { return p.Keyframe }) {
+	if codec.IsVideo() && !slices.ContainsFunc(units, func(p media.AccessUnit) bool { return p.Keyframe }) {
 		t.Errorf("no %v keyframe", codec)
 	}
 }
@@ -271,7 +271,7 @@ func TestRoomCloseEndsFeed(t *testing.T) {
 	room.Close()
 	for {
 		select {
-		case _, ok := <-feed.Packets():
+		case _, ok := <-feed.Units():
 			if !ok {
 				if room.Slot(1).Connected() {
 					t.Error("slot connected after Close")

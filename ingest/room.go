@@ -88,7 +88,7 @@ func newSlot(r *Room, n int) *Slot {
 	streamID := r.id + "-" + strconv.Itoa(n)
 	sl.video = newForwardTrack(webrtc.RTPCodecTypeVideo, streamID, &r.srv.counters)
 	sl.audio = newForwardTrack(webrtc.RTPCodecTypeAudio, streamID, &r.srv.counters)
-	sl.feed = &feed{slot: sl, ch: make(chan media.Packet, feedBuffer)}
+	sl.feed = &feed{slot: sl, ch: make(chan media.AccessUnit, feedBuffer)}
 	return sl
 }
 
@@ -225,18 +225,18 @@ const feedBuffer = 512
 // full channel drops the unit and counts it.
 type feed struct {
 	slot    *Slot
-	ch      chan media.Packet
+	ch      chan media.AccessUnit
 	dropped atomic.Uint64
 
 	mu     sync.RWMutex
 	closed bool
 }
 
-func (f *feed) Packets() <-chan media.Packet { return f.ch }
+func (f *feed) Units() <-chan media.AccessUnit { return f.ch }
 
 func (f *feed) RequestKeyframe() { f.slot.requestKeyframe() }
 
-func (f *feed) send(p media.Packet) {
+func (f *feed) send(p media.AccessUnit) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.closed {

@@ -176,7 +176,7 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 	clock := &senderClock{}
 	go readSenderReports(recv, uint32(track.SSRC()), clock)
 	unpack := newUnpacker(codec, clockRate)
-	emit := func(p media.Packet) {
+	emit := func(p media.AccessUnit) {
 		p.SenderNTP = clock.at(p.RTPTime, clockRate)
 		p.Session = sess.serial
 		slot.feed.send(p)

@@ -49,7 +49,7 @@ func newUnpacker(codec media.Codec, clockRate uint32) *unpacker {
 
 // push takes one RTP packet that arrived at at and emits the units it
 // completes.
-func (u *unpacker) push(pkt *rtp.Packet, at time.Time, emit func(media.Packet)) {
+func (u *unpacker) push(pkt *rtp.Packet, at time.Time, emit func(media.AccessUnit)) {
 	if u.builder == nil {
 		u.pushOpus(pkt, at, emit)
 		return
@@ -60,7 +60,7 @@ func (u *unpacker) push(pkt *rtp.Packet, at time.Time, emit func(media.Packet)) 
 		if len(s.Data) == 0 {
 			continue
 		}
-		emit(media.Packet{
+		emit(media.AccessUnit{
 			Codec:     u.codec,
 			Data:      s.Data,
 			Keyframe:  isKeyframe(u.codec, s.Data),
@@ -72,7 +72,7 @@ func (u *unpacker) push(pkt *rtp.Packet, at time.Time, emit func(media.Packet)) 
 	}
 }
 
-func (u *unpacker) pushOpus(pkt *rtp.Packet, at time.Time, emit func(media.Packet)) {
+func (u *unpacker) pushOpus(pkt *rtp.Packet, at time.Time, emit func(media.AccessUnit)) {
 	loss := false
 	if u.started {
 		d := int16(pkt.SequenceNumber - u.lastSeq)
@@ -85,7 +85,7 @@ func (u *unpacker) pushOpus(pkt *rtp.Packet, at time.Time, emit func(media.Packe
 	if len(pkt.Payload) == 0 {
 		return
 	}
-	emit(media.Packet{
+	emit(media.AccessUnit{
 		Codec:     u.codec,
 		Data:      pkt.Payload,
 		RTPTime:   pkt.Timestamp,

@@ -1,5 +1,5 @@
 // Package media holds the few types that cross the seams of the pipeline:
-// what ingest hands the compositor (Packet, Feed) and what the compositor
+// what ingest hands the compositor (AccessUnit, Feed) and what the compositor
 // hands the HLS muxer and the recorder (ProgramInfo, Sink).
 package media
 
@@ -35,9 +35,9 @@ func (c Codec) String() string {
 // IsVideo tells whether c is a video codec.
 func (c Codec) IsVideo() bool { return c == CodecH264 || c == CodecVP8 }
 
-// Packet is one depacketized media unit of a singer's track: an H264
+// AccessUnit is one depacketized media unit of a singer's track: an H264
 // access unit, a VP8 frame or an Opus packet.
-type Packet struct {
+type AccessUnit struct {
 	Codec Codec
 	// Data is an H264 access unit in Annex-B form (start codes before
 	// every NAL unit), a whole VP8 frame or one Opus packet.
@@ -65,9 +65,9 @@ type Packet struct {
 // Feed is one singer slot as the compositor sees it. It lives as long as
 // the battle, across the publisher's reconnects.
 type Feed interface {
-	// Packets delivers the slot's units in order of arrival. The channel
+	// Units delivers the slot's units in order of arrival. The channel
 	// is closed when the slot is closed for good.
-	Packets() <-chan Packet
+	Units() <-chan AccessUnit
 	// RequestKeyframe asks the current publisher for a keyframe; it is
 	// rate-limited by the implementation and safe to call often.
 	RequestKeyframe()
@@ -84,11 +84,26 @@ type ProgramInfo struct {
 	Audio mpeg4audio.AudioSpecificConfig
 }
 
-// Video and audio clock rates of the program.
+// The program: its picture, frame rate and clock rates, and the length
+// of one AAC-LC access unit.
 const (
-	VideoClockRate = 90000
-	AudioClockRate = 48000
+	ProgramWidth    = 1280
+	ProgramHeight   = 720
+	ProgramFPS      = 30
+	VideoClockRate  = 90000
+	AudioClockRate  = 48000
+	AACFrameSamples = 1024
 )
+
+// Recorder writes one battle's program to a recording.
+type Recorder interface {
+	Sink
+	// Close writes what is pending and stops the recording. With ended
+	// the playlist becomes VOD (#EXT-X-ENDLIST); without, it stays an
+	// EVENT playlist that is finished at the next start, as after a
+	// crash.
+	Close(ended bool) error
+}
 
 // Sink receives the program. Timestamps count from the start of the
 // program: PTS in VideoClockRate units for video and AudioClockRate units

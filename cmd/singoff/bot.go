@@ -16,8 +16,8 @@ import (
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/singoff/singoff/ingest/whipclient"
+	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/synth"
 )
 
 type botConfig struct {
@@ -118,7 +118,7 @@ func publishOnce(ctx context.Context, log *slog.Logger, c botConfig, endpoint st
 	}()
 	var writeErr error
 	videoDur := time.Second / 30
-	err = src.Run(runCtx, func(p media.Packet) {
+	err = src.Run(runCtx, func(p media.AccessUnit) {
 		if writeErr != nil {
 			return
 		}

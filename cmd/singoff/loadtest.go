@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/singoff/singoff/loadtest"
+	"github.com/singoff/singoff/internal/loadtest"
 )
 
 func runLoadtest(ctx context.Context, args []string) error {

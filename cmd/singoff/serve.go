@@ -315,6 +315,6 @@ func (l liveOutput) Viewers(id string) int {
 // recordingsAdapter adapts the recording store to the battle's Recordings.
 type recordingsAdapter struct{ s *recording.Local }
 
-func (r recordingsAdapter) Create(id string, info media.ProgramInfo) (battle.Recorder, error) {
+func (r recordingsAdapter) Create(id string, info media.ProgramInfo) (media.Recorder, error) {
 	return r.s.Create(id, info)
 }

@@ -72,7 +72,7 @@ func NewLocal(dir string, opts LocalOptions) (*Local, error) {
 // Create implements Store. It fails with ErrDiskFloor when free space is
 // under LocalOptions.MinFreeBytes, and with ErrExists when battleID has a
 // recording already (its files are served as immutable).
-func (l *Local) Create(battleID string, info media.ProgramInfo) (Recorder, error) {
+func (l *Local) Create(battleID string, info media.ProgramInfo) (media.Recorder, error) {
 	if !battleid.Valid(battleID) {
 		return nil, fmt.Errorf("%w: %q", ErrBadID, battleID)
 	}

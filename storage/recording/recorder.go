@@ -23,8 +23,6 @@ const (
 	audioTrackID = 2
 )
 
-// aacFrameSamples is the length of an AAC-LC access unit.
-const aacFrameSamples = 1024
 
 // maxAudioLag is how long a segment waits for audio to reach its end,
 // counted in video time past that end, before it is written without.
@@ -161,7 +159,7 @@ func (r *recorder) WriteAudio(_ time.Time, pts int64, aus [][]byte) error {
 		return nil // nothing to play it with before the first keyframe
 	}
 	for i, au := range aus {
-		r.audio = append(r.audio, audioSample{pts: pts + int64(i)*aacFrameSamples, au: append([]byte(nil), au...)})
+		r.audio = append(r.audio, audioSample{pts: pts + int64(i)*media.AACFrameSamples, au: append([]byte(nil), au...)})
 	}
 	r.queueReadySegments(false)
 	return nil
@@ -180,7 +178,7 @@ func (r *recorder) queueReadySegments(all bool) {
 		end := r.cuts[0]
 		audioEnd := int64(-1)
 		if n := len(r.audio); n > 0 {
-			audioEnd = audioInVideoTime(r.audio[n-1].pts + aacFrameSamples)
+			audioEnd = audioInVideoTime(r.audio[n-1].pts + media.AACFrameSamples)
 		}
 		if !all && audioEnd < end && r.pendingTail.pts-end < maxAudioLag {
 			return
@@ -309,7 +307,7 @@ func (r *recorder) writeSegment(job segmentJob) error {
 	if len(job.audio) > 0 {
 		audio := &fmp4.PartTrack{ID: audioTrackID, BaseTime: uint64(job.audio[0].pts)}
 		for _, a := range job.audio {
-			audio.Samples = append(audio.Samples, &fmp4.Sample{Duration: aacFrameSamples, Payload: a.au})
+			audio.Samples = append(audio.Samples, &fmp4.Sample{Duration: media.AACFrameSamples, Payload: a.au})
 		}
 		part.Tracks = append(part.Tracks, audio)
 	}

@@ -18,7 +18,7 @@ import (
 // without the compositor noticing.
 type Store interface {
 	// Create starts the recording of battle battleID.
-	Create(battleID string, info media.ProgramInfo) (Recorder, error)
+	Create(battleID string, info media.ProgramInfo) (media.Recorder, error)
 	// Exists tells whether battleID has a playable recording.
 	Exists(battleID string) bool
 	// Recover finishes the recordings a previous process left open and
@@ -29,16 +29,6 @@ type Store interface {
 	// Purge deletes the recordings finished longer ago than olderThan
 	// and returns their battle ids.
 	Purge(olderThan time.Duration) ([]string, error)
-}
-
-// Recorder records one battle's program.
-type Recorder interface {
-	media.Sink
-	// Close writes what is pending and stops the recording. With ended
-	// the playlist becomes VOD (#EXT-X-ENDLIST); without, it stays an
-	// EVENT playlist that Recover finishes at the next start, as after
-	// a crash.
-	Close(ended bool) error
 }
 
 // Errors of Create.

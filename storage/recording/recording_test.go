@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/singoff/singoff/hls/testprogram"
 	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/internal/mediacheck"
+	"github.com/singoff/singoff/internal/testprogram"
+	"github.com/singoff/singoff/media"
 )
 
 // The crash test re-runs this test binary as a recording writer that it
@@ -242,7 +243,7 @@ func TestRecordAndEnd(t *testing.T) {
 
 // shifted delays a program by offset, to continue a feed.
 type shifted struct {
-	Recorder
+	media.Recorder
 	offset time.Duration
 }
 

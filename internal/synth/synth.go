@@ -72,7 +72,7 @@ type Source struct {
 // timedPacket is an encoded unit with its media time from the start.
 type timedPacket struct {
 	at  time.Duration
-	pkt media.Packet
+	pkt media.AccessUnit
 }
 
 // New opens the encoders.
@@ -236,7 +236,7 @@ func (s *Source) RequestKeyframe() { s.keyframe.Store(true) }
 // Run generates media in real time until ctx is done, handing each
 // encoded unit to emit as it is due, then closes the Source. Arrival is
 // the emit time and SenderNTP the wall clock of the unit's media time.
-func (s *Source) Run(ctx context.Context, emit func(media.Packet)) error {
+func (s *Source) Run(ctx context.Context, emit func(media.AccessUnit)) error {
 	defer s.Close()
 	s.start = time.Now()
 	timer := pacing.NewTimer()
@@ -328,7 +328,7 @@ func (s *Source) drain(cc *astiav.CodecContext, codec media.Codec, clockRate int
 			return fmt.Errorf("synth: receiving %s packet: %w", codec, err)
 		}
 		t := at(s.pkt.Pts())
-		s.pending = append(s.pending, timedPacket{at: max(t, 0), pkt: media.Packet{
+		s.pending = append(s.pending, timedPacket{at: max(t, 0), pkt: media.AccessUnit{
 			Codec:     codec,
 			Data:      s.pkt.Data(),
 			Keyframe:  codec.IsVideo() && s.pkt.Flags().Has(astiav.PacketFlagKey),

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/singoff/singoff/media"
 )
 
-var frame = image.Rect(0, 0, Width, Height)
+var frame = image.Rect(0, 0, media.ProgramWidth, media.ProgramHeight)
 
 func newRenderer(t testing.TB) *Renderer {
 	t.Helper()
@@ -73,7 +75,7 @@ func TestLayersAreSmallVisibleAndInsideTheFrame(t *testing.T) {
 				}
 			}
 			// Small: most of the picture stays the singers'.
-			if area > Width*Height/5 {
+			if area > media.ProgramWidth*media.ProgramHeight/5 {
 				t.Errorf("layers cover %d pixels", area)
 			}
 			if os.Getenv("OVERLAY_PNG") != "" {
@@ -168,7 +170,7 @@ func TestVoteBarSplitsByShare(t *testing.T) {
 		s.Votes = votes
 		img := flatten(r.Render(s))
 		y := voteY + voteHeight/2
-		x0 := (Width - voteBarWidth) / 2
+		x0 := (media.ProgramWidth - voteBarWidth) / 2
 		n1 := 0
 		for x := x0; x < x0+voteBarWidth; x++ {
 			if img.RGBAAt(x, y) == slotColors[0] {

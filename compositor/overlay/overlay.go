@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"golang.org/x/image/font"
+
+	"github.com/singoff/singoff/media"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/opentype"
@@ -41,14 +43,8 @@ type State struct {
 	Score [2]int
 }
 
-// The program's size, in which layers are positioned.
-const (
-	Width  = 1280
-	Height = 720
-)
-
 // halfWidth is the width of each singer's half.
-const halfWidth = Width / 2
+const halfWidth = media.ProgramWidth / 2
 
 // GainOffTurn is the linear gain of the singer who is not singing while
 // the other one has the turn: 9 dB down, so reactions still come through.
@@ -164,9 +160,9 @@ func turnFrame(turn int) []*image.RGBA {
 	x1 := x0 + halfWidth
 	strips := []image.Rectangle{
 		image.Rect(x0, 0, x1, frameWidth),
-		image.Rect(x0, Height-frameWidth, x1, Height),
-		image.Rect(x0, frameWidth, x0+frameWidth, Height-frameWidth),
-		image.Rect(x1-frameWidth, frameWidth, x1, Height-frameWidth),
+		image.Rect(x0, media.ProgramHeight-frameWidth, x1, media.ProgramHeight),
+		image.Rect(x0, frameWidth, x0+frameWidth, media.ProgramHeight-frameWidth),
+		image.Rect(x1-frameWidth, frameWidth, x1, media.ProgramHeight-frameWidth),
 	}
 	out := make([]*image.RGBA, len(strips))
 	for i, rect := range strips {
@@ -223,9 +219,9 @@ func (r *Renderer) topPlate(s State) *image.RGBA {
 			line2 = "–"
 		}
 	}
-	line2 = fitText(r.big, line2, Width-80)
+	line2 = fitText(r.big, line2, media.ProgramWidth-80)
 	w := max(topMinWidth, font.MeasureString(r.big, line2).Ceil()+40, font.MeasureString(r.small, line1).Ceil()+40)
-	x := (Width - w) / 2
+	x := (media.ProgramWidth - w) / 2
 	img := image.NewRGBA(image.Rect(x, topY, x+w, topY+topHeight))
 	fill(img, img.Rect, plate)
 	drawCentered(img, r.small, line1, topY+30, dim)
@@ -252,10 +248,10 @@ func result(s State) string {
 // voteBar shows the current round's split: slot 1's share from the
 // left in its colour, slot 2's from the right, the counts beside it.
 func (r *Renderer) voteBar(s State) *image.RGBA {
-	x := (Width - voteWidth) / 2
+	x := (media.ProgramWidth - voteWidth) / 2
 	img := image.NewRGBA(image.Rect(x, voteY, x+voteWidth, voteY+voteHeight))
 	fill(img, img.Rect, plate)
-	barX := (Width - voteBarWidth) / 2
+	barX := (media.ProgramWidth - voteBarWidth) / 2
 	barY := voteY + (voteHeight-voteBarHeight)/2
 	bar := image.Rect(barX, barY, barX+voteBarWidth, barY+voteBarHeight)
 	left, right := slotColors[0], slotColors[1]

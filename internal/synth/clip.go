@@ -45,8 +45,8 @@ func Encode(cfg Config, length time.Duration) (*Clip, error) {
 
 // Packets returns the clip's units in media-time order with their RTP
 // timestamps; loop n (from 0) adds n*Length to them.
-func (c *Clip) Packets() []media.Packet {
-	out := make([]media.Packet, len(c.packets))
+func (c *Clip) Packets() []media.AccessUnit {
+	out := make([]media.AccessUnit, len(c.packets))
 	for i, tp := range c.packets {
 		out[i] = tp.pkt
 	}
@@ -55,7 +55,7 @@ func (c *Clip) Packets() []media.Packet {
 
 // Play emits the clip in real time, looping with continuous timestamps,
 // until ctx is done.
-func (c *Clip) Play(ctx context.Context, emit func(media.Packet)) error {
+func (c *Clip) Play(ctx context.Context, emit func(media.AccessUnit)) error {
 	start := time.Now()
 	timer := pacing.NewTimer()
 	defer timer.Stop()

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/hls"
-	"github.com/singoff/singoff/hls/testprogram"
+	"github.com/singoff/singoff/internal/testprogram"
 )
 
 // BattleID is the id of the one battle an Origin serves.

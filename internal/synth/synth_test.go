@@ -64,10 +64,10 @@ func TestRunEmitsInRealTime(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			var mu sync.Mutex
-			last := map[media.Codec]media.Packet{}
+			last := map[media.Codec]media.AccessUnit{}
 			count := map[media.Codec]int{}
 			start := time.Now()
-			err = src.Run(ctx, func(p media.Packet) {
+			err = src.Run(ctx, func(p media.AccessUnit) {
 				mu.Lock()
 				defer mu.Unlock()
 				if prev, ok := last[p.Codec]; ok {
