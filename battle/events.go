@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/compositor/overlay"
+	"github.com/singoff/singoff/media"
 	"github.com/singoff/singoff/storage"
 )
 
@@ -181,8 +182,8 @@ func (m *Manager) step(r *running, now time.Time) string {
 // drawFormat keeps the program's overlay and turn gains in step with the
 // timeline; it renders only when what is shown changes. r.mu is held.
 func (m *Manager) drawFormat(r *running, p *pipeline, tl Timeline, now time.Time) {
-	st := overlay.State{Names: r.format.names, Round: tl.Round, Rounds: r.format.timing.rounds, Turn: tl.Turn,
-		VotingOpen: tl.VotingOpen, Winner: -1}
+	st := media.Scene{Names: r.format.names, Round: tl.Round, Rounds: r.format.timing.rounds, Turn: tl.Turn,
+		VotingOpen: tl.VotingOpen}
 	if tl.Turn != 0 {
 		st.Remaining = int(math.Ceil(tl.TurnEndsAt.Sub(now).Seconds()))
 	}
@@ -194,18 +195,19 @@ func (m *Manager) drawFormat(r *running, p *pipeline, tl Timeline, now time.Time
 		}
 		st.Votes = tally[tl.Round-1]
 		if tl.Finished {
+			st.Finished = true
 			st.Winner = winner(tally)
 			st.Score = roundsWon(tally)
 		}
 	}
-	if st == r.shown {
+	if r.everShown && st == r.shown {
 		return
 	}
-	if st.Turn != r.shown.Turn || r.shown.Winner == -2 {
+	if st.Turn != r.shown.Turn || !r.everShown {
 		// The singer whose turn it is at full volume; the other 9 dB
 		// down, so reactions still come through.
 		p.program.SetGains(overlay.Gains(st))
 	}
-	r.shown = st
+	r.shown, r.everShown = st, true
 	p.program.SetOverlay(m.overlays.Render(st))
 }

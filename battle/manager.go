@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/compositor"
+	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/storage"
 )
 
@@ -110,11 +110,12 @@ type running struct {
 	aloneSince time.Time // when the last singer left a live battle
 	pipeline   *pipeline
 	ended      bool
-	format     format    // the battle's names and timing
-	clock      time.Time // when the rounds' clock started; zero before
-	liveSince  time.Time // when the program started
-	lastSig    string    // what watchers last heard of, to spot changes
-	shown      overlay.State
+	format     format      // the battle's names and timing
+	clock      time.Time   // when the rounds' clock started; zero before
+	liveSince  time.Time   // when the program started
+	lastSig    string      // what watchers last heard of, to spot changes
+	shown      media.Scene // what the program shows, once everShown
+	everShown  bool
 }
 
 type pipeline struct {
@@ -265,7 +266,7 @@ func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
 	}
 	r := m.running[id]
 	if r == nil {
-		r = &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt, shown: overlay.State{Winner: -2}}
+		r = &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt}
 		r.room = m.cfg.Ingest.NewRoom(id, func(slot int, connected bool) {
 			m.slotChanged(r, slot, connected)
 		})

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/singoff/singoff/media"
 	"github.com/singoff/singoff/compositor/overlay"
+	"github.com/singoff/singoff/media"
 )
 
 // battleState is round 1 of 3 with Ann singing and votes coming in.
-func battleState(votes [2]int) overlay.State {
-	return overlay.State{
+func battleState(votes [2]int) media.Scene {
+	return media.Scene{
 		Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, Turn: 1, Remaining: 75,
-		Votes: votes, VotingOpen: true, Winner: -1,
+		Votes: votes, VotingOpen: true,
 	}
 }
 
@@ -207,7 +207,7 @@ func TestGainsLowerOneSinger(t *testing.T) {
 	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil) // 660 Hz
 	var evened time.Time
 	rec, c := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		c.SetGains(overlay.Gains(overlay.State{Turn: 1}))
+		c.SetGains(overlay.Gains(media.Scene{Turn: 1}))
 		select {
 		case <-ctx.Done():
 			return

@@ -105,6 +105,26 @@ type Recorder interface {
 	Close(ended bool) error
 }
 
+// Scene is what the program shows of the battle over the singers'
+// pictures, and how it weighs their voices. It is comparable: a change is
+// one !=.
+type Scene struct {
+	Names     [2]string
+	Round     int // 0 before the start
+	Rounds    int
+	Turn      int    // the slot singing, 0 none
+	Remaining int    // whole seconds left in the turn, when Turn != 0
+	Votes     [2]int // the current round's tally
+	// VotingOpen brightens the vote bar and, between turns, asks for votes.
+	VotingOpen bool
+	// Finished: the result stands. Winner is then 1 or 2, or 0 for a
+	// draw, and Score the rounds each singer won ("Ann wins 2–1"; left
+	// zero, the result shows without it).
+	Finished bool
+	Winner   int
+	Score    [2]int
+}
+
 // Sink receives the program. Timestamps count from the start of the
 // program: PTS in VideoClockRate units for video and AudioClockRate units
 // for audio; the H264 stream has no B-frames, so DTS equals PTS. ntp is

@@ -19,29 +19,13 @@ import (
 	"sync"
 
 	"golang.org/x/image/font"
-
-	"github.com/singoff/singoff/media"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
-)
 
-// State is what the overlay shows.
-type State struct {
-	Names     [2]string
-	Round     int // 0 before the start
-	Rounds    int
-	Turn      int    // 0 none, else 1 or 2
-	Remaining int    // whole seconds left in the turn (shown as m:ss), when Turn != 0
-	Votes     [2]int // current round's tally
-	// VotingOpen brightens the vote bar and, between turns, asks for votes.
-	VotingOpen bool
-	Winner     int // -1 no result yet, 0 draw, 1 or 2
-	// Score is the rounds each singer has won, shown with the result
-	// ("Ann wins 2–1"); left zero, the result shows without it.
-	Score [2]int
-}
+	"github.com/singoff/singoff/media"
+)
 
 // halfWidth is the width of each singer's half.
 const halfWidth = media.ProgramWidth / 2
@@ -53,7 +37,7 @@ const GainOffTurn = 0.35481339 // 10^(-9/20)
 // Gains returns the audio gains of the left and right singer for s: the
 // singer whose turn it is at full volume, the other GainOffTurn; both
 // full without a turn.
-func Gains(s State) (left, right float32) {
+func Gains(s media.Scene) (left, right float32) {
 	switch s.Turn {
 	case 1:
 		return 1, GainOffTurn
@@ -136,7 +120,7 @@ func NewRenderer() (*Renderer, error) {
 // image's Bounds().Min is its position in the program. The same state
 // gives the same pixels. The images are new at each call: the caller
 // owns them.
-func (r *Renderer) Render(s State) []*image.RGBA {
+func (r *Renderer) Render(s media.Scene) []*image.RGBA {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var layers []*image.RGBA
@@ -147,7 +131,7 @@ func (r *Renderer) Render(s State) []*image.RGBA {
 		layers = append(layers, r.namePlate(s, i))
 	}
 	layers = append(layers, r.topPlate(s))
-	if s.Round > 0 && s.Winner < 0 {
+	if s.Round > 0 && !s.Finished {
 		layers = append(layers, r.voteBar(s))
 	}
 	return layers
@@ -173,7 +157,7 @@ func turnFrame(turn int) []*image.RGBA {
 }
 
 // namePlate is singer i's name under their half, lit while they sing.
-func (r *Renderer) namePlate(s State, i int) *image.RGBA {
+func (r *Renderer) namePlate(s media.Scene, i int) *image.RGBA {
 	name := s.Names[i]
 	if name == "" {
 		name = "Singer " + strconv.Itoa(i+1)
@@ -194,11 +178,11 @@ func (r *Renderer) namePlate(s State, i int) *image.RGBA {
 }
 
 // topPlate shows the round and the turn's countdown, or the result.
-func (r *Renderer) topPlate(s State) *image.RGBA {
+func (r *Renderer) topPlate(s media.Scene) *image.RGBA {
 	var line1, line2 string
 	line2Color := white
 	switch {
-	case s.Winner >= 0:
+	case s.Finished:
 		line1, line2 = "Final", result(s)
 		line2Color = highlight
 	case s.Round == 0:
@@ -230,8 +214,8 @@ func (r *Renderer) topPlate(s State) *image.RGBA {
 }
 
 // result says who won: "Ann wins 2–1", or "Draw".
-func result(s State) string {
-	if s.Winner != 1 && s.Winner != 2 {
+func result(s media.Scene) string {
+	if !s.Finished || s.Winner != 1 && s.Winner != 2 {
 		return "Draw"
 	}
 	name := s.Names[s.Winner-1]
@@ -247,7 +231,7 @@ func result(s State) string {
 
 // voteBar shows the current round's split: slot 1's share from the
 // left in its colour, slot 2's from the right, the counts beside it.
-func (r *Renderer) voteBar(s State) *image.RGBA {
+func (r *Renderer) voteBar(s media.Scene) *image.RGBA {
 	x := (media.ProgramWidth - voteWidth) / 2
 	img := image.NewRGBA(image.Rect(x, voteY, x+voteWidth, voteY+voteHeight))
 	fill(img, img.Rect, plate)

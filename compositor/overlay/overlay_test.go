@@ -26,9 +26,9 @@ func newRenderer(t testing.TB) *Renderer {
 }
 
 // midTurn is a typical state: round 2 of 3, Bob singing, votes coming in.
-var midTurn = State{
+var midTurn = media.Scene{
 	Names: [2]string{"Ann", "Bob"}, Round: 2, Rounds: 3, Turn: 2, Remaining: 83,
-	Votes: [2]int{4, 7}, VotingOpen: true, Winner: -1,
+	Votes: [2]int{4, 7}, VotingOpen: true,
 }
 
 // flatten draws the layers over a transparent program-sized image.
@@ -42,12 +42,12 @@ func flatten(layers []*image.RGBA) *image.RGBA {
 
 func TestLayersAreSmallVisibleAndInsideTheFrame(t *testing.T) {
 	r := newRenderer(t)
-	for name, s := range map[string]State{
-		"before the start": {Names: [2]string{"Ann", "Bob"}, Rounds: 3, Winner: -1},
+	for name, s := range map[string]media.Scene{
+		"before the start": {Names: [2]string{"Ann", "Bob"}, Rounds: 3},
 		"mid turn":         midTurn,
-		"between turns":    {Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, VotingOpen: true, Winner: -1},
-		"ended":            {Names: [2]string{"Ann", "Bob"}, Round: 3, Rounds: 3, Winner: 1, Score: [2]int{2, 1}},
-		"no names, long":   {Names: [2]string{"", string(bytes.Repeat([]byte("W"), 40))}, Round: 1, Rounds: 9, Turn: 1, Remaining: 600, Winner: -1},
+		"between turns":    {Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, VotingOpen: true},
+		"ended":            {Names: [2]string{"Ann", "Bob"}, Round: 3, Rounds: 3, Finished: true, Winner: 1, Score: [2]int{2, 1}},
+		"no names, long":   {Names: [2]string{"", string(bytes.Repeat([]byte("W"), 40))}, Round: 1, Rounds: 9, Turn: 1, Remaining: 600},
 	} {
 		t.Run(name, func(t *testing.T) {
 			layers := r.Render(s)
@@ -107,18 +107,18 @@ func TestEveryChangeShowsAndSameStateSamePixels(t *testing.T) {
 	if again := flatten(r.Render(midTurn)); !bytes.Equal(again.Pix, base.Pix) {
 		t.Fatal("the same state drew different pixels")
 	}
-	for name, edit := range map[string]func(*State){
-		"name":        func(s *State) { s.Names[0] = "Anna" },
-		"round":       func(s *State) { s.Round = 3 },
-		"rounds":      func(s *State) { s.Rounds = 5 },
-		"countdown":   func(s *State) { s.Remaining = 82 },
-		"turn":        func(s *State) { s.Turn = 1 },
-		"no turn":     func(s *State) { s.Turn = 0 },
-		"votes 1":     func(s *State) { s.Votes[0]++ },
-		"votes 2":     func(s *State) { s.Votes[1]++ },
-		"voting shut": func(s *State) { s.VotingOpen = false },
-		"result":      func(s *State) { s.Winner = 2 },
-		"draw":        func(s *State) { s.Winner = 0 },
+	for name, edit := range map[string]func(*media.Scene){
+		"name":        func(s *media.Scene) { s.Names[0] = "Anna" },
+		"round":       func(s *media.Scene) { s.Round = 3 },
+		"rounds":      func(s *media.Scene) { s.Rounds = 5 },
+		"countdown":   func(s *media.Scene) { s.Remaining = 82 },
+		"turn":        func(s *media.Scene) { s.Turn = 1 },
+		"no turn":     func(s *media.Scene) { s.Turn = 0 },
+		"votes 1":     func(s *media.Scene) { s.Votes[0]++ },
+		"votes 2":     func(s *media.Scene) { s.Votes[1]++ },
+		"voting shut": func(s *media.Scene) { s.VotingOpen = false },
+		"result":      func(s *media.Scene) { s.Finished, s.Winner = true, 2 },
+		"draw":        func(s *media.Scene) { s.Finished, s.Winner = true, 0 },
 	} {
 		s := midTurn
 		edit(&s)
@@ -128,13 +128,13 @@ func TestEveryChangeShowsAndSameStateSamePixels(t *testing.T) {
 	}
 	// Results differ by who won and by the score.
 	end := midTurn
-	end.Turn, end.Winner, end.Score = 0, 1, [2]int{2, 1}
+	end.Turn, end.Finished, end.Winner, end.Score = 0, true, 1, [2]int{2, 1}
 	results := map[string]bool{}
-	for _, e := range []func(*State){
-		func(*State) {},
-		func(s *State) { s.Winner = 2; s.Score = [2]int{1, 2} },
-		func(s *State) { s.Score = [2]int{2, 0} },
-		func(s *State) { s.Winner = 0; s.Score = [2]int{1, 1} },
+	for _, e := range []func(*media.Scene){
+		func(*media.Scene) {},
+		func(s *media.Scene) { s.Winner = 2; s.Score = [2]int{1, 2} },
+		func(s *media.Scene) { s.Score = [2]int{2, 0} },
+		func(s *media.Scene) { s.Winner = 0; s.Score = [2]int{1, 1} },
 	} {
 		s := end
 		e(&s)
@@ -147,14 +147,14 @@ func TestEveryChangeShowsAndSameStateSamePixels(t *testing.T) {
 
 func TestResultText(t *testing.T) {
 	for _, tc := range []struct {
-		s    State
+		s    media.Scene
 		want string
 	}{
-		{State{Names: [2]string{"Ann", "Bob"}, Winner: 1, Score: [2]int{2, 1}}, "Ann wins 2–1"},
-		{State{Names: [2]string{"Ann", "Bob"}, Winner: 2, Score: [2]int{1, 2}}, "Bob wins 2–1"},
-		{State{Names: [2]string{"Ann", "Bob"}, Winner: 2}, "Bob wins"},
-		{State{Names: [2]string{"Ann", "Bob"}, Winner: 0, Score: [2]int{1, 1}}, "Draw"},
-		{State{Winner: 1}, "Singer 1 wins"},
+		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 1, Score: [2]int{2, 1}}, "Ann wins 2–1"},
+		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2, Score: [2]int{1, 2}}, "Bob wins 2–1"},
+		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2}, "Bob wins"},
+		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 0, Score: [2]int{1, 1}}, "Draw"},
+		{media.Scene{Finished: true, Winner: 1}, "Singer 1 wins"},
 	} {
 		if got := result(tc.s); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.s, got, tc.want)
@@ -196,7 +196,7 @@ func TestGains(t *testing.T) {
 		turn        int
 		left, right float32
 	}{{0, 1, 1}, {1, 1, 0.355}, {2, 0.355, 1}} {
-		l, r := Gains(State{Turn: tc.turn})
+		l, r := Gains(media.Scene{Turn: tc.turn})
 		if math.Abs(float64(l-tc.left)) > 0.001 || math.Abs(float64(r-tc.right)) > 0.001 {
 			t.Errorf("turn %d: gains %v, %v", tc.turn, l, r)
 		}
