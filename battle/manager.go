@@ -1,200 +1,101 @@
-// Package battle is the domain: a battle's life (waiting → live → ended),
-// its two singer slots and their tokens, and the wiring of one battle's
-// pipeline: ingest → compositor → live HLS and recording.
 package battle
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/singoff/singoff/compositor"
-	"github.com/singoff/singoff/compositor/overlay"
-	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/internal/battleid"
-	"github.com/singoff/singoff/media"
 	"github.com/singoff/singoff/storage"
 )
 
-// Program composites the two slots into one program (the compositor).
-type Program interface {
-	Info() media.ProgramInfo
-	Run(ctx context.Context, sink media.Sink) error
-	Stats() compositor.Stats
-	// SetOverlay draws positioned layers over the program; SetGains
-	// sets each slot's audio level in the mix.
-	SetOverlay(layers []*image.RGBA)
-	SetGains(left, right float32)
-	// Close frees a program that will not run.
-	Close()
-}
-
-// ProgramFactory makes a battle's program from its two slots' feeds.
-type ProgramFactory func(left, right media.Feed) (Program, error)
-
-// LiveOutput publishes programs live (the hls package).
-type LiveOutput interface {
-	// Start begins the live output of battle id.
-	Start(id string, info media.ProgramInfo) (media.Sink, error)
-	// Stop ends it: the live URL then tells players the battle ended.
-	Stop(id string)
-	// Viewers counts the battle's recent distinct watchers.
-	Viewers(id string) int
-}
-
-// Recordings makes recorders (storage/recording).
-type Recordings interface {
-	Create(id string, info media.ProgramInfo) (media.Recorder, error)
-}
-
-// Config wires a Manager.
-type Config struct {
-	Store      storage.Store
-	Ingest     *ingest.Server
-	NewProgram ProgramFactory
-	Live       LiveOutput
-	Recordings Recordings
-	// Grace is how long a live battle may have no singer before it ends
-	// (default 10 min); MaxDuration bounds a battle (default 2 h).
-	Grace       time.Duration
-	MaxDuration time.Duration
-	// MaxLive bounds the battles live at once on this server (default
-	// 8): a publish that would start one more is refused.
-	MaxLive int
-	// VoteGrace and ResultHold time the format (defaults 15 s, 30 s).
-	VoteGrace  time.Duration
-	ResultHold time.Duration
-	Logger     *slog.Logger
-}
-
-// Errors the API maps to statuses.
-var (
-	ErrNotFound = errors.New("battle not found")
-	ErrEnded    = errors.New("battle has ended")
-	// ErrFull says the server has as many live battles as it may.
-	ErrFull = errors.New("this server is running as many live battles as it can")
-)
-
 // Manager owns every battle's lifetime on this server.
+//
+// Locks: Manager.mu may be taken before a running battle's mu, never
+// after it.
 type Manager struct {
 	cfg Config
-	log *slog.Logger
 
-	mu      sync.Mutex
-	running map[string]*running // battles with a room (not ended)
-	closed  bool
-	subs    map[string]map[chan struct{}]struct{} // event listeners by battle
-
-	overlays *overlay.Renderer
+	mu       sync.Mutex
+	running  map[string]*running // battles with a room, not ended
+	places   int                 // live places held: live battles and admitted first offers
+	draining bool
+	closed   bool
+	subs     map[string]map[chan struct{}]struct{} // change listeners by battle
+	// unwritten are battles ended here whose ended state could not be
+	// stored yet; the watchdog retries.
+	unwritten map[string]time.Time
 
 	watchStop chan struct{}
 	watchDone chan struct{}
-
-	// retired sums the program stats of battles that ended, so totals
-	// only grow.
-	retired ProgramTotals
 }
 
-// running is the live part of a battle that is not ended: its room and,
-// once live, its pipeline.
+// running is a battle that has a room: waiting for its singers, or live.
 type running struct {
-	id   string
-	room *ingest.Room
+	id     string
+	room   Room
+	format format
 
-	mu         sync.Mutex
-	connected  [2]bool
-	aloneSince time.Time // when the last singer left a live battle
-	pipeline   *pipeline
-	ended      bool
-	format     format      // the battle's names and timing
-	clock      time.Time   // when the rounds' clock started; zero before
-	liveSince  time.Time   // when the program started
-	lastSig    string      // what watchers last heard of, to spot changes
-	shown      media.Scene // what the program shows, once everShown
-	everShown  bool
+	// holdsPlace is guarded by Manager.mu: the battle counts against
+	// MaxLive (it is live, or its first offer was admitted).
+	holdsPlace bool
+
+	mu            sync.Mutex
+	ended         bool
+	connected     [2]bool
+	everConnected bool
+	aloneSince    time.Time // when the last singer left; zero while one is connected
+	program       Program
+	liveSince     time.Time // when the program started (monotonic)
+	clock         time.Time // when the rounds' clock started; zero before
+	tally         [][2]int  // votes per round, refreshed on every vote
+	seen          watched   // what watchers last heard of
 }
 
-type pipeline struct {
-	program  Program
-	cancel   context.CancelFunc
-	done     chan struct{}
-	recorder media.Recorder
+// watched is what watchers see change without asking: a change is news.
+type watched struct {
+	round, turn      int
+	votingOpen, done bool
+	connected        [2]bool
+	live             bool
+	viewers          int
 }
 
-// NewManager starts the manager and its watchdog (grace period, maximum
-// duration, the format's timeline). Call Close to end it.
-func NewManager(cfg Config) (*Manager, error) {
-	if cfg.Grace == 0 {
-		cfg.Grace = 10 * time.Minute
-	}
-	if cfg.MaxDuration == 0 {
-		cfg.MaxDuration = 2 * time.Hour
-	}
-	if cfg.MaxLive == 0 {
-		cfg.MaxLive = 8
-	}
-	if cfg.VoteGrace == 0 {
-		cfg.VoteGrace = DefaultVoteGrace
-	}
-	if cfg.ResultHold == 0 {
-		cfg.ResultHold = DefaultResultHold
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+// NewManager starts the manager and its watchdog. Call Close to stop it.
+func NewManager(cfg Config) *Manager {
+	cfg.setDefaults()
 	m := &Manager{
-		subs:      map[string]map[chan struct{}]struct{}{},
 		cfg:       cfg,
-		log:       cfg.Logger,
 		running:   map[string]*running{},
+		subs:      map[string]map[chan struct{}]struct{}{},
+		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
-	var err error
-	if m.overlays, err = overlay.NewRenderer(); err != nil {
-		return nil, err
-	}
 	go m.watch()
-	return m, nil
+	return m
 }
 
-// Close ends every live battle cleanly (recordings finished), closes
-// every room (waiting battles stay waiting) and stops the watchdog.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.closed = true
-	rs := m.runningLocked()
-	m.mu.Unlock()
-	close(m.watchStop)
-	<-m.watchDone
-	for _, r := range rs {
-		r.mu.Lock()
-		live := r.pipeline != nil
-		r.mu.Unlock()
-		if live {
-			if _, err := m.End(context.Background(), r.id, "server shutting down"); err != nil && !errors.Is(err, ErrEnded) {
-				m.log.Error("ending battle at shutdown", "battle", r.id, "err", err)
-			}
-			continue
-		}
-		r.mu.Lock()
-		r.ended = true
-		r.mu.Unlock()
-		r.room.Close()
-	}
+// Tokens are a new battle's bearer tokens, shown once.
+type Tokens struct {
+	Host    string
+	Singers [2]string
 }
 
-// Create stores a new battle and returns it with its tokens.
-func (m *Manager) Create(ctx context.Context, p CreateParams) (*storage.Battle, Tokens, error) {
+// Create stores a new battle and returns it with its tokens. Its
+// settings are checked (ErrInvalid); a draining server takes none
+// (ErrDraining).
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battle, Tokens, error) {
 	var t Tokens
+	if m.isDraining() {
+		return nil, t, ErrDraining
+	}
+	p, err := req.check(m.cfg.MinTurnSeconds)
+	if err != nil {
+		return nil, t, err
+	}
 	b := &storage.Battle{
 		ID:          battleid.New(),
 		Title:       p.Title,
@@ -211,14 +112,8 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*storage.Battle, 
 	if err := m.cfg.Store.CreateBattle(ctx, b); err != nil {
 		return nil, t, err
 	}
-	m.log.Info("battle created", "battle", b.ID, "title", b.Title)
+	m.cfg.Logger.Info("battle created", "battle", b.ID)
 	return b, t, nil
-}
-
-// Tokens are a new battle's bearer tokens, shown once.
-type Tokens struct {
-	Host    string
-	Singers [2]string
 }
 
 // Get returns the stored battle, or ErrNotFound.
@@ -233,25 +128,113 @@ func (m *Manager) Get(ctx context.Context, id string) (*storage.Battle, error) {
 	return b, err
 }
 
-// Connected tells which slots of battle id have a publisher.
-func (m *Manager) Connected(id string) [2]bool {
-	m.mu.Lock()
-	r := m.running[id]
-	m.mu.Unlock()
-	if r == nil {
-		return [2]bool{}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.connected
+// Status is a battle as its watchers see it now.
+type Status struct {
+	Battle    *storage.Battle
+	Connected [2]bool
+	Viewers   int
+	Votes     [][2]int // per round: [slot 1, slot 2]
+	Timeline  Timeline
+	// Winner, once Timeline.Finished: 1 or 2, or 0 for a draw.
+	Winner int
 }
 
-// Viewers counts battle id's recent watchers.
-func (m *Manager) Viewers(id string) int { return m.cfg.Live.Viewers(id) }
+// Status returns battle id as its watchers see it now.
+func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
+	b, err := m.Get(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	sts, err := m.statuses(ctx, []*storage.Battle{b})
+	if err != nil {
+		return Status{}, err
+	}
+	return sts[0], nil
+}
 
-// Room returns the room of a battle that has not ended, making it if
-// needed (after a restart, rooms come back on first use).
-func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
+// List returns up to limit battles in state ("" for all), newest first.
+func (m *Manager) List(ctx context.Context, state string, limit int) ([]Status, error) {
+	bs, err := m.cfg.Store.ListBattles(ctx, state, limit)
+	if err != nil {
+		return nil, err
+	}
+	return m.statuses(ctx, bs)
+}
+
+// StatusOf returns stored battle b as its watchers see it now.
+func (m *Manager) StatusOf(ctx context.Context, b *storage.Battle) (Status, error) {
+	sts, err := m.statuses(ctx, []*storage.Battle{b})
+	if err != nil {
+		return Status{}, err
+	}
+	return sts[0], nil
+}
+
+// statuses completes stored battles with what is live, with one query
+// for all their votes.
+func (m *Manager) statuses(ctx context.Context, bs []*storage.Battle) ([]Status, error) {
+	tallies, err := m.cfg.Store.Tallies(ctx, bs)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]Status, len(bs))
+	for i, b := range bs {
+		st := Status{Battle: b, Votes: tallies[b.ID]}
+		clock := b.ClockStartedAt
+		if b.State != storage.StateEnded {
+			if r := m.lookup(b.ID); r != nil {
+				r.mu.Lock()
+				st.Connected = r.connected
+				if !r.clock.IsZero() {
+					clock = r.clock // with its monotonic reading
+				}
+				r.mu.Unlock()
+			}
+		}
+		if b.State == storage.StateLive {
+			st.Viewers = m.cfg.Viewers(b.ID)
+		}
+		at := now
+		if b.State == storage.StateEnded && !b.EndedAt.IsZero() {
+			at = b.EndedAt // an ended battle stands still where it ended
+		}
+		st.Timeline = m.formatOf(b).timing.at(clock, at)
+		if b.State == storage.StateEnded {
+			st.Timeline.Turn, st.Timeline.VotingOpen = 0, false
+		}
+		if st.Timeline.Finished {
+			st.Winner = winner(st.Votes)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+func (m *Manager) lookup(id string) *running {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running[id]
+}
+
+func (m *Manager) isDraining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining || m.closed
+}
+
+// Open makes sure battle id has its room, for a singer or a subscriber
+// about to arrive: ErrEnded when the battle has ended, ErrDraining when
+// the server is stopping.
+func (m *Manager) Open(ctx context.Context, id string) error {
+	_, err := m.open(ctx, id)
+	return err
+}
+
+func (m *Manager) open(ctx context.Context, id string) (*running, error) {
+	if r := m.lookup(id); r != nil {
+		return r, nil
+	}
 	b, err := m.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -259,170 +242,177 @@ func (m *Manager) Room(ctx context.Context, id string) (*ingest.Room, error) {
 	if b.State == storage.StateEnded {
 		return nil, ErrEnded
 	}
+	tally, err := m.cfg.Store.Tally(ctx, id, max(b.Rounds, 1))
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, ErrEnded
+		return nil, ErrDraining
 	}
-	r := m.running[id]
-	if r == nil {
-		r = &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt}
-		r.room = m.cfg.Ingest.NewRoom(id, func(slot int, connected bool) {
-			m.slotChanged(r, slot, connected)
-		})
-		m.running[id] = r
+	if r := m.running[id]; r != nil {
+		return r, nil
 	}
-	return r.room, nil
+	r := &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally}
+	room, err := m.cfg.Rooms.Open(id, RoomHooks{
+		Admit:      func(int) error { return m.admit(r) },
+		Negotiated: func(_ int, ok bool) { m.negotiated(r, ok) },
+		Connected:  func(slot int, on bool) { m.connected(r, slot, on) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the room: %w", err)
+	}
+	r.room = room
+	m.running[id] = r
+	return r, nil
 }
 
-// runningBattles lists the battles with a room, to visit without m.mu.
-func (m *Manager) runningBattles() []*running {
+// admit lets a publish offer for r go ahead: a battle that is not live
+// yet takes one of the server's live places, atomically, so concurrent
+// first offers can never exceed MaxLive.
+func (m *Manager) admit(r *running) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.runningLocked()
-}
-
-func (m *Manager) runningLocked() []*running {
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
+	if r.holdsPlace {
+		return nil
 	}
-	return rs
-}
-
-// Admit tells whether a publish to battle id may go ahead: a battle that
-// is not live yet needs room for one more live battle.
-func (m *Manager) Admit(id string) error {
-	rs := m.runningBattles()
-	live := 0
-	for _, r := range rs {
-		r.mu.Lock()
-		isLive := r.pipeline != nil
-		r.mu.Unlock()
-		if r.id == id && isLive {
-			return nil
-		}
-		if isLive {
-			live++
-		}
+	if m.draining || m.closed {
+		return ErrDraining
 	}
-	if live >= m.cfg.MaxLive {
+	r.mu.Lock()
+	ended := r.ended
+	r.mu.Unlock()
+	if ended {
+		return ErrEnded
+	}
+	if m.places >= m.cfg.MaxLive {
 		return ErrFull
 	}
+	r.holdsPlace = true
+	m.places++
 	return nil
 }
 
-// slotChanged follows a slot's publisher: the first one makes the battle
-// live and starts its pipeline.
-func (m *Manager) slotChanged(r *running, slot int, connected bool) {
+// release gives r's live place back.
+func (m *Manager) release(r *running) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.holdsPlace {
+		r.holdsPlace = false
+		m.places--
+	}
+}
+
+// negotiated follows an admitted offer: an answered one makes the battle
+// live; a failed one frees the place of a battle that is not live.
+func (m *Manager) negotiated(r *running, ok bool) {
+	if ok {
+		m.goLive(r)
+		return
+	}
+	r.mu.Lock()
+	live := r.program != nil
+	r.mu.Unlock()
+	if !live {
+		m.release(r)
+	}
+}
+
+// holdPlace makes sure r holds a live place, checking the limit again if
+// it gave its admitted place back meanwhile.
+func (m *Manager) holdPlace(r *running) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.mu.Lock()
+	ended := r.ended
+	r.mu.Unlock()
+	switch {
+	case ended:
+		return false
+	case r.holdsPlace:
+		return true
+	case m.places >= m.cfg.MaxLive:
+		return false
+	}
+	r.holdsPlace = true
+	m.places++
+	return true
+}
+
+// goLive starts r's program and marks the battle live, at the first
+// answered offer: the program's first segment is being made while the
+// singer's connection comes up.
+func (m *Manager) goLive(r *running) {
+	log := m.cfg.Logger.With("battle", r.id)
+	if !m.holdPlace(r) {
+		log.Warn("an answered offer found no live place")
+		return
+	}
+	r.mu.Lock()
+	if r.ended || r.program != nil {
+		r.mu.Unlock()
+		return
+	}
+	prog, err := m.cfg.Programs.Start(r.id, r.room.Feeds())
+	if err != nil {
+		r.mu.Unlock()
+		m.release(r)
+		log.Error("starting the program", "err", err)
+		return
+	}
+	ctx := context.Background()
+	now := time.Now()
+	if _, err := m.cfg.Store.SetLive(ctx, r.id, now.UTC()); err != nil {
+		r.mu.Unlock()
+		prog.End()
+		m.release(r)
+		log.Error("marking the battle live", "err", err)
+		return
+	}
+	why := ""
+	if err := prog.RecordingError(); err != nil {
+		why = err.Error()
+		log.Warn("battle not recorded", "err", err)
+	}
+	if err := m.cfg.Store.SetRecording(ctx, r.id, why == "", why); err != nil {
+		log.Error("storing whether the battle is recorded", "err", err)
+	}
+	r.program, r.liveSince = prog, now
+	r.mu.Unlock()
+	log.Info("battle live")
+	m.notify(r.id)
+}
+
+// connected follows a slot's publisher connecting or leaving.
+func (m *Manager) connected(r *running, slot int, on bool) {
 	if slot < 1 || slot > 2 {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.ended {
+		r.mu.Unlock()
 		return
 	}
-	r.connected[slot-1] = connected
-	defer m.notify(r.id)
-	if connected {
-		m.log.Info("singer connected", "battle", r.id, "slot", slot)
-	} else {
-		m.log.Info("singer disconnected", "battle", r.id, "slot", slot)
-	}
-	if r.connected[0] || r.connected[1] {
+	r.connected[slot-1] = on
+	switch {
+	case r.connected[0] || r.connected[1]:
+		r.everConnected = true
 		r.aloneSince = time.Time{}
-	} else if r.aloneSince.IsZero() {
+	case r.aloneSince.IsZero():
 		r.aloneSince = time.Now()
 	}
-	if connected && r.pipeline == nil {
-		if err := m.goLive(r); err != nil {
-			m.log.Error("starting the program", "battle", r.id, "err", err)
-		}
-	}
-}
-
-// Published tells the manager a singer's WHIP offer for battle id was
-// accepted: the battle goes live there and then, so the program's first
-// segment is being made while the singer's connection comes up.
-func (m *Manager) Published(id string) {
-	m.mu.Lock()
-	r := m.running[id]
-	m.mu.Unlock()
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ended || r.pipeline != nil {
-		return
-	}
-	if err := m.goLive(r); err != nil {
-		m.log.Error("starting the program", "battle", r.id, "err", err)
-		return
-	}
-	if !r.connected[0] && !r.connected[1] && r.aloneSince.IsZero() {
-		// Until the singer's connection is up, the grace period runs.
-		r.aloneSince = time.Now()
-	}
-	m.notify(id)
-}
-
-// goLive marks the battle live and starts its pipeline; r.mu is held.
-func (m *Manager) goLive(r *running) error {
-	ctx := context.Background()
-	b, err := m.cfg.Store.GetBattle(ctx, r.id)
-	if err != nil {
-		return err
-	}
-	prog, err := m.cfg.NewProgram(r.room.Slot(1).Feed(), r.room.Slot(2).Feed())
-	if err != nil {
-		return fmt.Errorf("compositor: %w", err)
-	}
-	info := prog.Info()
-	live, err := m.cfg.Live.Start(r.id, info)
-	if err != nil {
-		prog.Close()
-		return fmt.Errorf("live output: %w", err)
-	}
-	sink := &teeSink{log: m.log.With("battle", r.id), live: live}
-	rec, err := m.cfg.Recordings.Create(r.id, info)
-	if err != nil {
-		b.RecordingError = err.Error()
-		m.log.Warn("battle not recorded", "battle", r.id, "err", err)
+	r.mu.Unlock()
+	if on {
+		m.cfg.Logger.Info("singer connected", "battle", r.id, "slot", slot)
 	} else {
-		b.Recorded = true
-		b.RecordingError = ""
-		sink.rec = rec
+		m.cfg.Logger.Info("singer disconnected", "battle", r.id, "slot", slot)
 	}
-	if b.State == storage.StateWaiting {
-		b.State = storage.StateLive
-		b.StartedAt = time.Now().UTC()
-	}
-	r.liveSince = b.StartedAt
-	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
-		prog.Close()
-		m.cfg.Live.Stop(r.id)
-		if rec != nil {
-			rec.Close(false)
-		}
-		return err
-	}
-	pctx, cancel := context.WithCancel(context.Background())
-	p := &pipeline{program: prog, cancel: cancel, done: make(chan struct{}), recorder: rec}
-	go func() {
-		defer close(p.done)
-		if err := prog.Run(pctx, sink); err != nil && pctx.Err() == nil {
-			m.log.Error("program stopped", "battle", r.id, "err", err)
-		}
-	}()
-	r.pipeline = p
-	m.log.Info("battle live", "battle", r.id)
-	return nil
+	m.notify(r.id)
 }
 
-// End ends battle id: the program stops, the recording is finished, the
-// room closes. ErrEnded if it had ended already.
+// End ends battle id for reason: the program stops, the recording is
+// finished, the room closes. ErrEnded if it had ended already.
 func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, error) {
 	b, err := m.Get(ctx, id)
 	if err != nil {
@@ -430,168 +420,148 @@ func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, 
 	}
 	m.mu.Lock()
 	r := m.running[id]
+	delete(m.running, id)
+	if r != nil && r.holdsPlace {
+		r.holdsPlace = false
+		m.places--
+	}
 	m.mu.Unlock()
+	if r == nil && b.State == storage.StateEnded {
+		return nil, ErrEnded
+	}
 	if r != nil {
 		r.mu.Lock()
-		if r.ended {
-			r.mu.Unlock()
-			return nil, ErrEnded
-		}
 		r.ended = true
-		p := r.pipeline
-		r.pipeline = nil
+		prog := r.program
+		r.program = nil
 		r.mu.Unlock()
-		if p != nil {
-			p.cancel()
-			<-p.done
-			m.mu.Lock()
-			m.retired.add(p.program.Stats())
-			m.mu.Unlock()
-			m.cfg.Live.Stop(id)
-			if p.recorder != nil {
-				if err := p.recorder.Close(true); err != nil {
-					m.log.Error("finishing the recording", "battle", id, "err", err)
-				}
-			}
+		if prog != nil {
+			prog.End()
 		}
 		// Outside r.mu: closing sessions reports disconnects, which
 		// take r.mu (and find the battle ended).
 		r.room.Close()
-		m.mu.Lock()
-		delete(m.running, id)
-		m.mu.Unlock()
 	}
-	if b.State == storage.StateEnded {
+	at := time.Now().UTC()
+	changed, err := m.cfg.Store.SetEnded(ctx, id, at)
+	if err != nil {
+		// The battle has ended here; its stored state follows when the
+		// store answers again.
+		m.mu.Lock()
+		m.unwritten[id] = at
+		m.mu.Unlock()
+		return nil, fmt.Errorf("storing the end: %w", err)
+	}
+	if !changed {
 		return nil, ErrEnded
 	}
-	b.State = storage.StateEnded
-	b.EndedAt = time.Now().UTC()
-	if err := m.cfg.Store.UpdateBattle(ctx, b); err != nil {
-		return nil, err
-	}
-	m.log.Info("battle ended", "battle", id, "reason", reason)
+	m.cfg.Logger.Info("battle ended", "battle", id, "reason", reason)
 	m.notify(id)
-	return b, nil
+	return m.Get(ctx, id)
 }
 
-// watch drives every battle with a room four times a second: the end
-// of the grace period and of the maximum duration, the format's timeline
-// (events on each change, the program's overlay and turn gains) and the
-// end after the result.
-func (m *Manager) watch() {
-	defer close(m.watchDone)
-	tick := time.NewTicker(watchInterval)
-	defer tick.Stop()
-	for {
+// Drain stops taking new battles and new live battles; the live ones go
+// on.
+func (m *Manager) Drain() {
+	m.mu.Lock()
+	m.draining = true
+	m.mu.Unlock()
+}
+
+// Close drains, waits until every live battle has ended or ctx is done,
+// then ends the live battles that are left (their recordings finished),
+// closes every room (waiting battles stay waiting) and stops the
+// watchdog.
+func (m *Manager) Close(ctx context.Context) {
+	m.Drain()
+	wait := time.NewTicker(watchInterval)
+	defer wait.Stop()
+	for m.livePlaces() > 0 && ctx.Err() == nil {
 		select {
-		case <-m.watchStop:
-			return
-		case now := <-tick.C:
-			for _, r := range m.runningBattles() {
-				if reason := m.step(r, now); reason != "" {
-					if _, err := m.End(context.Background(), r.id, reason); err != nil && !errors.Is(err, ErrEnded) {
-						m.log.Error("ending battle", "battle", r.id, "err", err)
-					}
-				}
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	close(m.watchStop)
+	<-m.watchDone
+	for _, r := range rs {
+		r.mu.Lock()
+		live := r.program != nil
+		r.mu.Unlock()
+		if live {
+			if _, err := m.End(context.Background(), r.id, "the server stopped"); err != nil && !errors.Is(err, ErrEnded) {
+				m.cfg.Logger.Error("ending a battle at shutdown", "battle", r.id, "err", err)
 			}
+			continue
+		}
+		m.mu.Lock()
+		delete(m.running, r.id)
+		m.mu.Unlock()
+		r.mu.Lock()
+		r.ended = true
+		r.mu.Unlock()
+		r.room.Close()
+	}
+}
+
+func (m *Manager) livePlaces() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.places
+}
+
+// Unrecorded tells the manager the recordings of battles ids are gone
+// (the retention period): their battle objects stop offering a replay.
+func (m *Manager) Unrecorded(ctx context.Context, ids []string, why string) {
+	for _, id := range ids {
+		if err := m.cfg.Store.SetRecording(ctx, id, false, why); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			m.cfg.Logger.Error("storing that a recording is gone", "battle", id, "err", err)
 		}
 	}
 }
 
-const watchInterval = 250 * time.Millisecond
-
-// teeSink hands the program to the live output and the recorder. A
-// failing recorder is dropped (and said so) rather than stopping the
-// live program.
-type teeSink struct {
-	log         *slog.Logger
-	live        media.Sink
-	mu          sync.Mutex
-	rec         media.Sink
-	lastLiveErr time.Time
-}
-
-// The program never stops for its outputs: a live write error is logged
-// (once a second at most) and the sample skipped.
-func (t *teeSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
-	t.liveFailed(t.live.WriteVideo(ntp, pts, au))
-	t.record(func(s media.Sink) error { return s.WriteVideo(ntp, pts, au) })
-	return nil
-}
-
-func (t *teeSink) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
-	t.liveFailed(t.live.WriteAudio(ntp, pts, aus))
-	t.record(func(s media.Sink) error { return s.WriteAudio(ntp, pts, aus) })
-	return nil
-}
-
-func (t *teeSink) liveFailed(err error) {
-	if err == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now := time.Now(); now.Sub(t.lastLiveErr) > time.Second {
-		t.lastLiveErr = now
-		t.log.Error("live output rejected a sample", "err", err)
-	}
-}
-
-func (t *teeSink) record(write func(media.Sink) error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.rec == nil {
-		return
-	}
-	if err := write(t.rec); err != nil {
-		t.log.Error("recording failed; the live program goes on unrecorded", "err", err)
-		t.rec = nil
-	}
-}
-
-// ProgramTotals sums program statistics over battles.
-type ProgramTotals struct {
-	FramesOut, FramesDropped, AudioFramesOut int64
-	EncodeTime                               time.Duration
-}
-
-func (t *ProgramTotals) add(s compositor.Stats) {
-	t.FramesOut += s.FramesOut
-	t.FramesDropped += s.FramesDropped
-	t.AudioFramesOut += s.AudioFramesOut
-	t.EncodeTime += s.EncodeTime
-}
-
-// Snapshot is what the manager is doing now, for /metrics.
-type Snapshot struct {
+// Stats is what the manager is doing now, for /metrics.
+type Stats struct {
 	Live, Waiting    int // battles with a program; with a room but no program yet
 	SingersConnected int
 	Viewers          int
-	Program          ProgramTotals // every program of this process, ended ones included
 }
 
-// Snapshot counts battles, singers, viewers and program work.
-func (m *Manager) Snapshot() Snapshot {
+// Stats counts battles, singers and viewers.
+func (m *Manager) Stats() Stats {
 	m.mu.Lock()
-	rs := m.runningLocked()
-	s := Snapshot{Program: m.retired}
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
 	m.mu.Unlock()
+	var s Stats
 	for _, r := range rs {
 		r.mu.Lock()
-		p := r.pipeline
+		live := r.program != nil
 		for _, c := range r.connected {
 			if c {
 				s.SingersConnected++
 			}
 		}
 		r.mu.Unlock()
-		if p == nil {
+		if !live {
 			s.Waiting++
 			continue
 		}
 		s.Live++
-		s.Viewers += m.cfg.Live.Viewers(r.id)
-		s.Program.add(p.program.Stats())
+		s.Viewers += m.cfg.Viewers(r.id)
 	}
 	return s
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+
+	"github.com/singoff/singoff/storage"
 )
 
 // newToken returns a random bearer token (128 bits) and its SHA-256,
@@ -25,4 +27,34 @@ func hashToken(token string) []byte {
 // stored hash.
 func tokenMatches(token string, hash []byte) bool {
 	return token != "" && subtle.ConstantTimeCompare(hashToken(token), hash) == 1
+}
+
+// IsHost tells whether token is battle b's host token.
+func IsHost(b *storage.Battle, token string) bool { return tokenMatches(token, b.HostTokenHash) }
+
+// MayPublish tells whether token may publish to slot of b: that slot's
+// singer token.
+func MayPublish(b *storage.Battle, slot int, token string) bool {
+	return slot >= 1 && slot <= 2 && tokenMatches(token, b.SingerTokenHashs[slot-1])
+}
+
+// MaySubscribe tells whether token may watch slot of b over WebRTC: the
+// other singer's token or the host token.
+func MaySubscribe(b *storage.Battle, slot int, token string) bool {
+	return slot >= 1 && slot <= 2 && (tokenMatches(token, b.SingerTokenHashs[2-slot]) || IsHost(b, token))
+}
+
+// NewWatcher returns a new watcher identity: who votes, once per round.
+func NewWatcher() string {
+	w, _ := newToken()
+	return w
+}
+
+// ValidWatcher accepts only identities of the shape NewWatcher makes.
+func ValidWatcher(s string) bool {
+	if len(s) != 22 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -42,6 +43,9 @@ var migrations = []string{
 		at INTEGER NOT NULL,
 		PRIMARY KEY (battle_id, round, watcher)
 	);`,
+	// Singers are named at creation ("Singer 1" when unnamed).
+	`UPDATE battles SET singer1_name = 'Singer 1' WHERE singer1_name = '';
+	UPDATE battles SET singer2_name = 'Singer 2' WHERE singer2_name = '';`,
 }
 
 // SQLite is the default Store: one database file, WAL journal.
@@ -159,18 +163,46 @@ func (s *SQLite) ListBattles(ctx context.Context, state string, limit int) ([]*B
 	return out, rows.Err()
 }
 
-// UpdateBattle writes b's mutable fields.
-func (s *SQLite) UpdateBattle(ctx context.Context, b *Battle) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE battles SET state = ?, started_at = ?, ended_at = ?,
-		recorded = ?, recording_error = ?, clock_started_at = ? WHERE id = ?`,
-		b.State, unixNano(b.StartedAt), unixNano(b.EndedAt), b.Recorded, b.RecordingError, unixNano(b.ClockStartedAt), b.ID)
-	if err != nil {
-		return fmt.Errorf("update battle %s: %w", b.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+// SetLive implements Store.
+func (s *SQLite) SetLive(ctx context.Context, id string, at time.Time) (bool, error) {
+	return s.change(ctx, "mark battle live", id, `UPDATE battles SET state = ?, started_at = ? WHERE id = ? AND state = ?`,
+		StateLive, unixNano(at), id, StateWaiting)
+}
+
+// SetEnded implements Store.
+func (s *SQLite) SetEnded(ctx context.Context, id string, at time.Time) (bool, error) {
+	return s.change(ctx, "end battle", id, `UPDATE battles SET state = ?, ended_at = ? WHERE id = ? AND state <> ?`,
+		StateEnded, unixNano(at), id, StateEnded)
+}
+
+// StartClock implements Store.
+func (s *SQLite) StartClock(ctx context.Context, id string, at time.Time) (bool, error) {
+	return s.change(ctx, "start battle clock", id, `UPDATE battles SET clock_started_at = ? WHERE id = ? AND state <> ? AND clock_started_at = 0`,
+		unixNano(at), id, StateEnded)
+}
+
+// SetRecording implements Store.
+func (s *SQLite) SetRecording(ctx context.Context, id string, recorded bool, why string) error {
+	ok, err := s.change(ctx, "set battle recording", id, `UPDATE battles SET recorded = ?, recording_error = ? WHERE id = ?`,
+		recorded, why, id)
+	if err == nil && !ok {
 		return ErrNotFound
 	}
-	return nil
+	return err
+}
+
+// change runs one conditional UPDATE of battle id and tells whether it
+// changed a row.
+func (s *SQLite) change(ctx context.Context, what, id, query string, args ...any) (bool, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	return n > 0, nil
 }
 
 // EndUnfinished ends the battles a crash left live.
@@ -238,20 +270,43 @@ func (s *SQLite) Vote(ctx context.Context, battleID string, round int, watcher s
 // Tally counts a battle's votes: one [slot 1, slot 2] pair per round,
 // for rounds 1 to rounds.
 func (s *SQLite) Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error) {
-	out := make([][2]int, rounds)
-	rows, err := s.db.QueryContext(ctx, `SELECT round, slot, COUNT(*) FROM votes WHERE battle_id = ? GROUP BY round, slot`, battleID)
+	t, err := s.Tallies(ctx, []*Battle{{ID: battleID, Rounds: rounds}})
 	if err != nil {
-		return nil, fmt.Errorf("tally battle %s: %w", battleID, err)
+		return nil, err
+	}
+	return t[battleID], nil
+}
+
+// Tallies implements Store.
+func (s *SQLite) Tallies(ctx context.Context, battles []*Battle) (map[string][][2]int, error) {
+	out := make(map[string][][2]int, len(battles))
+	if len(battles) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(battles))
+	for i, b := range battles {
+		out[b.ID] = make([][2]int, max(b.Rounds, 1))
+		args[i] = b.ID
+	}
+	query := `SELECT battle_id, round, slot, COUNT(*) FROM votes WHERE battle_id IN (?` +
+		strings.Repeat(",?", len(battles)-1) + `) GROUP BY battle_id, round, slot`
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tally votes: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var id string
 		var round, slot, n int
-		if err := rows.Scan(&round, &slot, &n); err != nil {
-			return nil, err
+		if err := rows.Scan(&id, &round, &slot, &n); err != nil {
+			return nil, fmt.Errorf("tally votes: %w", err)
 		}
-		if round >= 1 && round <= rounds && (slot == 1 || slot == 2) {
-			out[round-1][slot-1] = n
+		if t := out[id]; round >= 1 && round <= len(t) && (slot == 1 || slot == 2) {
+			t[round-1][slot-1] = n
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tally votes: %w", err)
+	}
+	return out, nil
 }

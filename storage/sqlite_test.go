@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -40,8 +41,10 @@ func TestSQLiteRoundTripAndRestart(t *testing.T) {
 		string(b.SingerTokenHashs[1]) != "2" || !b.StartedAt.IsZero() {
 		t.Fatalf("read back %+v, want %+v", b, want)
 	}
-	b.State, b.StartedAt, b.Recorded = StateLive, t0.Add(time.Minute), true
-	if err := s.UpdateBattle(ctx, b); err != nil {
+	if ok, err := s.SetLive(ctx, "b", t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("SetLive = %v, %v", ok, err)
+	}
+	if err := s.SetRecording(ctx, "b", true, ""); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.ListBattles(ctx, "", 10)
@@ -97,9 +100,8 @@ func TestVotesReplaceWithinARoundAndSurviveRestart(t *testing.T) {
 	if err := s.CreateBattle(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	b.ClockStartedAt = time.Unix(100, 0)
-	if err := s.UpdateBattle(ctx, b); err != nil {
-		t.Fatal(err)
+	if ok, err := s.StartClock(ctx, "v", time.Unix(100, 0)); !ok || err != nil {
+		t.Fatalf("StartClock = %v, %v", ok, err)
 	}
 	now := time.Now()
 	for _, v := range []struct {
@@ -127,5 +129,96 @@ func TestVotesReplaceWithinARoundAndSurviveRestart(t *testing.T) {
 	got, _ := s.GetBattle(ctx, "v")
 	if !got.ClockStartedAt.Equal(time.Unix(100, 0)) {
 		t.Fatalf("clock start %v", got.ClockStartedAt)
+	}
+}
+
+// Every state change is one conditional write: it applies once, from
+// the states it may start from, and never undoes another.
+func TestStateChangesAreConditional(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := s.CreateBattle(ctx, newBattle("x", t0)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func() (bool, error)
+		want   bool
+	}{
+		{"clock starts while waiting", func() (bool, error) { return s.StartClock(ctx, "x", t0.Add(time.Second)) }, true},
+		{"clock starts once", func() (bool, error) { return s.StartClock(ctx, "x", t0.Add(2*time.Second)) }, false},
+		{"goes live from waiting", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(3*time.Second)) }, true},
+		{"goes live once", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(4*time.Second)) }, false},
+		{"ends", func() (bool, error) { return s.SetEnded(ctx, "x", t0.Add(5*time.Second)) }, true},
+		{"ends once", func() (bool, error) { return s.SetEnded(ctx, "x", t0.Add(6*time.Second)) }, false},
+		{"no live after the end", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(7*time.Second)) }, false},
+		{"unknown battle", func() (bool, error) { return s.SetEnded(ctx, "nope", t0) }, false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if got, err := st.change(); got != st.want || err != nil {
+				t.Fatalf("= %v, %v; want %v", got, err, st.want)
+			}
+		})
+	}
+	b, err := s.GetBattle(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.State != StateEnded || !b.ClockStartedAt.Equal(t0.Add(time.Second)) ||
+		!b.StartedAt.Equal(t0.Add(3*time.Second)) || !b.EndedAt.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("after the changes: %+v", b)
+	}
+	if err := s.SetRecording(ctx, "x", false, "not recorded"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRecording(ctx, "nope", true, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetRecording of an unknown battle: %v", err)
+	}
+}
+
+func TestTalliesOfSeveralBattles(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	one, two, none := newBattle("one", now), newBattle("two", now), newBattle("none", now)
+	two.Rounds = 1
+	for _, b := range []*Battle{one, two, none} {
+		if err := s.CreateBattle(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []struct {
+		battle  string
+		round   int
+		watcher string
+		slot    int
+	}{{"one", 1, "a", 1}, {"one", 3, "a", 2}, {"one", 3, "b", 2}, {"two", 1, "a", 2}, {"two", 2, "a", 1}} {
+		if err := s.Vote(ctx, v.battle, v.round, v.watcher, v.slot, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Tallies(ctx, []*Battle{one, two, none})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][][2]int{
+		"one":  {{1, 0}, {0, 0}, {0, 2}},
+		"two":  {{0, 1}}, // a vote past the battle's rounds is not counted
+		"none": {{0, 0}, {0, 0}, {0, 0}},
+	}
+	for id, w := range want {
+		if !slices.Equal(got[id], w) {
+			t.Errorf("%s: %v, want %v", id, got[id], w)
+		}
 	}
 }

@@ -53,8 +53,19 @@ type Store interface {
 	GetBattle(ctx context.Context, id string) (*Battle, error)
 	// ListBattles returns battles newest first; state "" means all.
 	ListBattles(ctx context.Context, state string, limit int) ([]*Battle, error)
-	// UpdateBattle writes every mutable field of b.
-	UpdateBattle(ctx context.Context, b *Battle) error
+	// Each state change below is one conditional write, so two racing
+	// changes never undo each other; each reports whether it applied.
+	//
+	// SetLive marks a waiting battle live since at.
+	SetLive(ctx context.Context, id string, at time.Time) (bool, error)
+	// SetEnded marks a battle that has not ended as ended at at.
+	SetEnded(ctx context.Context, id string, at time.Time) (bool, error)
+	// StartClock starts the rounds' clock of a battle that has not
+	// ended and whose clock has not started.
+	StartClock(ctx context.Context, id string, at time.Time) (bool, error)
+	// SetRecording says whether the battle has a recording and, when
+	// not, why (a sentence fit for the public battle object).
+	SetRecording(ctx context.Context, id string, recorded bool, why string) error
 	// EndUnfinished marks every battle that is not ended as ended at
 	// `at` when it was live (a crash cut it short), and returns their ids.
 	EndUnfinished(ctx context.Context, at time.Time) ([]string, error)
@@ -63,5 +74,8 @@ type Store interface {
 	Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error
 	// Tally counts votes per round: [slot 1, slot 2] for rounds 1..rounds.
 	Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error)
+	// Tallies counts the votes of several battles in one query, each
+	// for its own rounds, by battle id.
+	Tallies(ctx context.Context, battles []*Battle) (map[string][][2]int, error)
 	Close() error
 }

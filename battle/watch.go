@@ -1,0 +1,171 @@
+package battle
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/singoff/singoff/media"
+)
+
+// watchInterval is how often the watchdog moves every running battle
+// along.
+const watchInterval = 250 * time.Millisecond
+
+// watch drives every battle with a room: its format's timeline (events
+// on each change, what the program shows), and its end after the result,
+// without a singer for the grace period, when its first singer never
+// connected, at the maximum duration, or when its program stopped. It
+// also retries stored ends that failed.
+func (m *Manager) watch() {
+	defer close(m.watchDone)
+	tick := time.NewTicker(watchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.watchStop:
+			return
+		case now := <-tick.C:
+			m.mu.Lock()
+			rs := make([]*running, 0, len(m.running))
+			for _, r := range m.running {
+				rs = append(rs, r)
+			}
+			m.mu.Unlock()
+			for _, r := range rs {
+				if reason := m.step(r, now); reason != "" {
+					if _, err := m.End(context.Background(), r.id, reason); err != nil && !errors.Is(err, ErrEnded) {
+						m.cfg.Logger.Error("ending a battle", "battle", r.id, "err", err)
+					}
+				}
+			}
+			m.writeEnds()
+		}
+	}
+}
+
+// step moves one battle along at now; it returns why the battle must end,
+// or "".
+func (m *Manager) step(r *running, now time.Time) string {
+	viewers := 0
+	r.mu.Lock()
+	live := r.program != nil
+	r.mu.Unlock()
+	if live {
+		viewers = m.cfg.Viewers(r.id)
+	}
+
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return ""
+	}
+	tl := r.format.timing.at(r.clock, now)
+	w := watched{round: tl.Round, turn: tl.Turn, votingOpen: tl.VotingOpen, done: tl.Finished,
+		connected: r.connected, live: r.program != nil, viewers: viewers}
+	changed := w != r.seen
+	r.seen = w
+	prog := r.program
+	scene := r.scene(tl, now)
+	reason := ""
+	switch {
+	case tl.Finished && !now.Before(tl.EndsAt):
+		reason = "the result stood its time"
+	case prog == nil:
+	case stopped(prog):
+		reason = "the program stopped"
+	case !r.everConnected && now.Sub(r.liveSince) > m.cfg.ConnectGrace:
+		reason = "no singer connected"
+	case !r.aloneSince.IsZero() && now.Sub(r.aloneSince) > m.cfg.Grace:
+		reason = "no singer for the grace period"
+	case now.Sub(r.liveSince) > m.cfg.MaxDuration:
+		reason = "maximum duration reached"
+	}
+	r.mu.Unlock()
+
+	if prog != nil {
+		prog.Show(scene)
+	}
+	if changed {
+		m.notify(r.id)
+	}
+	return reason
+}
+
+func stopped(p Program) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// scene is what the program shows at now; r.mu is held.
+func (r *running) scene(tl Timeline, now time.Time) media.Scene {
+	s := media.Scene{Names: r.format.names, Round: tl.Round, Rounds: r.format.timing.rounds, Turn: tl.Turn,
+		VotingOpen: tl.VotingOpen}
+	if tl.Turn != 0 {
+		s.Remaining = int(math.Ceil(tl.TurnEndsAt.Sub(now).Seconds()))
+	}
+	if tl.Round >= 1 && tl.Round <= len(r.tally) {
+		s.Votes = r.tally[tl.Round-1]
+	}
+	if tl.Finished {
+		s.Finished, s.Winner, s.Score = true, winner(r.tally), roundsWon(r.tally)
+	}
+	return s
+}
+
+// writeEnds retries storing the ends that failed.
+func (m *Manager) writeEnds() {
+	m.mu.Lock()
+	pending := make(map[string]time.Time, len(m.unwritten))
+	for id, at := range m.unwritten {
+		pending[id] = at
+	}
+	m.mu.Unlock()
+	for id, at := range pending {
+		if _, err := m.cfg.Store.SetEnded(context.Background(), id, at); err != nil {
+			continue
+		}
+		m.mu.Lock()
+		delete(m.unwritten, id)
+		m.mu.Unlock()
+		m.cfg.Logger.Info("stored a battle's end late", "battle", id)
+		m.notify(id)
+	}
+}
+
+// Subscribe listens for changes to battle id: the channel gets a value
+// (coalesced) whenever something watchers see may have changed. Call
+// the returned func to stop.
+func (m *Manager) Subscribe(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	if m.subs[id] == nil {
+		m.subs[id] = map[chan struct{}]struct{}{}
+	}
+	m.subs[id][ch] = struct{}{}
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		delete(m.subs[id], ch)
+		if len(m.subs[id]) == 0 {
+			delete(m.subs, id)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *Manager) notify(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for ch := range m.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default: // one pending wake-up is enough
+		}
+	}
+}
