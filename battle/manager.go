@@ -92,7 +92,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battl
 	if m.isDraining() {
 		return nil, t, ErrDraining
 	}
-	p, err := req.check(m.cfg.MinTurnSeconds)
+	p, err := req.Check(m.cfg.MinTurnSeconds)
 	if err != nil {
 		return nil, t, err
 	}

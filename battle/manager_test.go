@@ -579,7 +579,7 @@ func TestCreateChecksSettings(t *testing.T) {
 		{"bounds", CreateRequest{Title: ptr("t"), Rounds: ptr(9), TurnSeconds: ptr(30)}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := tc.req.check(30)
+			p, err := tc.req.Check(30)
 			if tc.ok != (err == nil) {
 				t.Fatalf("err = %v", err)
 			}

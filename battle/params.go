@@ -34,9 +34,9 @@ type CreateParams struct {
 	TurnSeconds int
 }
 
-// check validates r; turns are at least minTurn seconds. Singers
+// Check validates r; turns are at least minTurn seconds. Singers
 // without a name are called "Singer 1" and "Singer 2".
-func (r CreateRequest) check(minTurn int) (CreateParams, error) {
+func (r CreateRequest) Check(minTurn int) (CreateParams, error) {
 	p := CreateParams{Rounds: DefaultRounds, TurnSeconds: DefaultTurnSeconds}
 	invalid := func(format string, args ...any) (CreateParams, error) {
 		return p, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)

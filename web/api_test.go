@@ -1,114 +1,23 @@
-package battle
+package web_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/battle"
+	"github.com/singoff/singoff/internal/app"
 	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/storage"
+	"github.com/singoff/singoff/web"
 )
 
-// apiServer is the battles API on loopback with real storage and ingest;
-// nothing in these tests goes live, so the program side stays unwired.
-func apiServer(t *testing.T, limits Limits) *httptest.Server {
-	return apiServerWith(t, limits, Config{})
-}
-
-func apiServerWith(t *testing.T, limits Limits, cfg Config) *httptest.Server {
-	t.Helper()
-	store, err := storage.OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtc, err := ingest.NewServer(ingest.Config{Loopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Store, cfg.Ingest, cfg.Live = store, rtc, noViewers{}
-	m, err := NewManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	r := gin.New()
-	api := NewAPI(m, limits)
-	api.Register(r)
-	r.NoRoute(api.NotFoundOr(func(c *gin.Context) { c.String(http.StatusNotFound, "page not found") }))
-	srv := httptest.NewServer(r)
-	t.Cleanup(func() {
-		srv.Close()
-		m.Close()
-		rtc.Close()
-		store.Close()
-	})
-	return srv
-}
-
-// noViewers is the live output of a server where no battle goes live.
-type noViewers struct{ LiveOutput }
-
-func (noViewers) Viewers(string) int { return 0 }
-
-type created struct {
-	View
-	HostToken    string   `json:"host_token"`
-	SingerTokens []string `json:"singer_tokens"`
-}
-
-func call(t *testing.T, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: body is not JSON: %q", method, url, raw)
-		}
-	}
-	return resp.StatusCode, out, resp.Header
-}
-
-func create(t *testing.T, base, body string) created {
-	t.Helper()
-	resp, err := http.Post(base+"/api/battles", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		raw, _ := io.ReadAll(resp.Body)
-		t.Fatalf("create: %d %s", resp.StatusCode, raw)
-	}
-	var c created
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestCreateGetListEnd(t *testing.T) {
-	srv := apiServer(t, Limits{})
+	srv := newServer(t, app.Config{})
 	c := create(t, srv.URL, `{"title":"Friday night","singers":["Ann","Bo"],"rounds":2,"turn_seconds":45}`)
 	if c.ID == "" || !battleid.Valid(c.ID) || c.State != storage.StateWaiting || len(c.SingerTokens) != 2 || len(c.HostToken) < 22 {
 		t.Fatalf("created %+v", c)
@@ -120,11 +29,11 @@ func TestCreateGetListEnd(t *testing.T) {
 		t.Fatalf("singers/format %+v", c)
 	}
 	if c.VODURL != nil || c.StartedAt != nil || c.EndedAt != nil || c.HLSURL != srv.URL+"/hls/"+c.ID+"/index.m3u8" {
-		t.Fatalf("urls/times %+v", c.View)
+		t.Fatalf("urls/times %+v", c.battleObject)
 	}
 	c2 := create(t, srv.URL, `{"title":"second"}`)
-	if c2.Rounds != DefaultRounds || c2.TurnSeconds != DefaultTurnSeconds {
-		t.Fatalf("defaults: %+v", c2.View)
+	if c2.Rounds != battle.DefaultRounds || c2.TurnSeconds != battle.DefaultTurnSeconds {
+		t.Fatalf("defaults: %+v", c2.battleObject)
 	}
 
 	status, got, _ := call(t, "GET", srv.URL+"/api/battles/"+c.ID, "", "", "")
@@ -165,7 +74,7 @@ func TestCreateGetListEnd(t *testing.T) {
 }
 
 func TestBadRequestsChangeNothing(t *testing.T) {
-	srv := apiServer(t, Limits{})
+	srv := newServer(t, app.Config{})
 	c := create(t, srv.URL, `{"title":"keep me"}`)
 	big := `{"title":"` + strings.Repeat("x", 70<<10) + `"}`
 	cases := []struct {
@@ -210,7 +119,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	srv := apiServer(t, Limits{CreatesPerMinute: 60, Burst: 3})
+	srv := newServer(t, app.Config{Limits: web.Limits{CreatesPerMinute: 60, Burst: 3}})
 	for i := range 3 {
 		create(t, srv.URL, `{"title":"t"}`)
 		_ = i
@@ -227,17 +136,19 @@ func TestRateLimit(t *testing.T) {
 
 // Behind a TLS-terminating proxy the URLs the API returns say https and
 // the public host, but only when the proxy is trusted.
+
+// Behind a TLS-terminating proxy the URLs the API returns say https and
+// the public host, but only when the proxy is trusted.
 func TestForwardedURLs(t *testing.T) {
-	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	for _, tc := range []struct {
 		name    string
-		trusted []netip.Prefix
+		trusted []string
 		want    string
 	}{
-		{"trusted proxy", loopback, "https://battles.example/hls/"},
+		{"trusted proxy", []string{"127.0.0.0/8"}, "https://battles.example/hls/"},
 		{"untrusted", nil, "http://127.0.0.1:"},
 	} {
-		srv := apiServer(t, Limits{TrustedProxies: tc.trusted})
+		srv := newServer(t, app.Config{TrustedProxies: tc.trusted})
 		req, _ := http.NewRequest("POST", srv.URL+"/api/battles", strings.NewReader(`{"title":"x"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-Proto", "https")
@@ -253,4 +164,105 @@ func TestForwardedURLs(t *testing.T) {
 			t.Errorf("%s: hls_url %q, want it to start %q", tc.name, c.HLSURL, tc.want)
 		}
 	}
+}
+
+// A whole battle in fast motion: one round of 1 s turns, votes from
+// distinct watchers, a replaced vote, votes outside the window refused,
+// the winner, the end on its own, and each change on the events stream.
+func TestFormatVotesAndEvents(t *testing.T) {
+	srv := newServer(t, app.Config{VoteGrace: time.Second, ResultHold: time.Second})
+	c := create(t, srv.URL, `{"title":"fast","singers":["Ann","Bo"],"rounds":1,"turn_seconds":1}`)
+	if c.Round != 0 || c.Turn != nil || c.VotingOpen || c.Winner != nil || len(c.Votes) != 1 {
+		t.Fatalf("new battle's format: %+v", c.battleObject)
+	}
+	ann, bo, cy := watcherClient(t), watcherClient(t), watcherClient(t)
+	if status := vote(t, ann, srv.URL, c.ID, `{"slot":1}`); status != http.StatusConflict {
+		t.Fatalf("vote before the start: %d", status)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := &sseEvents{}
+	go events.read(t, ctx, srv.URL+"/api/battles/"+c.ID+"/events")
+
+	if status, _, _ := call(t, "POST", srv.URL+"/api/battles/"+c.ID+"/start", c.SingerTokens[0], "", ""); status != 401 {
+		t.Fatalf("start with a singer token: %d", status)
+	}
+	started := time.Now()
+	status, got, _ := call(t, "POST", srv.URL+"/api/battles/"+c.ID+"/start", c.HostToken, "", "")
+	if status != 200 || got["round"] != float64(1) || got["turn"] != float64(1) || got["voting_open"] != true {
+		t.Fatalf("start: %d %v", status, got)
+	}
+	if status, _, _ := call(t, "POST", srv.URL+"/api/battles/"+c.ID+"/start", c.HostToken, "", ""); status != 409 {
+		t.Fatalf("second start: %d", status)
+	}
+
+	for _, v := range []struct {
+		who    *http.Client
+		body   string
+		status int
+	}{
+		{ann, `{"slot":2}`, 204},
+		{bo, `{"slot":1}`, 204},
+		{ann, `{"slot":1}`, 204}, // replaces Ann's first vote
+		{cy, `{"slot":3}`, 400},
+		{cy, `{"slot":"1"}`, 400},
+		{cy, `{}`, 400},
+		{cy, `{"slot":1,"round":2}`, 400},
+	} {
+		if status := vote(t, v.who, srv.URL, c.ID, v.body); status != v.status {
+			t.Fatalf("vote %s: %d, want %d", v.body, status, v.status)
+		}
+	}
+	_, got, _ = call(t, "GET", srv.URL+"/api/battles/"+c.ID, "", "", "")
+	if votes, _ := json.Marshal(got["votes"]); string(votes) != "[[2,0]]" {
+		t.Fatalf("votes after a replaced vote: %s", votes)
+	}
+
+	waitUntil(t, started.Add(1200*time.Millisecond))
+	_, got, _ = call(t, "GET", srv.URL+"/api/battles/"+c.ID, "", "", "")
+	if got["turn"] != float64(2) || got["voting_open"] != true {
+		t.Fatalf("second turn: %v", got)
+	}
+	waitUntil(t, started.Add(3200*time.Millisecond)) // 2 turns + 1 s grace
+	if status := vote(t, cy, srv.URL, c.ID, `{"slot":2}`); status != http.StatusConflict {
+		t.Fatalf("vote after the window: %d", status)
+	}
+	_, got, _ = call(t, "GET", srv.URL+"/api/battles/"+c.ID, "", "", "")
+	if got["winner"] != float64(1) || got["voting_open"] != false || got["turn"] != nil || got["state"] == "ended" {
+		t.Fatalf("result: %v", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for got["state"] != "ended" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		_, got, _ = call(t, "GET", srv.URL+"/api/battles/"+c.ID, "", "", "")
+	}
+	if got["state"] != "ended" || got["winner"] != float64(1) {
+		t.Fatalf("the battle did not end on its own after the result: %v", got)
+	}
+	if status := vote(t, bo, srv.URL, c.ID, `{"slot":2}`); status != http.StatusConflict {
+		t.Fatalf("vote after the end: %d", status)
+	}
+
+	time.Sleep(300 * time.Millisecond)
+	for _, want := range []struct {
+		what  string
+		match func(battleObject) bool
+	}{
+		{"waiting, before the start", func(v battleObject) bool { return v.Round == 0 && v.State == "waiting" }},
+		{"slot 1's turn", func(v battleObject) bool { return v.Turn != nil && *v.Turn == 1 }},
+		{"a tally of 2–0", func(v battleObject) bool { return len(v.Votes) == 1 && v.Votes[0] == [2]int{2, 0} }},
+		{"slot 2's turn", func(v battleObject) bool { return v.Turn != nil && *v.Turn == 2 }},
+		{"the result", func(v battleObject) bool { return v.Winner != nil && *v.Winner == 1 && v.State != "ended" }},
+		{"the end", func(v battleObject) bool { return v.State == "ended" }},
+	} {
+		if !events.seen(want.match) {
+			t.Errorf("the events stream never carried %s", want.what)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, at time.Time) {
+	t.Helper()
+	time.Sleep(time.Until(at))
 }

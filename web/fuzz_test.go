@@ -1,4 +1,4 @@
-package battle
+package web
 
 import (
 	"testing"
@@ -6,7 +6,8 @@ import (
 )
 
 // The JSON bodies of the API are untrusted bytes: whatever they hold,
-// parsing must not panic, and what it accepts must be within bounds.
+// parsing must not panic, and what the battle's checks accept must be
+// within bounds.
 func FuzzParseCreate(f *testing.F) {
 	for _, seed := range []string{
 		`{"title":"x"}`, `{"title":"Friday","singers":["A","B"],"rounds":9,"turn_seconds":600}`,
@@ -15,7 +16,11 @@ func FuzzParseCreate(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := ParseCreate(body, 30)
+		req, err := parseCreate(body)
+		if err != nil {
+			return
+		}
+		p, err := req.Check(30)
 		if err != nil {
 			return
 		}
@@ -26,7 +31,7 @@ func FuzzParseCreate(f *testing.F) {
 			t.Fatalf("accepted format %+v", p)
 		}
 		for _, s := range p.Singers {
-			if n := utf8.RuneCountInString(s); n > 40 {
+			if n := utf8.RuneCountInString(s); n < 1 || n > 40 {
 				t.Fatalf("accepted singer name of %d characters", n)
 			}
 		}
@@ -38,7 +43,7 @@ func FuzzParseVote(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		slot, err := ParseVote(body)
+		slot, err := parseVote(body)
 		if err == nil && slot != 1 && slot != 2 {
 			t.Fatalf("accepted slot %d", slot)
 		}

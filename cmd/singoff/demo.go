@@ -11,12 +11,8 @@ import (
 // runDemo creates a battle sung by two synthetic singers, so that a fresh
 // `make run` shows a live program at once.
 func runDemo(ctx context.Context, log *slog.Logger, base string, loopback bool, m *battle.Manager) {
-	b, tokens, err := m.Create(ctx, battle.CreateParams{
-		Title:       "Demo battle",
-		Singers:     [2]string{"Bot One", "Bot Two"},
-		Rounds:      battle.DefaultRounds,
-		TurnSeconds: battle.DefaultTurnSeconds,
-	})
+	title := "Demo battle"
+	b, tokens, err := m.Create(ctx, battle.CreateRequest{Title: &title, Singers: []string{"Bot One", "Bot Two"}})
 	if err != nil {
 		log.Error("demo battle", "err", err)
 		return

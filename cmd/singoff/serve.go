@@ -8,23 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/singoff/singoff/battle"
-	"github.com/singoff/singoff/compositor"
-	"github.com/singoff/singoff/hls"
-	"github.com/singoff/singoff/ingest"
-	"github.com/singoff/singoff/media"
-	"github.com/singoff/singoff/storage"
-	"github.com/singoff/singoff/storage/recording"
-	"github.com/singoff/singoff/web"
+	"github.com/singoff/singoff/internal/app"
 )
 
 type serveConfig struct {
@@ -39,7 +25,9 @@ type serveConfig struct {
 	preset         string
 	videoBitrate   int
 	grace          time.Duration
+	connectGrace   time.Duration
 	maxDuration    time.Duration
+	drainTimeout   time.Duration
 	trustedProxies listFlag
 	diskFloorMB    int
 	retentionDays  int
@@ -62,21 +50,20 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.preset, "preset", "veryfast", "x264 preset of the program")
 	fs.IntVar(&c.videoBitrate, "video-bitrate", 2_500_000, "program video bitrate, bit/s")
 	fs.DurationVar(&c.grace, "grace", 10*time.Minute, "how long a live battle may have no singer before it ends")
+	fs.DurationVar(&c.connectGrace, "connect-grace", time.Minute, "how long a battle that went live may wait for its first singer's connection")
 	fs.DurationVar(&c.maxDuration, "max-duration", 2*time.Hour, "longest a battle may run")
-	fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-* headers are honoured (repeatable; default loopback)")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long live battles may go on before they are ended")
+	fs.Var(&c.trustedProxies, "trusted-proxy", "IP or CIDR of a proxy whose X-Forwarded-* headers are believed (repeatable; default none)")
 	fs.IntVar(&c.diskFloorMB, "disk-floor-mb", 1024, "free disk (MiB) below which battles are not recorded")
 	fs.IntVar(&c.retentionDays, "retention-days", 0, "delete recordings older than this many days (0: keep forever)")
 	fs.BoolVar(&c.demo, "demo", false, "start a demo battle with two synthetic singers")
-	fs.IntVar(&c.maxLive, "max-live-battles", 8, "battles live at once; a publish past it gets 503")
+	fs.IntVar(&c.maxLive, "max-live-battles", 8, "battles live at once; a first publish past it gets 503")
 	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
-	}
-	if len(c.trustedProxies) == 0 {
-		c.trustedProxies = listFlag{"127.0.0.0/8", "::1/128"}
 	}
 	return c, nil
 }
@@ -86,122 +73,44 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	var trusted []netip.Prefix
-	for _, s := range cfg.trustedProxies {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("--trusted-proxy %q: %w", s, err)
-		}
-		trusted = append(trusted, p)
-	}
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-
-	store, err := storage.OpenSQLite(ctx, cfg.dataDir)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	recordings, err := recording.NewLocal(filepath.Join(cfg.dataDir, "recordings"), recording.LocalOptions{
-		MinFreeBytes: uint64(cfg.diskFloorMB) << 20,
-		Logger:       log.With("component", "recording"),
+	a, err := app.New(ctx, app.Config{
+		DataDir:        cfg.dataDir,
+		WebRTCPort:     cfg.webrtcPort,
+		PublicIPs:      cfg.publicIPs,
+		ICEServers:     cfg.iceServers,
+		Loopback:       cfg.loopback,
+		Preset:         cfg.preset,
+		VideoBitrate:   cfg.videoBitrate,
+		Grace:          cfg.grace,
+		ConnectGrace:   cfg.connectGrace,
+		MaxDuration:    cfg.maxDuration,
+		TrustedProxies: cfg.trustedProxies,
+		DiskFloorMB:    cfg.diskFloorMB,
+		RetentionDays:  cfg.retentionDays,
+		MaxLive:        cfg.maxLive,
+		MinTurnSeconds: cfg.minTurnSeconds,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
-	if err := recoverCrash(ctx, log, store, recordings); err != nil {
-		return err
-	}
-	if cfg.retentionDays > 0 {
-		go purgeLoop(ctx, log, store, recordings, time.Duration(cfg.retentionDays)*24*time.Hour)
-	}
-
-	rtc, err := ingest.NewServer(ingest.Config{
-		Port:       cfg.webrtcPort,
-		PublicIPs:  cfg.publicIPs,
-		ICEServers: cfg.iceServers,
-		Loopback:   cfg.loopback,
-		Logger:     log.With("component", "ingest"),
-	})
-	if err != nil {
-		return err
-	}
-	defer rtc.Close()
-
-	endedBefore := func(id string) bool {
-		b, err := store.GetBattle(context.Background(), id)
-		return err == nil && b.State == storage.StateEnded
-	}
-	live := hls.NewServer(log.With("component", "hls"), endedBefore)
-
-	manager, err := battle.NewManager(battle.Config{
-		Store:  store,
-		Ingest: rtc,
-		NewProgram: func(left, right media.Feed) (battle.Program, error) {
-			return compositor.New(compositor.Config{
-				Preset:       cfg.preset,
-				VideoBitrate: cfg.videoBitrate,
-				Logger:       log.With("component", "compositor"),
-			}, left, right)
-		},
-		Live:        liveOutput{live},
-		Recordings:  recordingsAdapter{recordings},
-		MaxLive:     cfg.maxLive,
-		Grace:       cfg.grace,
-		MaxDuration: cfg.maxDuration,
-		Logger:      log,
-	})
-	if err != nil {
-		return err
-	}
-	api := battle.NewAPI(manager, battle.Limits{TrustedProxies: trusted, MinTurnSeconds: cfg.minTurnSeconds})
-
-	gin.SetMode(gin.ReleaseMode)
-	router := gin.New()
-	errs := newErrorCounter()
-	router.Use(gin.Recovery(), func(c *gin.Context) {
-		c.Next()
-		errs.observe(c.Writer.Status())
-	})
-	if err := router.SetTrustedProxies(cfg.trustedProxies); err != nil {
-		return fmt.Errorf("--trusted-proxy: %w", err)
-	}
-	api.Register(router)
-	router.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	// Ready once start-up (recovery, database) is done, which it is by
-	// the time the listener accepts; not ready while shutting down.
-	var shuttingDown atomic.Bool
-	router.GET("/readyz", func(c *gin.Context) {
-		if shuttingDown.Load() {
-			c.String(http.StatusServiceUnavailable, "shutting down\n")
-			return
-		}
-		c.String(http.StatusOK, "ready\n")
-	})
-	router.GET("/metrics", gin.WrapH(metricsHandler(manager, rtc, live, recordings, errs)))
-	router.Any("/hls/*path", gin.WrapH(live.Handler()))
-	router.Any("/vod/*path", gin.WrapH(recordings.Handler()))
-	pages := gin.WrapH(web.Handler())
-	router.NoRoute(api.NotFoundOr(pages))
-
 	srv := &http.Server{
-		Handler:           router,
+		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Blocking playlist requests and the events stream set their own
 		// deadlines; everything else has this one.
 		WriteTimeout: 30 * time.Second,
 		IdleTimeout:  120 * time.Second,
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:     slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
-		return err
+		stopNow(a)
+		return fmt.Errorf("listening for HTTP: %w", err)
 	}
-	scheme := "http"
 	errc := make(chan error, 1)
+	scheme := "http"
 	go func() {
 		if cfg.tlsCert != "" {
 			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
@@ -214,25 +123,36 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	base := scheme + "://" + displayAddr(ln.Addr().String())
 	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback)
-
 	if cfg.demo {
-		go runDemo(ctx, log, base, cfg.loopback, manager)
+		go runDemo(ctx, log, base, cfg.loopback, a.Battles)
 	}
 
 	select {
 	case err := <-errc:
-		manager.Close()
-		return err
+		stopNow(a)
+		return fmt.Errorf("serving HTTP: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shuttingDown.Store(true)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Drain: live battles go on, and are watched, until they end or the
+	// drain times out; HTTP stops after them.
+	log.Info("draining", "timeout", cfg.drainTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
-	srv.Shutdown(shutdownCtx)
-	manager.Close()
+	a.Close(drain)
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("HTTP connections cut at shutdown", "err", err)
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// stopNow ends what is live at once and stops every part.
+func stopNow(a *app.App) {
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.Close(now)
 }
 
 // displayAddr makes a listen address into one a browser can open.
@@ -245,76 +165,4 @@ func displayAddr(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// recoverCrash finishes what a crash left open: recordings get their
-// ENDLIST, battles that were live end.
-func recoverCrash(ctx context.Context, log *slog.Logger, store storage.Store, recordings *recording.Local) error {
-	closed, err := recordings.Recover()
-	if err != nil {
-		return fmt.Errorf("recovering recordings: %w", err)
-	}
-	ended, err := store.EndUnfinished(ctx, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if len(closed) > 0 || len(ended) > 0 {
-		log.Warn("recovered from an unclean stop", "recordings_closed", strings.Join(closed, ","), "battles_ended", strings.Join(ended, ","))
-	}
-	return nil
-}
-
-// purgeLoop deletes recordings past the retention age, hourly, and
-// clears their battles' vod_url.
-func purgeLoop(ctx context.Context, log *slog.Logger, store storage.Store, recordings *recording.Local, age time.Duration) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		ids, err := recordings.Purge(age)
-		if err != nil {
-			log.Error("purging old recordings", "err", err)
-		}
-		for _, id := range ids {
-			b, err := store.GetBattle(ctx, id)
-			if err != nil {
-				continue
-			}
-			b.Recorded = false
-			b.RecordingError = "recording deleted after the retention period"
-			if err := store.UpdateBattle(ctx, b); err != nil {
-				log.Error("clearing a purged recording", "battle", id, "err", err)
-			}
-		}
-		if len(ids) > 0 {
-			log.Info("deleted old recordings", "battles", strings.Join(ids, ","))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// liveOutput adapts the HLS server to the battle's LiveOutput.
-type liveOutput struct{ s *hls.Server }
-
-func (l liveOutput) Start(id string, info media.ProgramInfo) (media.Sink, error) {
-	return l.s.Start(id, info)
-}
-
-func (l liveOutput) Stop(id string) { l.s.End(id) }
-
-func (l liveOutput) Viewers(id string) int {
-	if m, ok := l.s.Muxer(id); ok {
-		return m.Viewers()
-	}
-	return 0
-}
-
-// recordingsAdapter adapts the recording store to the battle's Recordings.
-type recordingsAdapter struct{ s *recording.Local }
-
-func (r recordingsAdapter) Create(id string, info media.ProgramInfo) (media.Recorder, error) {
-	return r.s.Create(id, info)
 }

@@ -36,8 +36,15 @@ func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*
 	return res, string(body)
 }
 
+// pagesOnly serves the pages with no API behind them.
+func pagesOnly() http.Handler {
+	e := newEngine()
+	registerPages(e)
+	return e
+}
+
 func TestRoutes(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
 
 	pages := map[string]string{
@@ -90,7 +97,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestAssetsRevalidate(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
 
 	res, body := get(t, srv, "/assets/js/common.js", nil)
@@ -149,7 +156,7 @@ func chromium(t *testing.T) context.Context {
 // handler, with no API behind it: every module must load without a
 // script error, and each page must say in its status line what is wrong.
 func TestPagesInChromium(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
 	browserCtx := chromium(t)
 
@@ -202,7 +209,7 @@ func TestPagesInChromium(t *testing.T) {
 // TestFormatInChromium runs the format module's words and sums in
 // Chromium on battle objects as the API gives them.
 func TestFormatInChromium(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
 	tabCtx, cancelTab := chromedp.NewContext(chromium(t))
 	defer cancelTab()

@@ -1,7 +1,8 @@
-// Package web serves singoff's pages: home, sing, watch and replay. They
-// are plain HTML and ES modules embedded into the binary; the one
-// front-end dependency, hls.js, is copied into assets/vendor by the build.
 package web
+
+// The pages: home, sing, watch and replay. They are plain HTML and ES
+// modules embedded into the binary; the front-end dependencies (hls.js)
+// are copied into assets/vendor by the build.
 
 import (
 	"bytes"
@@ -14,6 +15,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 // The assets directory is embedded as a whole, so the package still
@@ -34,37 +37,33 @@ type file struct {
 	etag        string
 }
 
-// Handler serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
+// registerPages serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
 // (sing), /b/{id}/replay (replay) and the static files under /assets/.
-func Handler() http.Handler {
+func registerPages(e *gin.Engine) {
 	byPath := loadFiles()
-	page := func(name string) http.Handler {
+	page := func(name string) gin.HandlerFunc {
 		f := byPath["pages/"+name]
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			serve(w, r, f)
-		})
+		return func(c *gin.Context) { serve(c.Writer, c.Request, f) }
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", page("home.html"))
-	mux.Handle("GET /b/{id}", page("watch.html"))
-	mux.Handle("GET /b/{id}/replay", page("replay.html"))
+	e.GET("/", page("home.html"))
+	e.GET("/b/:id", page("watch.html"))
+	e.GET("/b/:id/replay", page("replay.html"))
 	sing := page("sing.html")
-	mux.Handle("GET /b/{id}/sing/{slot}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if slot := r.PathValue("slot"); slot != "1" && slot != "2" {
-			http.NotFound(w, r)
+	e.GET("/b/:id/sing/:slot", func(c *gin.Context) {
+		if slot := c.Param("slot"); slot != "1" && slot != "2" {
+			notFound(c)
 			return
 		}
-		sing.ServeHTTP(w, r)
-	}))
-	mux.Handle("GET /assets/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, ok := byPath[strings.TrimPrefix(path.Clean(r.URL.Path), "/")]
+		sing(c)
+	})
+	e.GET("/assets/*path", func(c *gin.Context) {
+		f, ok := byPath[strings.TrimPrefix(path.Clean(c.Request.URL.Path), "/")]
 		if !ok {
-			http.NotFound(w, r)
+			notFound(c)
 			return
 		}
-		serve(w, r, f)
-	}))
-	return mux
+		serve(c.Writer, c.Request, f)
+	})
 }
 
 // loadFiles reads every embedded file once, with its type and an ETag

@@ -1,22 +1,34 @@
-package main
+package web
 
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/singoff/singoff/battle"
+	"github.com/singoff/singoff/compositor"
 	"github.com/singoff/singoff/hls"
 	"github.com/singoff/singoff/ingest"
-	"github.com/singoff/singoff/storage/recording"
 )
 
-// metricsHandler serves /metrics: each figure is read from the part that
-// keeps it when Prometheus scrapes, so nothing is counted twice.
-func metricsHandler(m *battle.Manager, rtc *ingest.Server, live *hls.Server, rec *recording.Local, errs *errorCounter) http.Handler {
+// MetricsSources are the parts /metrics reads at every scrape, each the
+// one that keeps its figures, so nothing is counted twice.
+type MetricsSources struct {
+	Battles        interface{ Stats() battle.Stats }
+	Programs       interface{ Totals() compositor.Totals }
+	Ingest         interface{ Stats() ingest.Stats }
+	Live           interface{ Stats() hls.Stats }
+	RecordingBytes func() uint64
+}
+
+// metricsHandler serves /metrics.
+func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
+	rtc, live := src.Ingest, src.Live
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -24,7 +36,7 @@ func metricsHandler(m *battle.Manager, rtc *ingest.Server, live *hls.Server, rec
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "singoff", Name: name, Help: help}, f))
 	}
 
-	reg.MustRegister(battleCollector{m})
+	reg.MustRegister(battleCollector{src.Battles, src.Programs})
 
 	counter("rtp_packets_in_total", "RTP packets received from singers.", func() float64 { return float64(rtc.Stats().RTPPacketsIn) })
 	counter("rtp_bytes_in_total", "RTP payload bytes received from singers.", func() float64 { return float64(rtc.Stats().RTPBytesIn) })
@@ -46,14 +58,18 @@ func metricsHandler(m *battle.Manager, rtc *ingest.Server, live *hls.Server, rec
 	hlsRequests("part", func(s hls.Stats) uint64 { return s.PartRequests })
 	hlsRequests("segment", func(s hls.Stats) uint64 { return s.SegmentRequests })
 	counter("hls_bytes_out_total", "LL-HLS bytes served.", func() float64 { return float64(live.Stats().BytesOut) })
-	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(rec.BytesWritten()) })
+	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(src.RecordingBytes()) })
 
 	reg.MustRegister(errs.vec)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-// battleCollector reads the manager's figures once per scrape.
-type battleCollector struct{ m *battle.Manager }
+// battleCollector reads the battles' and programs' figures once per
+// scrape.
+type battleCollector struct {
+	battles  interface{ Stats() battle.Stats }
+	programs interface{ Totals() compositor.Totals }
+}
 
 var battleMetrics = struct {
 	live, waiting, singers, viewers, frames, dropped, audioFrames, encodeSeconds *prometheus.Desc
@@ -76,7 +92,7 @@ func (battleCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c battleCollector) Collect(ch chan<- prometheus.Metric) {
-	s, d := c.m.Snapshot(), battleMetrics
+	s, p, d := c.battles.Stats(), c.programs.Totals(), battleMetrics
 	for _, v := range []struct {
 		desc  *prometheus.Desc
 		kind  prometheus.ValueType
@@ -86,28 +102,29 @@ func (c battleCollector) Collect(ch chan<- prometheus.Metric) {
 		{d.waiting, prometheus.GaugeValue, float64(s.Waiting)},
 		{d.singers, prometheus.GaugeValue, float64(s.SingersConnected)},
 		{d.viewers, prometheus.GaugeValue, float64(s.Viewers)},
-		{d.frames, prometheus.CounterValue, float64(s.Program.FramesOut)},
-		{d.dropped, prometheus.CounterValue, float64(s.Program.FramesDropped)},
-		{d.audioFrames, prometheus.CounterValue, float64(s.Program.AudioFramesOut)},
-		{d.encodeSeconds, prometheus.CounterValue, s.Program.EncodeTime.Seconds()},
+		{d.frames, prometheus.CounterValue, float64(p.FramesOut)},
+		{d.dropped, prometheus.CounterValue, float64(p.FramesDropped)},
+		{d.audioFrames, prometheus.CounterValue, float64(p.AudioFramesOut)},
+		{d.encodeSeconds, prometheus.CounterValue, p.EncodeTime.Seconds()},
 	} {
 		ch <- prometheus.MustNewConstMetric(v.desc, v.kind, v.value)
 	}
 }
 
-// errorCounter counts HTTP answers by class, so a rise in refusals or
-// failures shows on a dashboard.
-type errorCounter struct{ vec *prometheus.CounterVec }
+// statusCounter counts HTTP answers of status 400 and above, so a rise
+// in refusals or failures shows on a dashboard.
+type statusCounter struct{ vec *prometheus.CounterVec }
 
-func newErrorCounter() *errorCounter {
-	return &errorCounter{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+func newStatusCounter() *statusCounter {
+	return &statusCounter{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "singoff", Name: "http_errors_total", Help: "HTTP answers of status 400 and above, by status.",
 	}, []string{"status"})}
 }
 
-// observe is gin middleware.
-func (e *errorCounter) observe(status int) {
-	if status >= 400 {
+// count is gin middleware.
+func (e *statusCounter) count(c *gin.Context) {
+	c.Next()
+	if status := c.Writer.Status(); status >= 400 {
 		e.vec.WithLabelValues(strconv.Itoa(status)).Inc()
 	}
 }

@@ -1,0 +1,249 @@
+// Package app wires singoff's parts into one server: the store and the
+// recordings, the ingest, the live muxers, the compositor's pipelines,
+// the battle manager and the HTTP layer. The binary (cmd/singoff)
+// configures and runs it; tests build the same server.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/singoff/singoff/battle"
+	"github.com/singoff/singoff/compositor"
+	"github.com/singoff/singoff/hls"
+	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/media"
+	"github.com/singoff/singoff/storage"
+	"github.com/singoff/singoff/storage/recording"
+	"github.com/singoff/singoff/web"
+)
+
+// Config is the server's configuration; zero values take the defaults of
+// the parts.
+type Config struct {
+	DataDir        string
+	WebRTCPort     int
+	PublicIPs      []string
+	ICEServers     []string
+	Loopback       bool
+	Preset         string
+	VideoBitrate   int
+	Grace          time.Duration
+	ConnectGrace   time.Duration
+	MaxDuration    time.Duration
+	TrustedProxies []string
+	DiskFloorMB    int
+	RetentionDays  int
+	MaxLive        int
+	MinTurnSeconds int
+	// VoteGrace and ResultHold time the format (tests shorten them).
+	VoteGrace  time.Duration
+	ResultHold time.Duration
+	Limits     web.Limits
+	// Logger is tagged with each part's component.
+	Logger *slog.Logger
+}
+
+// App is a running server, short of its listener.
+type App struct {
+	Battles *battle.Manager
+	Web     *web.Server
+	log     *slog.Logger
+	store   storage.Store
+	rtc     *ingest.Server
+	cancel  context.CancelFunc
+}
+
+// New opens the data dir and starts every part. Close stops them.
+func New(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger
+	part := func(name string) *slog.Logger { return log.With("component", name) }
+	a := &App{log: log}
+	defer func() {
+		if err != nil {
+			if a.Battles != nil {
+				now, cancel := context.WithCancel(context.Background())
+				cancel()
+				a.Battles.Close(now)
+			}
+			a.closeParts()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("making the data dir: %w", err)
+	}
+	store, err := storage.OpenSQLite(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	a.store = store
+	recordings, err := recording.NewLocal(filepath.Join(cfg.DataDir, "recordings"), recording.LocalOptions{
+		MinFreeBytes: uint64(cfg.DiskFloorMB) << 20,
+		Logger:       part("recording"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the recordings: %w", err)
+	}
+	if err := recoverCrash(ctx, log, store, recordings); err != nil {
+		return nil, err
+	}
+	a.rtc, err = ingest.NewServer(ingest.Config{
+		Port:      cfg.WebRTCPort,
+		PublicIPs: cfg.PublicIPs,
+		Loopback:  cfg.Loopback,
+		Logger:    part("ingest"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the WebRTC ingest: %w", err)
+	}
+	live := hls.NewServer(part("hls"), func(id string) bool {
+		b, err := store.GetBattle(context.Background(), id)
+		return err == nil && b.State == storage.StateEnded
+	})
+	pipelines, err := compositor.NewPipelines(compositor.PipelinesConfig{
+		Compositor: compositor.Config{Preset: cfg.Preset, VideoBitrate: cfg.VideoBitrate},
+		Live:       liveOutput{live},
+		Recordings: recordings,
+		Logger:     part("compositor"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("preparing the compositor: %w", err)
+	}
+	a.Battles = battle.NewManager(battle.Config{
+		Store:          store,
+		Rooms:          rooms{a.rtc},
+		Programs:       programs{pipelines},
+		Viewers:        liveOutput{live}.Viewers,
+		Grace:          cfg.Grace,
+		ConnectGrace:   cfg.ConnectGrace,
+		MaxDuration:    cfg.MaxDuration,
+		MaxLive:        cfg.MaxLive,
+		MinTurnSeconds: cfg.MinTurnSeconds,
+		VoteGrace:      cfg.VoteGrace,
+		ResultHold:     cfg.ResultHold,
+		Logger:         part("battle"),
+	})
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if cfg.RetentionDays > 0 {
+		go recordings.RunRetention(bg, time.Duration(cfg.RetentionDays)*24*time.Hour, time.Hour, func(ids []string) {
+			a.Battles.Unrecorded(context.Background(), ids, "the recording was deleted after the retention period")
+		})
+	}
+	a.Web, err = web.New(web.Config{
+		Battles: a.Battles,
+		Ingest:  a.rtc,
+		Live:    live,
+		VOD:     recordings.Handler(),
+		Metrics: web.MetricsSources{
+			Battles: a.Battles, Programs: pipelines, Ingest: a.rtc, Live: live,
+			RecordingBytes: recordings.BytesWritten,
+		},
+		ICEServers:     cfg.ICEServers,
+		TrustedProxies: cfg.TrustedProxies,
+		Limits:         cfg.Limits,
+		Logger:         part("web"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting up HTTP: %w", err)
+	}
+	return a, nil
+}
+
+// Handler serves every HTTP surface.
+func (a *App) Handler() http.Handler { return a.Web.Handler() }
+
+// Close drains: not ready for new clients, no new battles, live battles
+// going on (and watched) until they end or ctx is done; then it ends
+// what is left, recordings finished, and stops every part. Serve HTTP
+// until it returns.
+func (a *App) Close(ctx context.Context) {
+	a.Web.Drain()
+	a.Battles.Close(ctx)
+	a.closeParts()
+}
+
+func (a *App) closeParts() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.rtc != nil {
+		a.rtc.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// recoverCrash finishes what a crash left open: recordings get their
+// ENDLIST, battles that were live end.
+func recoverCrash(ctx context.Context, log *slog.Logger, store storage.Store, recordings *recording.Local) error {
+	closed, err := recordings.Recover()
+	if err != nil {
+		return fmt.Errorf("recovering recordings: %w", err)
+	}
+	ended, err := store.EndUnfinished(ctx, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("ending battles a crash left live: %w", err)
+	}
+	if len(closed) > 0 || len(ended) > 0 {
+		log.Warn("recovered from an unclean stop", "recordings_closed", strings.Join(closed, ","), "battles_ended", strings.Join(ended, ","))
+	}
+	return nil
+}
+
+// liveOutput adapts the HLS server to the compositor's Live.
+type liveOutput struct{ s *hls.Server }
+
+func (l liveOutput) Start(id string, info media.ProgramInfo) (media.Sink, error) {
+	return l.s.Start(id, info)
+}
+
+func (l liveOutput) Stop(id string) { l.s.End(id) }
+
+// Viewers counts battle id's recent watchers.
+func (l liveOutput) Viewers(id string) int {
+	if m, ok := l.s.Muxer(id); ok {
+		return m.Viewers()
+	}
+	return 0
+}
+
+// rooms adapts the ingest to the battles' Rooms.
+type rooms struct{ s *ingest.Server }
+
+func (r rooms) Open(id string, h battle.RoomHooks) (battle.Room, error) {
+	room, err := r.s.OpenRoom(id, ingest.Hooks{Admit: h.Admit, Negotiated: h.Negotiated, Connected: h.Connected})
+	if err != nil {
+		return nil, err
+	}
+	return ingestRoom{room}, nil
+}
+
+type ingestRoom struct{ *ingest.Room }
+
+func (r ingestRoom) Feeds() [2]media.Feed { return [2]media.Feed{r.Feed(1), r.Feed(2)} }
+
+// programs adapts the compositor's pipelines to the battles' Programs.
+type programs struct{ p *compositor.Pipelines }
+
+func (p programs) Start(id string, feeds [2]media.Feed) (battle.Program, error) {
+	pl, err := p.p.Start(id, feeds)
+	if err != nil {
+		return nil, err
+	}
+	return program{pl}, nil
+}
+
+type program struct{ *compositor.Pipeline }
+
+func (p program) End() { p.Pipeline.End() }

@@ -1,0 +1,256 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/singoff/singoff/battle"
+	"github.com/singoff/singoff/internal/httpjson"
+	"github.com/singoff/singoff/storage"
+)
+
+// api serves /api/battles: create, list, get, end, start, votes and the
+// events stream. WHIP/WHEP live in webrtc.go.
+type api struct {
+	battles *battle.Manager
+	log     *slog.Logger
+	urls    interface{ baseURL(*gin.Context) string }
+	limits  limiters
+	events  *eventHub
+}
+
+// apiTimeout bounds an API request (the events stream aside): a stuck
+// database or ICE gathering answers an error, never hangs a client.
+const apiTimeout = 15 * time.Second
+
+// maxListLimit bounds GET /api/battles?limit=.
+const maxListLimit = 100
+
+func (a *api) register(e *gin.Engine) {
+	// The events stream lives as long as its watcher; every other call
+	// is bounded.
+	e.GET("/api/battles/:id/events", a.stream)
+	g := e.Group("/api/battles", withTimeout(apiTimeout), noStore)
+	g.POST("", a.limits.creates.middleware, a.create)
+	g.GET("", a.limits.reads.middleware, a.list)
+	g.GET("/:id", a.get)
+	g.POST("/:id/end", a.end)
+	g.POST("/:id/start", a.start)
+	g.POST("/:id/votes", a.limits.votes.middleware, a.vote)
+}
+
+func withTimeout(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// noStore keeps API answers (tokens among them) out of every cache.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+}
+
+func (a *api) create(c *gin.Context) {
+	body, ok := jsonBody(c)
+	if !ok {
+		return
+	}
+	req, err := parseCreate(body)
+	if err != nil {
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+		return
+	}
+	b, tokens, err := a.battles.Create(c.Request.Context(), req)
+	switch {
+	case errors.Is(err, battle.ErrInvalid):
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+		return
+	case errors.Is(err, battle.ErrDraining):
+		unavailable(c, err)
+		return
+	case err != nil:
+		internalError(c, a.log, err)
+		return
+	}
+	st, err := a.battles.StatusOf(c.Request.Context(), b)
+	if err != nil {
+		internalError(c, a.log, err)
+		return
+	}
+	httpjson.Write(c.Writer, http.StatusCreated, struct {
+		view
+		HostToken    string   `json:"host_token"`
+		SingerTokens []string `json:"singer_tokens"`
+	}{viewOf(st, a.urls.baseURL(c)), tokens.Host, tokens.Singers[:]})
+}
+
+func (a *api) list(c *gin.Context) {
+	state := c.Query("state")
+	switch state {
+	case "", storage.StateWaiting, storage.StateLive, storage.StateEnded:
+	default:
+		httpjson.Error(c.Writer, http.StatusBadRequest, "state must be waiting, live or ended")
+		return
+	}
+	limit := maxListLimit
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxListLimit {
+			httpjson.Error(c.Writer, http.StatusBadRequest, "limit must be 1 to %d", maxListLimit)
+			return
+		}
+		limit = n
+	}
+	sts, err := a.battles.List(c.Request.Context(), state, limit)
+	if err != nil {
+		internalError(c, a.log, err)
+		return
+	}
+	base := a.urls.baseURL(c)
+	views := make([]view, len(sts))
+	for i, st := range sts {
+		views[i] = viewOf(st, base)
+	}
+	httpjson.Write(c.Writer, http.StatusOK, map[string]any{"battles": views})
+}
+
+func (a *api) get(c *gin.Context) {
+	st, err := a.battles.Status(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		a.battleError(c, err)
+		return
+	}
+	httpjson.Write(c.Writer, http.StatusOK, viewOf(st, a.urls.baseURL(c)))
+}
+
+// hostBattle loads the battle in the path for its host: without the host
+// token it answers 401.
+func (a *api) hostBattle(c *gin.Context) (*storage.Battle, bool) {
+	b, err := a.battles.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		a.battleError(c, err)
+		return nil, false
+	}
+	if !battle.IsHost(b, bearer(c)) {
+		c.Header("WWW-Authenticate", `Bearer realm="singoff"`)
+		httpjson.Error(c.Writer, http.StatusUnauthorized, "the host token is required (Authorization: Bearer)")
+		return nil, false
+	}
+	return b, true
+}
+
+func (a *api) end(c *gin.Context) {
+	b, ok := a.hostBattle(c)
+	if !ok {
+		return
+	}
+	ended, err := a.battles.End(c.Request.Context(), b.ID, "the host ended it")
+	if err != nil {
+		a.battleError(c, err)
+		return
+	}
+	a.writeBattle(c, http.StatusOK, ended)
+}
+
+func (a *api) start(c *gin.Context) {
+	b, ok := a.hostBattle(c)
+	if !ok {
+		return
+	}
+	started, err := a.battles.Start(c.Request.Context(), b.ID)
+	if err != nil {
+		a.battleError(c, err)
+		return
+	}
+	a.writeBattle(c, http.StatusOK, started)
+}
+
+// writeBattle answers status with b's battle object.
+func (a *api) writeBattle(c *gin.Context, status int, b *storage.Battle) {
+	st, err := a.battles.StatusOf(c.Request.Context(), b)
+	if err != nil {
+		internalError(c, a.log, err)
+		return
+	}
+	httpjson.Write(c.Writer, status, viewOf(st, a.urls.baseURL(c)))
+}
+
+// watcherCookie names a watcher for voting: random, HttpOnly, a year.
+const watcherCookie = "singoff_watcher"
+
+func (a *api) vote(c *gin.Context) {
+	body, ok := jsonBody(c)
+	if !ok {
+		return
+	}
+	slot, err := parseVote(body)
+	if err != nil {
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+		return
+	}
+	watcher, err := c.Cookie(watcherCookie)
+	if err != nil || !battle.ValidWatcher(watcher) {
+		watcher = battle.NewWatcher()
+		http.SetCookie(c.Writer, &http.Cookie{
+			Name: watcherCookie, Value: watcher, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil,
+		})
+	}
+	if err := a.battles.Vote(c.Request.Context(), c.Param("id"), watcher, slot); err != nil {
+		a.battleError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// battleError answers an error of the battle manager with its status.
+func (a *api) battleError(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, battle.ErrNotFound):
+		httpjson.Error(c.Writer, http.StatusNotFound, "no battle %q", c.Param("id"))
+	case errors.Is(err, battle.ErrEnded):
+		httpjson.Error(c.Writer, http.StatusConflict, "the battle has ended")
+	case errors.Is(err, battle.ErrStarted), errors.Is(err, battle.ErrNotStarted), errors.Is(err, battle.ErrVotingShut):
+		httpjson.Error(c.Writer, http.StatusConflict, "%v", err)
+	case errors.Is(err, battle.ErrBadSlot):
+		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
+	case errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrFull):
+		unavailable(c, err)
+	default:
+		internalError(c, a.log, err)
+	}
+}
+
+// unavailable answers 503 with Retry-After: the server is full or
+// stopping.
+func unavailable(c *gin.Context, err error) {
+	c.Header("Retry-After", "30")
+	httpjson.Error(c.Writer, http.StatusServiceUnavailable, "%v; try again later", err)
+}
+
+// internalError logs err and answers 500 without its details.
+func internalError(c *gin.Context, log *slog.Logger, err error) {
+	log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+	httpjson.Error(c.Writer, http.StatusInternalServerError, "internal error")
+}
+
+// bearer is the request's bearer token, "" without one.
+func bearer(c *gin.Context) string {
+	h := c.GetHeader("Authorization")
+	const prefix = "bearer "
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return strings.TrimSpace(h[len(prefix):])
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+package web
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+
+	"github.com/singoff/singoff/internal/httpjson"
+)
+
+// Limits are the rate limits, per client network (IPv4 /24, IPv6 /64:
+// one household or one server, whatever its number of addresses). The
+// defaults leave room for a test suite run from one address.
+type Limits struct {
+	CreatesPerMinute int // default 60
+	WebRTCPerMinute  int // WHIP/WHEP POSTs and PATCHes, default 120
+	VotesPerMinute   int // default 60
+	ReadsPerMinute   int // battle lists, default 600
+	Burst            int // default 20
+}
+
+func (l *Limits) setDefaults() {
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{
+		{&l.CreatesPerMinute, 60}, {&l.WebRTCPerMinute, 120}, {&l.VotesPerMinute, 60},
+		{&l.ReadsPerMinute, 600}, {&l.Burst, 20},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+}
+
+type limiters struct {
+	creates, webrtc, votes, reads *limiter
+}
+
+func newLimiters(l Limits) limiters {
+	return limiters{
+		creates: newLimiter(l.CreatesPerMinute, l.Burst),
+		webrtc:  newLimiter(l.WebRTCPerMinute, l.Burst),
+		votes:   newLimiter(l.VotesPerMinute, l.Burst),
+		reads:   newLimiter(l.ReadsPerMinute, l.Burst*3),
+	}
+}
+
+// limiter is a token bucket per client network. Idle buckets are
+// forgotten once they would be full again, so the map holds only the
+// networks seen lately.
+type limiter struct {
+	every time.Duration // one token per every
+	burst int
+
+	mu      sync.Mutex
+	buckets map[netip.Prefix]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(perMinute, burst int) *limiter {
+	return &limiter{every: time.Minute / time.Duration(perMinute), burst: burst, buckets: map[netip.Prefix]*bucket{}}
+}
+
+// allow takes a token for network at now; when there is none it says
+// how long until there is.
+func (l *limiter) allow(network netip.Prefix, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if full := l.every * time.Duration(l.burst); now.Sub(l.swept) > full {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > full {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b := l.buckets[network]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.buckets[network] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// middleware answers 429 with Retry-After past the limit.
+func (l *limiter) middleware(c *gin.Context) {
+	if ok, wait := l.allow(clientNetwork(c), time.Now()); !ok {
+		secs := int(wait/time.Second) + 1
+		c.Header("Retry-After", strconv.Itoa(secs))
+		httpjson.Error(c.Writer, http.StatusTooManyRequests, "too many requests; retry in %d s", secs)
+		c.Abort()
+	}
+}
+
+// clientNetwork is the client's network by the one client-address rule:
+// the /24 of an IPv4 address, the /64 of an IPv6 one.
+func clientNetwork(c *gin.Context) netip.Prefix {
+	return networkOf(c.ClientIP())
+}
+
+func networkOf(ip string) netip.Prefix {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	a = a.Unmap()
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}

@@ -1,0 +1,258 @@
+// Package web is singoff's one HTTP layer: a gin engine serving the
+// battles API, WHIP/WHEP and their sessions, the events stream, the live
+// program (/hls) and the recordings (/vod), the pages, /metrics,
+// /healthz and /readyz. It has one CORS policy, one client-address rule
+// (gin's trusted proxies) and the rate limits; the packages behind it
+// know nothing of HTTP routing.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/singoff/singoff/battle"
+	"github.com/singoff/singoff/hls"
+	"github.com/singoff/singoff/ingest"
+	"github.com/singoff/singoff/internal/httpjson"
+)
+
+// Config wires the HTTP layer. Handlers hold what they need as fields.
+type Config struct {
+	Battles *battle.Manager
+	Ingest  *ingest.Server
+	Live    *hls.Server
+	// VOD serves /vod/{id}/{file} (the recordings).
+	VOD http.Handler
+	// Metrics are read at every scrape of /metrics.
+	Metrics MetricsSources
+	// ICEServers are STUN/TURN URLs handed to WebRTC clients.
+	ICEServers []string
+	// TrustedProxies are the CIDRs whose X-Forwarded-For/-Proto/-Host
+	// headers are believed; none by default.
+	TrustedProxies []string
+	Limits         Limits
+	Logger         *slog.Logger
+}
+
+// Server is the HTTP layer.
+type Server struct {
+	engine   *gin.Engine
+	log      *slog.Logger
+	trusted  []netip.Prefix
+	draining atomic.Bool
+}
+
+// New builds the engine and its routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Limits.setDefaults()
+	s := &Server{log: cfg.Logger}
+	for _, p := range cfg.TrustedProxies {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: %w", p, err)
+		}
+		s.trusted = append(s.trusted, prefix)
+	}
+
+	e := newEngine()
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	errs := newStatusCounter()
+	e.Use(s.recovery, s.logRequests, errs.count, cors)
+
+	api := &api{
+		battles: cfg.Battles,
+		log:     cfg.Logger,
+		urls:    s,
+		limits:  newLimiters(cfg.Limits),
+		events:  newEventHub(cfg.Battles, cfg.Logger),
+	}
+	api.register(e)
+	rtc := &webrtcRoutes{
+		battles:    cfg.Battles,
+		ingest:     cfg.Ingest,
+		iceServers: cfg.ICEServers,
+		limit:      api.limits.webrtc,
+		log:        cfg.Logger,
+	}
+	rtc.register(e)
+	streams := &streams{live: cfg.Live, vod: cfg.VOD}
+	streams.register(e)
+	registerPages(e)
+	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs)))
+	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c *gin.Context) {
+		if s.draining.Load() {
+			c.String(http.StatusServiceUnavailable, "draining\n")
+			return
+		}
+		c.String(http.StatusOK, "ready\n")
+	})
+	s.engine = e
+	return s, nil
+}
+
+// newEngine is a gin engine as singoff routes: on the escaped path, so an
+// encoded slash stays inside the path parameter it belongs to, with the
+// contract's 404 and 405 answers.
+func newEngine() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.UseRawPath = true
+	e.UnescapePathValues = true
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(notFound)
+	e.NoMethod(methodNotAllowed)
+	return e
+}
+
+// Handler is the engine.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Drain makes /readyz answer 503, so load balancers stop sending new
+// clients; the battles themselves drain in their manager.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.ParsePrefix(s)
+}
+
+// fromTrustedProxy tells whether the request's direct peer is a proxy
+// the server was told to trust: the one rule for every X-Forwarded-*
+// header (gin applies the same list to X-Forwarded-For).
+func (s *Server) fromTrustedProxy(c *gin.Context) bool {
+	peer, err := netip.ParseAddr(c.RemoteIP())
+	if err != nil {
+		return false
+	}
+	for _, p := range s.trusted {
+		if p.Contains(peer.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// baseURL is the scheme and host the client used, so returned URLs work
+// behind a TLS-terminating proxy (X-Forwarded-Proto/Host, honoured only
+// from trusted proxies).
+func (s *Server) baseURL(c *gin.Context) string {
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	host := c.Request.Host
+	if s.fromTrustedProxy(c) {
+		if p := c.GetHeader("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h, _, _ := strings.Cut(c.GetHeader("X-Forwarded-Host"), ","); validHost(strings.TrimSpace(h)) {
+			host = strings.TrimSpace(h)
+		}
+	}
+	if !validHost(host) {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+// validHost accepts a host name or address with an optional port.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-:[]", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// recovery answers a panicking handler 500 with the contract's JSON error
+// and logs it, so one bad request never takes the server down.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			s.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "err", fmt.Sprint(v))
+			if !c.Writer.Written() {
+				httpjson.Error(c.Writer, http.StatusInternalServerError, "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// logRequests logs every request at debug and every server error at
+// error, through slog. Paths are logged without their query (tokens
+// never travel there, but LL-HLS directives would only add noise).
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.Log(c.Request.Context(), level, "request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", status, "duration", time.Since(start), "client", c.ClientIP())
+}
+
+// cors is the one CORS policy: any origin may read and call, without
+// credentials. Bearer tokens are never sent by a browser on its own, and
+// the vote (cookie) refuses cross-site origins itself.
+func cors(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After, Content-Length, Content-Range")
+	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Range")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	c.Next()
+}
+
+func notFound(c *gin.Context) {
+	if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+		httpjson.Error(c.Writer, http.StatusNotFound, "no such API endpoint: %s %s", c.Request.Method, c.Request.URL.Path)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.String(http.StatusNotFound, "404 page not found\n")
+}
+
+func methodNotAllowed(c *gin.Context) {
+	if c.Request.Method == http.MethodOptions {
+		// A preflight of a route that exists: the CORS headers are set.
+		c.Status(http.StatusNoContent)
+		return
+	}
+	httpjson.Error(c.Writer, http.StatusMethodNotAllowed, "method %s not allowed here", c.Request.Method)
+}
