@@ -108,7 +108,7 @@ func TestOverlayOnProgram(t *testing.T) {
 			case <-time.After(1500 * time.Millisecond):
 			}
 			*step.at = time.Now()
-			c.SetOverlay(step.layers)
+			c.setOverlay(step.layers)
 			// The compositor converted them: the caller may reuse them.
 			for _, l := range step.layers {
 				clear(l.Pix)
@@ -207,14 +207,14 @@ func TestGainsLowerOneSinger(t *testing.T) {
 	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil) // 660 Hz
 	var evened time.Time
 	rec, c := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		c.SetGains(overlay.Gains(media.Scene{Turn: 1}))
+		c.setGains(overlay.Gains(media.Scene{Turn: 1}))
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(2500 * time.Millisecond):
 		}
 		evened = time.Now()
-		c.SetGains(1, 1)
+		c.setGains(1, 1)
 	})
 	if evened.IsZero() {
 		t.Fatal("the program ended before the gains were evened")
@@ -324,7 +324,7 @@ func TestBenchOverlayCPU(t *testing.T) {
 			s := battleState([2]int{12, 7})
 			for remaining := 90; ctx.Err() == nil; remaining-- {
 				s.Remaining = remaining
-				b.c.SetOverlay(r.Render(s))
+				b.c.setOverlay(r.Render(s))
 				select {
 				case <-ctx.Done():
 				case <-tick.C:
