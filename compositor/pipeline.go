@@ -122,12 +122,12 @@ func (ps *Pipelines) start(id string, comp *Compositor, log *slog.Logger) (*Pipe
 	} else {
 		p.rec = rec
 	}
-	p.tee = &tee{log: log, live: live, rec: rec, recorderFailed: p.recorderFailed}
+	p.tee = &tee{log: log, live: live, rec: p.rec, recorderFailed: p.recorderFailed}
 	ps.mu.Lock()
 	ps.running[p] = struct{}{}
 	ps.mu.Unlock()
 	go p.run(ctx)
-	log.Info("program started", "recorded", rec != nil)
+	log.Info("program started", "recorded", p.rec != nil)
 	return p, nil
 }
 
