@@ -20,25 +20,24 @@ import (
 	"github.com/singoff/singoff/media"
 )
 
-// The benchmarks run for a while and want the machine to themselves:
+// The program benchmarks run in real time: one op is one second of
+// program, and they want the machine to themselves. A measurement:
 //
-//	SINGOFF_BENCH=1 go test -run TestBench -v -timeout 30m ./compositor
+//	go test -run '^$' -bench '^BenchmarkProgram' -benchtime 20x -timeout 30m ./compositor
 //
-// SINGOFF_BENCH_SECONDS sets each measurement's length (default 20).
-func benchSeconds(t *testing.T) time.Duration {
-	t.Helper()
-	if os.Getenv("SINGOFF_BENCH") == "" {
-		t.Skip("set SINGOFF_BENCH=1 to run the benchmarks")
-	}
-	if s, err := strconv.Atoi(os.Getenv("SINGOFF_BENCH_SECONDS")); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	return 20 * time.Second
-}
+// (-benchtime 1x is a quick check that they work.) Figures, besides the
+// wall time per program second (ns/op):
+//   - cores: CPU-seconds per program-second, the process's (so clip
+//     playback included);
+//   - ffmpeg-cores and x-ffmpeg: the ffmpeg CLI doing the same job on the
+//     same input in the same run, and our cores over its.
+
+// programLength is the program a benchmark makes: b.N seconds.
+func programLength(b *testing.B) time.Duration { return time.Duration(b.N) * time.Second }
 
 // benchClips encodes the two singers of the benchmarks: moving noise at
 // ~2 Mb/s, 640x480 at 30 fps, like a camera.
-func benchClips(t *testing.T, length time.Duration) [2]*synth.Clip {
+func benchClips(t testing.TB, length time.Duration) [2]*synth.Clip {
 	t.Helper()
 	var clips [2]*synth.Clip
 	for i := range clips {
@@ -59,7 +58,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func rssBytes(t *testing.T) int64 {
+func rssBytes(t testing.TB) int64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -106,7 +105,7 @@ type battle struct {
 	done chan error
 }
 
-func startBattle(ctx context.Context, t *testing.T, cfg Config, clips [2]*synth.Clip) *battle {
+func startBattle(ctx context.Context, t testing.TB, cfg Config, clips [2]*synth.Clip) *battle {
 	t.Helper()
 	feeds := [2]*testFeed{newTestFeed(), newTestFeed()}
 	for i, clip := range clips {
@@ -128,36 +127,45 @@ func startBattle(ctx context.Context, t *testing.T, cfg Config, clips [2]*synth.
 	return b
 }
 
-// TestBenchCPU measures the CPU one battle takes at x264 veryfast, and
-// the ffmpeg CLI doing the same job on the same input in real time.
-func TestBenchCPU(t *testing.T) {
-	d := benchSeconds(t)
-	clips := benchClips(t, d)
+// BenchmarkProgramCPU measures the CPU one battle takes at x264
+// veryfast, and the ffmpeg CLI doing the same job on the same input in
+// real time (ffmpegBattle). Besides cores, ffmpeg-cores and x-ffmpeg:
+// dropped program frames, the program's Mb/s, composing and encoding
+// time per frame, and the RSS the battle added half-way.
+func BenchmarkProgramCPU(b *testing.B) {
+	d := programLength(b)
+	b.StopTimer()
+	clips := benchClips(b, d)
+	b.StartTimer()
 
-	rssBefore := rssBytes(t)
+	rssBefore := rssBytes(b)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
 	cpuBefore := cpuTime()
-	b := startBattle(ctx, t, Config{}, clips)
+	bt := startBattle(ctx, b, Config{}, clips)
 	time.Sleep(d / 2)
-	rss := rssBytes(t) - rssBefore
-	if err := <-b.done; err != nil {
-		t.Fatal(err)
+	rss := rssBytes(b) - rssBefore
+	if err := <-bt.done; err != nil {
+		b.Fatal(err)
 	}
-	cancel()
 	ours := cpuTime() - cpuBefore
-	st := b.c.Stats()
-	t.Logf("singoff: %.3f CPU-s per program-s, %d frames, %d dropped, %.2f Mb/s, encode %.1f ms/frame, RSS +%.1f MB",
-		ours.Seconds()/d.Seconds(), st.FramesOut, st.FramesDropped, float64(b.sink.bytes*8)/d.Seconds()/1e6,
-		float64(st.EncodeTime.Milliseconds())/float64(max(st.FramesOut, 1)), float64(rss)/1e6)
+	b.StopTimer()
+	st := bt.c.Stats()
+	cli := ffmpegBattle(b, clips, d)
 
-	cli := ffmpegBattle(t, clips, d)
-	t.Logf("ffmpeg CLI: %.3f CPU-s per program-s; singoff/ffmpeg = %.2f", cli.Seconds()/d.Seconds(), ours.Seconds()/cli.Seconds())
+	b.ReportMetric(ours.Seconds()/d.Seconds(), "cores")
+	b.ReportMetric(cli.Seconds()/d.Seconds(), "ffmpeg-cores")
+	b.ReportMetric(ours.Seconds()/cli.Seconds(), "x-ffmpeg")
+	b.ReportMetric(float64(st.FramesDropped), "dropped")
+	b.ReportMetric(float64(bt.sink.bytes*8)/d.Seconds()/1e6, "Mb/s")
+	b.ReportMetric(float64(st.EncodeTime.Microseconds())/1e3/float64(max(st.FramesOut, 1)), "encode-ms/frame")
+	b.ReportMetric(float64(rss)/1e6, "RSS-MB")
 }
 
 // ffmpegBattle runs the ffmpeg CLI on the clips: decode, fit each into
 // 640x720, hstack, amix, x264 veryfast zerolatency and AAC, reading in
 // real time; it returns the CPU time the process used.
-func ffmpegBattle(t *testing.T, clips [2]*synth.Clip, d time.Duration) time.Duration {
+func ffmpegBattle(t testing.TB, clips [2]*synth.Clip, d time.Duration) time.Duration {
 	t.Helper()
 	dir := t.TempDir()
 	var args []string
@@ -182,7 +190,7 @@ func ffmpegBattle(t *testing.T, clips [2]*synth.Clip, d time.Duration) time.Dura
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func writeClipFiles(t *testing.T, clip *synth.Clip, h264Path, oggPath string) {
+func writeClipFiles(t testing.TB, clip *synth.Clip, h264Path, oggPath string) {
 	t.Helper()
 	h264, err := os.Create(h264Path)
 	if err != nil {
@@ -207,44 +215,50 @@ func writeClipFiles(t *testing.T, clip *synth.Clip, h264Path, oggPath string) {
 	}
 }
 
-// TestBenchCapacity finds how many battles composite at once at x264
-// superfast without dropping a program frame, and their memory.
-func TestBenchCapacity(t *testing.T) {
-	d := benchSeconds(t)
-	clips := benchClips(t, 10*time.Second)
-	most := 8
-	if s, err := strconv.Atoi(os.Getenv("SINGOFF_BENCH_MAX_BATTLES")); err == nil && s > 0 {
-		most = s
-	}
-	best := 0
-	for n := 2; n <= most; n++ {
-		rssBefore := rssBytes(t)
+// maxBattles bounds BenchmarkProgramCapacity's search: the default
+// --max-live-battles.
+const maxBattles = 8
+
+// BenchmarkProgramCapacity finds how many battles composite at once at
+// x264 superfast without dropping a program frame (battles), each
+// trial of n battles making b.N seconds of program; at that many, the
+// CPU cores they took and the RSS each added half-way. Every trial is
+// logged.
+func BenchmarkProgramCapacity(b *testing.B) {
+	d := programLength(b)
+	b.StopTimer()
+	clips := benchClips(b, 10*time.Second)
+	b.StartTimer()
+	best, bestCores, bestRSS := 0, 0.0, 0.0
+	for n := 2; n <= maxBattles; n++ {
+		rssBefore := rssBytes(b)
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		cpuBefore := cpuTime()
 		battles := make([]*battle, n)
 		for i := range battles {
-			battles[i] = startBattle(ctx, t, Config{Preset: "superfast"}, clips)
+			battles[i] = startBattle(ctx, b, Config{Preset: "superfast"}, clips)
 		}
 		time.Sleep(d / 2)
-		rss := rssBytes(t) - rssBefore
+		rss := float64(rssBytes(b)-rssBefore) / float64(n) / 1e6
 		var dropped, frames int64
-		for _, b := range battles {
-			if err := <-b.done; err != nil {
-				t.Fatal(err)
+		for _, bt := range battles {
+			if err := <-bt.done; err != nil {
+				b.Fatal(err)
 			}
-			st := b.c.Stats()
+			st := bt.c.Stats()
 			dropped += st.FramesDropped
 			frames += st.FramesOut
 		}
 		cancel()
-		cpu := cpuTime() - cpuBefore
-		t.Logf("%d battles: %d frames, %d dropped, %.2f CPU cores, RSS +%.1f MB per battle",
-			n, frames, dropped, cpu.Seconds()/d.Seconds(), float64(rss)/float64(n)/1e6)
+		cores := (cpuTime() - cpuBefore).Seconds() / d.Seconds()
+		b.Logf("%d battles: %d frames, %d dropped, %.2f CPU cores, RSS +%.1f MB per battle", n, frames, dropped, cores, rss)
 		if dropped > 0 {
 			break
 		}
-		best = n
+		best, bestCores, bestRSS = n, cores, rss
 		time.Sleep(time.Second) // let the last battles' memory go
 	}
-	t.Logf("battles composited at once without a dropped frame: %d", best)
+	b.ReportMetric(float64(best), "battles")
+	b.ReportMetric(bestCores, "cores")
+	b.ReportMetric(bestRSS, "RSS-MB/battle")
 }

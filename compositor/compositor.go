@@ -1,7 +1,9 @@
-// Package compositor turns two singers' feeds into one program: each
-// singer decoded and fitted into a half of a 1280x720 picture, their audio
-// mixed, encoded as H264 and AAC on a clock of its own that never stops
-// while the battle is live.
+// Package compositor is one battle's media path. The Compositor turns two
+// singers' feeds into one program: each singer decoded and fitted into a
+// half of a 1280x720 picture, the battle's overlay over it, their audio
+// mixed with the turn's gains, encoded as H264 and AAC on a clock of its
+// own that never stops while the battle is live. A Pipeline runs it and
+// splits the program to the live output and the recording.
 package compositor
 
 import (
@@ -125,8 +127,8 @@ func New(cfg Config, left, right media.Feed) (*Compositor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Compositor{cfg: cfg, log: cfg.Logger.With("component", "compositor"), keySecond: -1, gain: [2]float32{1, 1}}
-	c.SetGains(1, 1)
+	c := &Compositor{cfg: cfg, log: cfg.Logger, keySecond: -1, gain: [2]float32{1, 1}}
+	c.setGains(1, 1)
 	if err := c.open(left, right); err != nil {
 		c.free()
 		return nil, err
@@ -209,12 +211,12 @@ func (c *Compositor) Stats() Stats {
 	return st
 }
 
-// SetOverlay blends layers over every following program picture, in
+// setOverlay blends layers over every following program picture, in
 // order, each placed by its bounds in the 1280x720 program and
 // transparent where it shows nothing; nil or none removes the overlay.
 // The layers are converted at once, so the caller may reuse them; each
-// frame then blends only their rectangles.
-func (c *Compositor) SetOverlay(layers []*image.RGBA) {
+// frame then blends only their rectangles. Pipeline.Show calls it.
+func (c *Compositor) setOverlay(layers []*image.RGBA) {
 	var ov []*layer
 	for _, img := range layers {
 		if l := toLayer(img); l != nil {
@@ -228,10 +230,10 @@ func (c *Compositor) SetOverlay(layers []*image.RGBA) {
 	c.overlay.Store(&ov)
 }
 
-// SetGains sets the linear gains applied to each singer's audio before
+// setGains sets the linear gains applied to each singer's audio before
 // mixing (default 1, 1). The change ramps over one audio frame (21 ms),
-// so it does not click.
-func (c *Compositor) SetGains(left, right float32) {
+// so it does not click. Pipeline.Show calls it.
+func (c *Compositor) setGains(left, right float32) {
 	c.gains.Store(&[2]float32{left, right})
 }
 
@@ -246,7 +248,7 @@ func (c *Compositor) Close() {
 // everything. It runs once.
 func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 	if !c.started.CompareAndSwap(false, true) {
-		return errors.New("compositor: Run called twice")
+		return errors.New("compositor: Run called twice, or after Close")
 	}
 	c.start = time.Now()
 	slotCtx, cancel := context.WithCancel(ctx)
@@ -334,7 +336,7 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 		pts := c.pkt.Pts()
 		au := copyNALUs(splitAnnexB(avframe.PacketData(c.pkt)))
 		c.pkt.Unref()
-		if err := sink.WriteVideo(c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrm, au); err != nil {
+		if err := sink.WriteVideo(c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrame, au); err != nil {
 			return fmt.Errorf("compositor: sink: %w", err)
 		}
 	}

@@ -11,10 +11,8 @@ import (
 	"github.com/singoff/singoff/media"
 )
 
-// The program's picture and audio frame.
-const (
-	videoTicksPerFrm = media.VideoClockRate / media.ProgramFPS
-)
+// videoTicksPerFrame is one program frame on the video clock.
+const videoTicksPerFrame = media.VideoClockRate / media.ProgramFPS
 
 func openVideoEncoder(cfg Config) (*astiav.CodecContext, error) {
 	codec := astiav.FindEncoderByName("libx264")

@@ -108,7 +108,7 @@ func TestOverlayOnProgram(t *testing.T) {
 			case <-time.After(1500 * time.Millisecond):
 			}
 			*step.at = time.Now()
-			c.SetOverlay(step.layers)
+			c.setOverlay(step.layers)
 			// The compositor converted them: the caller may reuse them.
 			for _, l := range step.layers {
 				clear(l.Pix)
@@ -207,14 +207,14 @@ func TestGainsLowerOneSinger(t *testing.T) {
 	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil) // 660 Hz
 	var evened time.Time
 	rec, c := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		c.SetGains(overlay.Gains(media.Scene{Turn: 1}))
+		c.setGains(overlay.Gains(media.Scene{Turn: 1}))
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(2500 * time.Millisecond):
 		}
 		evened = time.Now()
-		c.SetGains(1, 1)
+		c.setGains(1, 1)
 	})
 	if evened.IsZero() {
 		t.Fatal("the program ended before the gains were evened")
@@ -241,7 +241,7 @@ func TestGainsLowerOneSinger(t *testing.T) {
 // The overlay's cost: converting a typical battle overlay (once a second,
 // when the countdown changes) and blending it into every frame.
 //
-//	go test -run '^$' -bench Overlay ./compositor
+//	go test -run '^$' -bench '^BenchmarkOverlay' ./compositor
 func BenchmarkOverlayConvert(b *testing.B) {
 	layers := typicalOverlay(b)
 	for b.Loop() {
@@ -303,43 +303,49 @@ func typicalOverlay(b *testing.B) []*image.RGBA {
 	return r.Render(battleState([2]int{12, 7}))
 }
 
-// TestBenchOverlayCPU measures a battle's CPU without an overlay, then
-// with the battle overlay redrawn and set every second as the countdown
-// runs; see benchSeconds.
-func TestBenchOverlayCPU(t *testing.T) {
-	d := benchSeconds(t)
-	clips := benchClips(t, d)
+// BenchmarkProgramOverlayCPU measures a battle's CPU cores without an
+// overlay (cores-bare), then with the battle overlay redrawn and set
+// every second as the countdown runs (cores-overlay), each making b.N
+// seconds of program, and the overlay's share (overlay-%); see
+// programLength.
+func BenchmarkProgramOverlayCPU(b *testing.B) {
+	d := programLength(b)
+	b.StopTimer()
+	clips := benchClips(b, d)
 	r, err := overlay.NewRenderer()
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
+	b.StartTimer()
 	run := func(withOverlay bool) float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		before := cpuTime()
-		b := startBattle(ctx, t, Config{}, clips)
+		bt := startBattle(ctx, b, Config{}, clips)
 		if withOverlay {
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			s := battleState([2]int{12, 7})
 			for remaining := 90; ctx.Err() == nil; remaining-- {
 				s.Remaining = remaining
-				b.c.SetOverlay(r.Render(s))
+				bt.c.setOverlay(r.Render(s))
 				select {
 				case <-ctx.Done():
 				case <-tick.C:
 				}
 			}
 		}
-		if err := <-b.done; err != nil {
-			t.Fatal(err)
+		if err := <-bt.done; err != nil {
+			b.Fatal(err)
 		}
-		if st := b.c.Stats(); st.FramesDropped > 0 {
-			t.Logf("%d frames dropped", st.FramesDropped)
+		if st := bt.c.Stats(); st.FramesDropped > 0 {
+			b.Logf("%d frames dropped", st.FramesDropped)
 		}
 		return (cpuTime() - before).Seconds() / d.Seconds()
 	}
 	without := run(false)
 	with := run(true)
-	t.Logf("battle CPU-s per program-s: %.3f without overlay, %.3f with; overlay %+.1f%%", without, with, 100*(with-without)/without)
+	b.ReportMetric(without, "cores-bare")
+	b.ReportMetric(with, "cores-overlay")
+	b.ReportMetric(100*(with-without)/without, "overlay-%")
 }

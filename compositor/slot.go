@@ -46,6 +46,7 @@ type slot struct {
 	audio        *astiav.CodecContext
 	needKeyframe bool
 	lastRequest  time.Time
+	silent       int   // video units in a row that decoded to no picture
 	nextSample   int64 // where the previous audio frame ended
 	pkt          *astiav.Packet
 	frame        *astiav.Frame
@@ -80,7 +81,7 @@ func (s *slot) run(ctx context.Context) {
 }
 
 // handle decodes one unit of the feed. Nothing in p can make it fail:
-// what does not decode asks the publisher for a keyframe.
+// video that does not decode asks the publisher for a keyframe.
 func (s *slot) handle(p media.AccessUnit) {
 	if !s.started || p.Session != s.session {
 		s.newSession(p.Session)
@@ -107,6 +108,7 @@ func (s *slot) newSession(session uint64) {
 	s.closeDecoders()
 	s.nextSample = 0
 	s.needKeyframe = true
+	s.silent = 0
 	s.lastRequest = time.Time{}
 	s.mu.Lock()
 	s.stats.Session = session
@@ -147,17 +149,26 @@ func (s *slot) requestKeyframe(now time.Time) {
 	s.mu.Unlock()
 }
 
-func (s *slot) decodeError(what string, err error) {
+// decodeFailed counts a unit that did not decode and logs the first of
+// a burst.
+func (s *slot) decodeFailed(what string, err error) {
 	s.mu.Lock()
 	s.stats.DecodeErrors++
 	n := s.stats.DecodeErrors
 	s.mu.Unlock()
-	// The first of a burst is enough in the log.
 	if n == 1 || n%100 == 0 {
-		s.log.Warn("decoding failed; asking for a keyframe", "what", what, "err", err, "errors", n)
+		s.log.Warn("decoding failed", "what", what, "err", err, "errors", n)
 	}
+}
+
+// videoFailed is a video unit that did not decode, arrived at now: the
+// picture waits for a keyframe, which is asked for. (Audio errors need
+// nothing: the Opus decoder conceals them, and the picture is not
+// theirs to stop.)
+func (s *slot) videoFailed(what string, err error, now time.Time) {
+	s.decodeFailed(what, err)
 	s.needKeyframe = true
-	s.requestKeyframe(time.Now())
+	s.requestKeyframe(now)
 }
 
 func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
@@ -208,6 +219,7 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 		}
 		s.video, s.videoCodec = cc, p.Codec
 		s.needKeyframe = true
+		s.silent = 0
 	}
 	if p.Loss {
 		s.requestKeyframe(now)
@@ -228,25 +240,45 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 	err := s.video.SendPacket(s.pkt)
 	s.pkt.Unref()
 	if err != nil && !errors.Is(err, astiav.ErrEagain) {
-		s.decodeError("video", err)
+		s.videoFailed("video", err, now)
 		return
 	}
+	pictures := 0
 	for {
 		err := s.video.ReceiveFrame(s.frame)
 		if errors.Is(err, astiav.ErrEagain) {
-			return
+			break
 		}
 		if err != nil {
-			s.decodeError("video", err)
+			s.videoFailed("video", err, now)
 			return
 		}
+		pictures++
 		s.needKeyframe = false
 		if err := s.present(s.frame); err != nil {
-			s.decodeError("video frame", err)
+			s.videoFailed("video frame", err, now)
 		}
 		s.frame.Unref()
 	}
+	if pictures > 0 {
+		s.silent = 0
+		return
+	}
+	// Decoded without an error yet nothing to show: a decoder that junk
+	// sent out of step (e.g. H264 picture order) stays so until a
+	// keyframe.
+	if s.silent++; s.silent >= silentUnits {
+		s.decodeFailed("video", errNoPicture)
+		s.requestKeyframe(now)
+	}
 }
+
+// silentUnits is how many video units in a row may decode to no picture
+// before a keyframe is asked for: one may (a VP8 frame that is not
+// shown), and the next then shows.
+const silentUnits = 2
+
+var errNoPicture = errors.New("units decode to no picture")
 
 // present fits a decoded frame into the slot's half and queues it.
 func (s *slot) present(f *astiav.Frame) error {
@@ -329,7 +361,7 @@ func (s *slot) decodeAudio(p *media.AccessUnit) {
 	err := s.audio.SendPacket(s.pkt)
 	s.pkt.Unref()
 	if err != nil && !errors.Is(err, astiav.ErrEagain) {
-		s.decodeError("audio", err)
+		s.decodeFailed("audio", err)
 		return
 	}
 	for {
@@ -338,7 +370,7 @@ func (s *slot) decodeAudio(p *media.AccessUnit) {
 			return
 		}
 		if err != nil {
-			s.decodeError("audio", err)
+			s.decodeFailed("audio", err)
 			return
 		}
 		s.place(s.frame)

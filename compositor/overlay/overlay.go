@@ -4,10 +4,9 @@
 // It draws small positioned images the compositor blends over the
 // picture, so the live program and its recording tell the same story.
 //
-// On every change of the battle's state (the countdown: once a second):
-//
-//	comp.SetOverlay(renderer.Render(s))
-//	comp.SetGains(overlay.Gains(s))
+// The compositor's Pipeline.Show draws a media.Scene with Render on every
+// change (the countdown: once a second) and sets Gains when the turn
+// changes.
 package overlay
 
 import (
