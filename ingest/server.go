@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+	"github.com/singoff/singoff/internal/pionapi"
 )
 
 // Config configures a Server.
@@ -133,85 +133,29 @@ func (s *Server) closeListeners() {
 // browser profiles, VP8 and Opus. Order is preference: H264 first, since
 // it is what most browsers send and receive in hardware.
 var (
-	// nack, nack pli and transport-cc are added by the interceptors'
-	// configuration below.
+	// nack, nack pli and transport-cc are added by pionapi.
 	videoFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}}
 	videoCodecs   = []webrtc.RTPCodecParameters{
-		h264Codec(102, "42001f"),
-		h264Codec(106, "42e01f"),
-		h264Codec(112, "4d001f"),
-		h264Codec(114, "64001f"),
-		{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
-		}, PayloadType: 96},
+		pionapi.H264(102, "42001f", videoFeedback),
+		pionapi.H264(106, "42e01f", videoFeedback),
+		pionapi.H264(112, "4d001f", videoFeedback),
+		pionapi.H264(114, "64001f", videoFeedback),
+		pionapi.VP8(96, videoFeedback),
 	}
-	audioCodecs = []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		}, PayloadType: 111},
-	}
+	audioCodecs = []webrtc.RTPCodecParameters{pionapi.Opus(111)}
 )
 
-func h264Codec(pt webrtc.PayloadType, profileLevelID string) webrtc.RTPCodecParameters {
-	return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType:     webrtc.MimeTypeH264,
-		ClockRate:    90000,
-		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profileLevelID,
-		RTCPFeedback: videoFeedback,
-	}, PayloadType: pt}
-}
-
 func (s *Server) newAPI() (*webrtc.API, error) {
-	var me webrtc.MediaEngine
-	for _, c := range videoCodecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	for _, c := range audioCodecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, err
-		}
-	}
-	ir := &interceptor.Registry{}
-	// NACK generator (to publishers) and responder (to subscribers),
-	// sender/receiver reports, and transport-cc feedback to publishers.
-	if err := webrtc.ConfigureNack(&me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCSender(&me, ir); err != nil {
-		return nil, err
-	}
-
-	var se webrtc.SettingEngine
-	se.LoggerFactory = slogFactory{log: s.log}
-	se.SetICEUDPMux(s.udpMux)
-	se.SetICETCPMux(s.tcpMux)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if s.cfg.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{
-			webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6,
-		})
-	}
-	if len(s.cfg.PublicIPs) > 0 {
-		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External:        s.cfg.PublicIPs,
-			AsCandidateType: webrtc.ICECandidateTypeHost,
-			Mode:            webrtc.ICEAddressRewriteReplace,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("ingest: public IPs: %w", err)
-		}
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return pionapi.New(pionapi.Options{
+		Video:      videoCodecs,
+		Audio:      audioCodecs,
+		TWCC:       true,
+		Loopback:   s.cfg.Loopback,
+		UDPMux:     s.udpMux,
+		TCPMux:     s.tcpMux,
+		NAT1To1IPs: s.cfg.PublicIPs,
+		Logger:     s.log,
+	})
 }
 
 // Close closes every room and the ICE ports.

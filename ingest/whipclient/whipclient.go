@@ -8,19 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/singoff/singoff/internal/pionapi"
 )
 
 // Options configure a publisher or subscriber.
@@ -48,11 +46,11 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("whipclient: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
 }
 
 // ErrWrongMode is returned by writes that do not match Options.RTP.
-var ErrWrongMode = errors.New("whipclient: write does not match Options.RTP")
+var ErrWrongMode = errors.New("write does not match Options.RTP")
 
 // Codec payload types of the client; the server may map them to others.
 const (
@@ -61,51 +59,25 @@ const (
 	ptOpus = 111
 )
 
+// The client's codecs: each video codec alone is what a publisher offers
+// (Options.VideoCodec); a subscriber takes both.
 var (
 	videoFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
-	h264Codec     = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-		RTCPFeedback: videoFeedback,
-	}, PayloadType: ptH264}
-	vp8Codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
-	}, PayloadType: ptVP8}
-	opusCodec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-	}, PayloadType: ptOpus}
+	h264Codec     = pionapi.H264(ptH264, "42e01f", videoFeedback)
+	vp8Codec      = pionapi.VP8(ptVP8, videoFeedback)
+	opusCodec     = pionapi.Opus(ptOpus)
 )
 
 func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
-	var me webrtc.MediaEngine
-	for _, c := range []webrtc.RTPCodecParameters{h264Codec, vp8Codec} {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+	api, err := pionapi.New(pionapi.Options{
+		Video:    []webrtc.RTPCodecParameters{h264Codec, vp8Codec},
+		Audio:    []webrtc.RTPCodecParameters{opusCodec},
+		Loopback: opts.Loopback,
+		TCPOnly:  opts.TCP,
+	})
+	if err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(&me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	var se webrtc.SettingEngine
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	network := webrtc.NetworkTypeUDP4
-	if opts.TCP {
-		network = webrtc.NetworkTypeTCP4
-		se.SetNetworkTypes([]webrtc.NetworkType{network})
-	}
-	if opts.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{network})
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return api.NewPeerConnection(webrtc.Configuration{ICEServers: opts.ICEServers})
 }
 
@@ -143,16 +115,16 @@ func newSession(opts Options, token string) (*session, error) {
 func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the offer: %w", err)
 	}
 	gathered := webrtc.GatheringCompletePromise(s.pc)
 	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return err
+		return fmt.Errorf("setting the offer: %w", err)
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("gathering candidates: %w", ctx.Err())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(s.pc.LocalDescription().SDP))
 	if err != nil {
@@ -167,17 +139,20 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusCreated {
 		return &HTTPError{Status: resp.StatusCode, Body: string(body)}
 	}
 	loc, err := resp.Location()
 	if err != nil {
-		return fmt.Errorf("whipclient: answer without Location: %w", err)
+		return fmt.Errorf("answer without Location: %w", err)
 	}
 	s.location = loc.String()
-	return s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)})
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		return fmt.Errorf("applying the answer: %w", err)
+	}
+	return nil
 }
 
 func (s *session) authorize(req *http.Request) {
@@ -452,7 +427,7 @@ func (sub *Subscriber) Dropped() uint64 { return sub.dropped.Load() }
 func (sub *Subscriber) RequestKeyframe() error {
 	ssrc := sub.videoSSRC.Load()
 	if ssrc == 0 {
-		return errors.New("whipclient: no video track yet")
+		return errors.New("no video track yet")
 	}
 	return sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
