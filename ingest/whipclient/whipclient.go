@@ -26,17 +26,11 @@ type Options struct {
 	// VideoCodec is webrtc.MimeTypeH264 (the default) or
 	// webrtc.MimeTypeVP8: the only video codec a publisher offers.
 	VideoCodec string
-	// RTP makes a publisher take RTP packets (WriteVideoRTP,
-	// WriteAudioRTP) instead of samples.
-	RTP bool
 	// Loopback keeps ICE on 127.0.0.1, loopback candidate included.
 	Loopback bool
 	// TCP keeps ICE on TCP, as a singer behind a firewall that drops
 	// UDP must.
-	TCP        bool
-	ICEServers []webrtc.ICEServer
-	// HTTPClient defaults to http.DefaultClient.
-	HTTPClient *http.Client
+	TCP bool
 }
 
 // HTTPError is a WHIP/WHEP request the server did not accept.
@@ -48,9 +42,6 @@ type HTTPError struct {
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
 }
-
-// ErrWrongMode is returned by writes that do not match Options.RTP.
-var ErrWrongMode = errors.New("write does not match Options.RTP")
 
 // Codec payload types of the client; the server may map them to others.
 const (
@@ -78,14 +69,13 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.NewPeerConnection(webrtc.Configuration{ICEServers: opts.ICEServers})
+	return api.NewPeerConnection(webrtc.Configuration{})
 }
 
 // session is what publishers and subscribers share: the peer connection
 // and its WHIP/WHEP resource.
 type session struct {
 	pc        *webrtc.PeerConnection
-	client    *http.Client
 	token     string
 	location  string
 	connected chan struct{}
@@ -97,10 +87,7 @@ func newSession(opts Options, token string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{pc: pc, client: opts.HTTPClient, token: token, connected: make(chan struct{})}
-	if s.client == nil {
-		s.client = http.DefaultClient
-	}
+	s := &session{pc: pc, token: token, connected: make(chan struct{})}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
@@ -132,7 +119,7 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -189,7 +176,7 @@ func (s *session) delete(ctx context.Context) error {
 		return err
 	}
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -210,7 +197,7 @@ func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
 	}
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -222,10 +209,9 @@ func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
 // Publisher is a WHIP session sending one video and one audio track.
 type Publisher struct {
 	*session
-	videoSample, audioSample *webrtc.TrackLocalStaticSample
-	videoRTP, audioRTP       *webrtc.TrackLocalStaticRTP
-	keyframeRequests         chan struct{}
-	keyframeRequestCount     atomic.Uint64
+	video, audio         *webrtc.TrackLocalStaticSample
+	keyframeRequests     chan struct{}
+	keyframeRequestCount atomic.Uint64
 }
 
 // Publish offers one video and one audio track to the WHIP endpoint.
@@ -254,32 +240,14 @@ func (p *Publisher) addTracks(opts Options) error {
 	tracks := []struct {
 		codec webrtc.RTPCodecParameters
 		id    string
-	}{{video, "video"}, {opusCodec, "audio"}}
+		local **webrtc.TrackLocalStaticSample
+	}{{video, "video", &p.video}, {opusCodec, "audio", &p.audio}}
 	for _, t := range tracks {
-		var local webrtc.TrackLocal
-		if opts.RTP {
-			tr, err := webrtc.NewTrackLocalStaticRTP(t.codec.RTPCodecCapability, t.id, "whipclient")
-			if err != nil {
-				return err
-			}
-			local = tr
-			if t.id == "video" {
-				p.videoRTP = tr
-			} else {
-				p.audioRTP = tr
-			}
-		} else {
-			tr, err := webrtc.NewTrackLocalStaticSample(t.codec.RTPCodecCapability, t.id, "whipclient")
-			if err != nil {
-				return err
-			}
-			local = tr
-			if t.id == "video" {
-				p.videoSample = tr
-			} else {
-				p.audioSample = tr
-			}
+		local, err := webrtc.NewTrackLocalStaticSample(t.codec.RTPCodecCapability, t.id, "whipclient")
+		if err != nil {
+			return err
 		}
+		*t.local = local
 		tr, err := p.pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return err
@@ -319,37 +287,10 @@ func (p *Publisher) KeyframeRequests() <-chan struct{} { return p.keyframeReques
 func (p *Publisher) KeyframeRequestCount() uint64 { return p.keyframeRequestCount.Load() }
 
 // WriteVideo sends one video frame (H264 Annex-B access unit or VP8 frame).
-func (p *Publisher) WriteVideo(s media.Sample) error {
-	if p.videoSample == nil {
-		return ErrWrongMode
-	}
-	return p.videoSample.WriteSample(s)
-}
+func (p *Publisher) WriteVideo(s media.Sample) error { return p.video.WriteSample(s) }
 
 // WriteAudio sends one Opus packet.
-func (p *Publisher) WriteAudio(s media.Sample) error {
-	if p.audioSample == nil {
-		return ErrWrongMode
-	}
-	return p.audioSample.WriteSample(s)
-}
-
-// WriteVideoRTP sends one video RTP packet (Options.RTP); its payload
-// type and SSRC are set by the track.
-func (p *Publisher) WriteVideoRTP(pkt *rtp.Packet) error {
-	if p.videoRTP == nil {
-		return ErrWrongMode
-	}
-	return p.videoRTP.WriteRTP(pkt)
-}
-
-// WriteAudioRTP sends one audio RTP packet (Options.RTP).
-func (p *Publisher) WriteAudioRTP(pkt *rtp.Packet) error {
-	if p.audioRTP == nil {
-		return ErrWrongMode
-	}
-	return p.audioRTP.WriteRTP(pkt)
-}
+func (p *Publisher) WriteAudio(s media.Sample) error { return p.audio.WriteSample(s) }
 
 // Packet is one RTP packet a subscriber received.
 type Packet struct {
@@ -364,7 +305,6 @@ type Packet struct {
 type Subscriber struct {
 	*session
 	packets   chan Packet
-	dropped   atomic.Uint64
 	videoSSRC atomic.Uint32
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -410,18 +350,14 @@ func (sub *Subscriber) read(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		case sub.packets <- p:
 		case <-sub.done:
 			return
-		default:
-			sub.dropped.Add(1)
+		default: // full: nobody reads
 		}
 	}
 }
 
-// Packets delivers received RTP of both tracks; packets are dropped (and
-// counted) when it is full.
+// Packets delivers received RTP of both tracks; packets are dropped when
+// it is full.
 func (sub *Subscriber) Packets() <-chan Packet { return sub.packets }
-
-// Dropped counts the packets Packets had no room for.
-func (sub *Subscriber) Dropped() uint64 { return sub.dropped.Load() }
 
 // RequestKeyframe sends a PLI for the video track.
 func (sub *Subscriber) RequestKeyframe() error {
