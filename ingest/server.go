@@ -1,6 +1,8 @@
 // Package ingest receives the singers' WebRTC media: WHIP publish and WHEP
 // subscribe per battle slot, forwarding between singers, keyframe requests,
-// and the depacketized feed each slot hands the compositor.
+// and the depacketized feed each slot hands the compositor. It is a Go API
+// without HTTP: the web layer maps its requests and errors, and the room's
+// owner learns what happens in the slots through Hooks.
 package ingest
 
 import (
@@ -26,8 +28,6 @@ type Config struct {
 	Port int
 	// PublicIPs are the NAT 1:1 addresses advertised instead of local ones.
 	PublicIPs []string
-	// ICEServers are STUN/TURN URLs handed to clients in Link headers.
-	ICEServers []string
 	// Loopback keeps ICE on 127.0.0.1 only, loopback candidate included,
 	// for tests.
 	Loopback bool
@@ -54,20 +54,16 @@ type Server struct {
 	observeForward func(time.Duration)
 
 	mu     sync.Mutex
-	rooms  map[*Room]struct{}
+	rooms  map[string]*Room
 	closed bool
 }
-
-// keyframeInterval is the least time between two keyframe requests sent
-// to one publisher.
-const keyframeInterval = 500 * time.Millisecond
 
 // NewServer opens the ICE ports and builds the pion API.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, rooms: map[*Room]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -97,7 +93,7 @@ func (s *Server) listen() error {
 	for range attempts {
 		udp, err := net.ListenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(s.cfg.Port)))
 		if err != nil {
-			return fmt.Errorf("ingest: webrtc udp port: %w", err)
+			return fmt.Errorf("WebRTC UDP port: %w", err)
 		}
 		port := udp.LocalAddr().(*net.UDPAddr).Port
 		tcp, err := net.Listen(tcpNet, net.JoinHostPort(host, strconv.Itoa(port)))
@@ -111,7 +107,7 @@ func (s *Server) listen() error {
 		s.tcpMux = webrtc.NewICETCPMux(nil, tcp, 64)
 		return nil
 	}
-	return fmt.Errorf("ingest: webrtc tcp port: %w", lastErr)
+	return fmt.Errorf("WebRTC TCP port: %w", lastErr)
 }
 
 func (s *Server) closeListeners() {
@@ -163,7 +159,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	rooms := make([]*Room, 0, len(s.rooms))
-	for r := range s.rooms {
+	for _, r := range s.rooms {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
@@ -176,7 +172,9 @@ func (s *Server) Close() error {
 
 func (s *Server) forgetRoom(r *Room) {
 	s.mu.Lock()
-	delete(s.rooms, r)
+	if s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+	}
 	s.mu.Unlock()
 }
 
