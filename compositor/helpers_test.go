@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/asticode/go-astiav"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/singoff/singoff/internal/synth"
@@ -99,10 +100,10 @@ type programRecorder struct {
 func (r *programRecorder) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if h264.IsRandomAccess(au) {
+		r.keyframes++
+	}
 	for _, nalu := range au {
-		if nalu[0]&0x1f == 5 {
-			r.keyframes++
-		}
 		r.h264.Write([]byte{0, 0, 0, 1})
 		r.h264.Write(nalu)
 	}

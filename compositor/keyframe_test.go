@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/singoff/singoff/media"
 )
 
@@ -22,13 +24,9 @@ func (s *stallingSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
 	if s.n%20 == 0 {
 		time.Sleep(250 * time.Millisecond)
 	}
-	key := false
-	for _, nalu := range au {
-		if nalu[0]&0x1f == 5 {
-			key = true
-			s.keyPTS = append(s.keyPTS, pts)
-			break
-		}
+	key := h264.IsRandomAccess(au)
+	if key {
+		s.keyPTS = append(s.keyPTS, pts)
 	}
 	s.key = append(s.key, key)
 	return s.programRecorder.WriteVideo(ntp, pts, au)

@@ -228,7 +228,7 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 		// Asked until a picture decodes, even when this unit claims to
 		// be a keyframe: junk can claim anything.
 		s.requestKeyframe(now)
-		if !p.Keyframe && !isKeyframe(p) {
+		if !p.Keyframe && !media.IsKeyframe(p.Codec, p.Data) {
 			return
 		}
 	}
@@ -406,25 +406,3 @@ func (s *slot) place(f *astiav.Frame) {
 // audioSnap is the gap in samples (10 ms) under which consecutive audio
 // frames are joined.
 const audioSnap = media.AudioClockRate / 100
-
-// isKeyframe looks into the unit itself, in case the feed did not mark it.
-func isKeyframe(p *media.AccessUnit) bool {
-	switch p.Codec {
-	case media.CodecVP8:
-		// RFC 6386 9.1: bit 0 of the frame tag is 0 on key frames.
-		return len(p.Data) > 0 && p.Data[0]&1 == 0
-	case media.CodecH264:
-		zeros := 0
-		for i, b := range p.Data {
-			if b == 1 && zeros >= 2 && i+1 < len(p.Data) && p.Data[i+1]&0x1f == 5 {
-				return true
-			}
-			if b == 0 {
-				zeros++
-			} else {
-				zeros = 0
-			}
-		}
-	}
-	return false
-}

@@ -3,7 +3,6 @@ package ingest
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -20,10 +19,7 @@ import (
 type forwardTrack struct {
 	kind     webrtc.RTPCodecType
 	streamID string
-
-	// forwardedBytes counts payload bytes written to subscribers.
-	forwardedBytes atomic.Uint64
-	counters       *counters
+	counters *counters
 
 	mu       sync.Mutex
 	bindings map[string]*binding
@@ -46,8 +42,9 @@ type binding struct {
 	writer       webrtc.TrackLocalWriter
 }
 
-func newForwardTrack(kind webrtc.RTPCodecType, streamID string, c *counters) *forwardTrack {
-	return &forwardTrack{kind: kind, streamID: streamID, bindings: map[string]*binding{}, counters: c}
+func (t *forwardTrack) init(kind webrtc.RTPCodecType, streamID string, c *counters) {
+	t.kind, t.streamID, t.counters = kind, streamID, c
+	t.bindings = map[string]*binding{}
 }
 
 func (t *forwardTrack) ID() string                { return t.kind.String() }
@@ -157,7 +154,6 @@ func (t *forwardTrack) write(source uint64, codec media.Codec, clockRate uint32,
 			CSRC:           pkt.CSRC,
 		}
 		if _, err := b.writer.WriteRTP(&h, pkt.Payload); err == nil {
-			t.forwardedBytes.Add(uint64(len(pkt.Payload)))
 			t.counters.rtpPacketsOut.Add(1)
 			t.counters.rtpBytesOut.Add(uint64(len(pkt.Payload)))
 		}

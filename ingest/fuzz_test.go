@@ -8,7 +8,7 @@ import (
 
 func FuzzCheckOffer(f *testing.F) {
 	f.Add([]byte(unsupportedOffer), true)
-	f.Add([]byte(strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")), true)
+	f.Add([]byte(vp8Offer), true)
 	f.Add([]byte(strings.ReplaceAll(unsupportedOffer, "G722", "opus")), false)
 	f.Add([]byte("v=0\r\n"), false)
 	f.Add([]byte("garbage"), true)
@@ -20,29 +20,37 @@ func FuzzCheckOffer(f *testing.F) {
 			}
 			return
 		}
-		var oe *offerError
-		if !errors.As(err, &oe) || (oe.status != statusMalformed && oe.status != statusUnusable) || oe.msg == "" {
-			t.Fatalf("error %v is not a 400 or 422 offerError", err)
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnusable) {
+			t.Fatalf("error %v is neither ErrMalformed nor ErrUnusable", err)
 		}
 	})
 }
 
 func TestCheckOffer(t *testing.T) {
-	vp8 := strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")
-	if info, err := checkOffer([]byte(vp8), true); err != nil || !info.video || info.audio {
-		t.Errorf("VP8 publish offer: %+v %v", info, err)
-	}
-	// A sendonly offer is no use to a subscriber.
-	if _, err := checkOffer([]byte(vp8), false); err == nil {
-		t.Error("sendonly offer accepted for WHEP")
-	}
 	h264 := strings.ReplaceAll(unsupportedOffer, "packetization-mode=0", "packetization-mode=1")
-	if info, err := checkOffer([]byte(h264), true); err != nil || !info.video {
-		t.Errorf("H264 publish offer: %+v %v", info, err)
+	twoVideo := vp8Offer + strings.Join(strings.SplitAfter(vp8Offer, "\r\n")[14:], "")
+	cases := []struct {
+		name    string
+		offer   string
+		publish bool
+		want    offerInfo
+		err     error
+		says    string
+	}{
+		{"VP8 publisher", vp8Offer, true, offerInfo{video: true}, nil, ""},
+		{"H264 publisher", h264, true, offerInfo{video: true}, nil, ""},
+		{"sendonly offer to subscribe", vp8Offer, false, offerInfo{}, ErrUnusable, "no audio or video section"},
+		{"two video sections", twoVideo, true, offerInfo{}, ErrUnusable, "at most one"},
+		{"unsupported codecs", unsupportedOffer, true, offerInfo{}, ErrUnusable, "offered AV1, G722, H264 (packetization-mode 0)"},
+		{"not SDP", "garbage", true, offerInfo{}, ErrMalformed, "not SDP"},
 	}
-	twoVideo := vp8 + strings.Join(strings.SplitAfter(vp8, "\r\n")[14:], "")
-	if _, err := checkOffer([]byte(twoVideo), true); err == nil || !strings.Contains(err.Error(), "at most one") {
-		t.Errorf("two video sections: %v", err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			info, err := checkOffer([]byte(c.offer), c.publish)
+			if info != c.want || !errors.Is(err, c.err) || (err != nil && !strings.Contains(err.Error(), c.says)) {
+				t.Errorf("checkOffer: %+v, %v; want %+v, %v saying %q", info, err, c.want, c.err, c.says)
+			}
+		})
 	}
 }
 
@@ -54,6 +62,9 @@ func FuzzParseSDPFrag(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		frag, err := parseSDPFrag(body)
 		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
 			return
 		}
 		if (frag.ufrag == "") != (frag.pwd == "") {
@@ -76,9 +87,17 @@ func TestParseSDPFrag(t *testing.T) {
 		frag.candidates[0].mid != "a0" || frag.candidates[1].mid != "1" || frag.candidates[1].index != 1 {
 		t.Errorf("parsed %+v", frag)
 	}
-	for _, bad := range []string{"a=ice-ufrag:x\r\n", "hello", "v=0\r\n", "a=candidate:garbage\r\n"} {
-		if _, err := parseSDPFrag([]byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
+	bad := []struct{ name, frag string }{
+		{"ufrag without pwd", "a=ice-ufrag:x\r\n"},
+		{"not SDP", "hello"},
+		{"a session line", "v=0\r\n"},
+		{"bad candidate", "a=candidate:garbage\r\n"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := parseSDPFrag([]byte(c.frag)); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%q: %v, want ErrMalformed", c.frag, err)
+			}
+		})
 	}
 }

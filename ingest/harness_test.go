@@ -2,17 +2,22 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/singoff/singoff/ingest/whipclient"
+	"github.com/singoff/singoff/internal/pionapi"
 	"github.com/singoff/singoff/internal/testmedia"
 )
 
@@ -37,46 +42,52 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// harness is a loopback Server behind an httptest server that routes
-// /r/{room}/{slot}/whip, /whep and /s/{session} like the battle package.
+// harness is a loopback Server whose rooms open on first use and record
+// their hooks, behind a minimal HTTP shim for whipclient: POST
+// /r/{room}/{slot}/whip and /whep, PATCH and DELETE /r/{room}/{slot}/s/{session}.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	http *httptest.Server
 
-	mu      sync.Mutex
-	rooms   map[string]*Room
-	changes []slotChange
+	mu     sync.Mutex
+	events []hookEvent
+	// admit, when set, answers every room's Admit.
+	admit func(room string, slot int) error
 }
 
-type slotChange struct {
-	room      string
-	slot      int
-	connected bool
+// hookEvent is one call of a room's hooks.
+type hookEvent struct {
+	room string
+	hook hook
+	slot int
+	ok   bool // Admit admitted, Negotiated's ok, Connected's connected
 }
 
-func newHarness(t *testing.T) *harness {
+type hook int
+
+const (
+	hookAdmit hook = iota + 1
+	hookNegotiated
+	hookConnected
+)
+
+func (h hook) String() string {
+	return map[hook]string{hookAdmit: "admit", hookNegotiated: "negotiated", hookConnected: "connected"}[h]
+}
+
+func newHarness(t testing.TB) *harness {
 	t.Helper()
-	srv, err := NewServer(Config{Loopback: true, ICEServers: []string{"stun:stun.example.net:3478"},
+	srv, err := NewServer(Config{Loopback: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: srv, rooms: map[string]*Room{}}
+	h := &harness{t: t, srv: srv}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /r/{room}/{slot}/whip", h.offer(srv.ServeWHIP))
-	mux.HandleFunc("POST /r/{room}/{slot}/whep", h.offer(srv.ServeWHEP))
-	mux.HandleFunc("OPTIONS /r/{room}/{slot}/whip", srv.ServeOptions)
-	session := func(w http.ResponseWriter, r *http.Request) {
-		slot := h.slot(r)
-		if slot == nil {
-			http.NotFound(w, r)
-			return
-		}
-		srv.ServeSession(w, r, slot, r.PathValue("session"))
-	}
-	mux.HandleFunc("PATCH /r/{room}/{slot}/s/{session}", session)
-	mux.HandleFunc("DELETE /r/{room}/{slot}/s/{session}", session)
+	mux.HandleFunc("POST /r/{room}/{slot}/{kind}", h.serveOffer)
+	mux.HandleFunc("PATCH /r/{room}/{slot}/s/{session}", h.servePatch)
+	mux.HandleFunc("DELETE /r/{room}/{slot}/s/{session}", h.serveDelete)
 	h.http = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		h.http.Close()
@@ -85,57 +96,165 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) offer(serve func(http.ResponseWriter, *http.Request, *Slot, func(string) string)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		slot := h.slot(r)
-		if slot == nil {
-			http.NotFound(w, r)
-			return
-		}
-		serve(w, r, slot, func(id string) string {
-			return "/r/" + r.PathValue("room") + "/" + r.PathValue("slot") + "/s/" + id
-		})
-	}
-}
-
-// room returns the room id, made on first use.
+// room returns the open room id, opened with recording hooks if need be.
 func (h *harness) room(id string) *Room {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r, ok := h.rooms[id]; ok {
+	if r := h.srv.Room(id); r != nil {
 		return r
 	}
-	r := h.srv.NewRoom(id, func(slot int, connected bool) {
-		h.mu.Lock()
-		h.changes = append(h.changes, slotChange{id, slot, connected})
-		h.mu.Unlock()
-	})
-	h.rooms[id] = r
+	r, err := h.srv.OpenRoom(id, h.hooks(id))
+	if err != nil {
+		h.t.Fatalf("open room %s: %v", id, err)
+	}
 	return r
 }
 
-func (h *harness) slot(r *http.Request) *Slot {
-	n, err := strconv.Atoi(r.PathValue("slot"))
-	if err != nil {
-		return nil
+func (h *harness) hooks(room string) Hooks {
+	return Hooks{
+		Admit: func(slot int) error {
+			h.mu.Lock()
+			admit := h.admit
+			h.mu.Unlock()
+			var err error
+			if admit != nil {
+				err = admit(room, slot)
+			}
+			h.record(hookEvent{room, hookAdmit, slot, err == nil})
+			return err
+		},
+		Negotiated: func(slot int, ok bool) { h.record(hookEvent{room, hookNegotiated, slot, ok}) },
+		Connected:  func(slot int, connected bool) { h.record(hookEvent{room, hookConnected, slot, connected}) },
 	}
-	return h.room(r.PathValue("room")).Slot(n)
 }
 
-func (h *harness) changesOf(room string) []slotChange {
+func (h *harness) record(e hookEvent) {
+	h.mu.Lock()
+	h.events = append(h.events, e)
+	h.mu.Unlock()
+}
+
+// eventsOf returns the hook calls of room, of the kinds given (all
+// without).
+func (h *harness) eventsOf(room string, kinds ...hook) []hookEvent {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []slotChange
-	for _, c := range h.changes {
-		if c.room == room {
-			out = append(out, c)
+	var out []hookEvent
+	for _, e := range h.events {
+		if e.room == room && (len(kinds) == 0 || slices.Contains(kinds, e.hook)) {
+			out = append(out, e)
 		}
 	}
 	return out
 }
 
+// waitEvents waits a few seconds for room's hook calls of kinds to be
+// want, since Connected comes from pion's goroutines, and fails the test
+// if they are not.
+func (h *harness) waitEvents(room string, want []hookEvent, kinds ...hook) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	got := h.eventsOf(room, kinds...)
+	for !slices.Equal(got, want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		got = h.eventsOf(room, kinds...)
+	}
+	if !slices.Equal(got, want) {
+		h.t.Errorf("room %s hooks %v, want %v", room, got, want)
+	}
+}
+
 func (h *harness) url(room string, slot int, kind string) string {
 	return fmt.Sprintf("%s/r/%s/%d/%s", h.http.URL, room, slot, kind)
+}
+
+// The shim: just enough HTTP for whipclient.
+
+func (h *harness) serveOffer(w http.ResponseWriter, r *http.Request) {
+	room, slot, ok := h.pathRoom(w, r)
+	if !ok {
+		return
+	}
+	offer, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	var answer Answer
+	switch r.PathValue("kind") {
+	case "whip":
+		answer, err = room.Publish(r.Context(), slot, offer)
+	case "whep":
+		answer, err = room.Subscribe(r.Context(), slot, offer)
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		shimError(w, err)
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("/r/%s/%d/s/%s", r.PathValue("room"), slot, answer.Session))
+	w.Header().Set("ETag", answer.ETag)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer.SDP)
+}
+
+func (h *harness) servePatch(w http.ResponseWriter, r *http.Request) {
+	room, slot, ok := h.pathRoom(w, r)
+	if !ok {
+		return
+	}
+	frag, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	restart, err := room.Patch(r.Context(), slot, r.PathValue("session"), frag, r.Header.Get("If-Match"))
+	switch {
+	case err != nil:
+		shimError(w, err)
+	case restart.Fragment == "":
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("ETag", restart.ETag)
+		_, _ = io.WriteString(w, restart.Fragment)
+	}
+}
+
+func (h *harness) serveDelete(w http.ResponseWriter, r *http.Request) {
+	room, slot, ok := h.pathRoom(w, r)
+	if !ok {
+		return
+	}
+	if err := room.Hangup(slot, r.PathValue("session")); err != nil {
+		shimError(w, err)
+	}
+}
+
+func (h *harness) pathRoom(w http.ResponseWriter, r *http.Request) (*Room, int, bool) {
+	slot, err := strconv.Atoi(r.PathValue("slot"))
+	if err != nil {
+		http.NotFound(w, r)
+		return nil, 0, false
+	}
+	return h.room(r.PathValue("room")), slot, true
+}
+
+func shimError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	for _, k := range []struct {
+		err    error
+		status int
+	}{
+		{ErrMalformed, http.StatusBadRequest}, {ErrUnusable, http.StatusUnprocessableEntity},
+		{ErrNoSession, http.StatusNotFound}, {ErrPrecondition, http.StatusPreconditionFailed},
+		{ErrClosed, http.StatusConflict}, {ErrConflict, http.StatusConflict},
+	} {
+		if errors.Is(err, k.err) {
+			status = k.status
+			break
+		}
+	}
+	http.Error(w, err.Error(), status)
 }
 
 // publish starts a publisher on room/slot playing the test clips until
@@ -148,7 +267,7 @@ func (h *harness) publish(ctx context.Context, room string, slot int, vp8 bool) 
 func (h *harness) publishWith(ctx context.Context, room string, slot int, vp8 bool, opts whipclient.Options) *whipclient.Publisher {
 	h.t.Helper()
 	if vp8 {
-		opts.VideoCodec = "video/VP8"
+		opts.VideoCodec = webrtc.MimeTypeVP8
 	}
 	pub, err := whipclient.Publish(ctx, h.url(room, slot, "whip"), "", opts)
 	if err != nil {
@@ -182,7 +301,7 @@ func (h *harness) subscribe(ctx context.Context, room string, slot int) *whipcli
 	return sub
 }
 
-func waitConnected(ctx context.Context, t *testing.T, connected <-chan struct{}) {
+func waitConnected(ctx context.Context, t testing.TB, connected <-chan struct{}) {
 	t.Helper()
 	select {
 	case <-connected:
@@ -191,8 +310,43 @@ func waitConnected(ctx context.Context, t *testing.T, connected <-chan struct{})
 	}
 }
 
+// newOffer is a pion client's complete offer (candidates gathered) to
+// send (publish) or receive one video track in any of video's codecs and
+// one Opus track. The client never answers ICE.
+func newOffer(t testing.TB, publish bool, video ...webrtc.RTPCodecParameters) []byte {
+	t.Helper()
+	api, err := pionapi.New(pionapi.Options{Video: video, Audio: []webrtc.RTPCodecParameters{pionapi.Opus(111)}, Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	dir := webrtc.RTPTransceiverDirectionRecvonly
+	if publish {
+		dir = webrtc.RTPTransceiverDirectionSendonly
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return []byte(pc.LocalDescription().SDP)
+}
+
 // testContext bounds a test's waits.
-func testContext(t *testing.T, d time.Duration) context.Context {
+func testContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,20 +9,6 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
 )
-
-// Statuses of offers that parse but cannot be used.
-const (
-	statusMalformed = http.StatusBadRequest
-	statusUnusable  = http.StatusUnprocessableEntity
-)
-
-// offerError is an offer's fault, answered with status and msg.
-type offerError struct {
-	status int
-	msg    string
-}
-
-func (e *offerError) Error() string { return e.msg }
 
 // offerInfo is what a checked offer holds that the server can use.
 type offerInfo struct {
@@ -37,14 +22,15 @@ var staticPayloadNames = map[int]string{0: "PCMU", 8: "PCMA", 9: "G722", 18: "G7
 // checkOffer tells whether offer is an SDP offer the server can answer:
 // for a publisher (publish) at most one audio section it can send with
 // Opus and one video section with H264 (packetization-mode 1) or VP8; for
-// a subscriber the same, receiving. It returns an *offerError otherwise.
+// a subscriber the same, receiving. It returns an ErrMalformed or
+// ErrUnusable otherwise.
 func checkOffer(offer []byte, publish bool) (offerInfo, error) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(offer); err != nil {
-		return offerInfo{}, &offerError{statusMalformed, "malformed SDP: " + err.Error()}
+		return offerInfo{}, fmt.Errorf("%w: the offer is not SDP", ErrMalformed)
 	}
 	if len(sd.MediaDescriptions) == 0 {
-		return offerInfo{}, &offerError{statusUnusable, "SDP offers no media"}
+		return offerInfo{}, fmt.Errorf("%w: the offer has no media", ErrUnusable)
 	}
 	var info offerInfo
 	var offered []string
@@ -63,7 +49,7 @@ func checkOffer(offer []byte, publish bool) (offerInfo, error) {
 			continue
 		}
 		if (kind == "video" && info.video) || (kind == "audio" && info.audio) {
-			return offerInfo{}, &offerError{statusUnusable, "at most one audio and one video track are supported"}
+			return offerInfo{}, fmt.Errorf("%w: at most one audio and one video track are supported", ErrUnusable)
 		}
 		if kind == "video" {
 			info.video = true
@@ -75,9 +61,9 @@ func checkOffer(offer []byte, publish bool) (offerInfo, error) {
 		slices.Sort(offered)
 		offered = slices.Compact(offered)
 		if len(offered) == 0 {
-			return offerInfo{}, &offerError{statusUnusable, "no audio or video section the server can use"}
+			return offerInfo{}, fmt.Errorf("%w: no audio or video section the server can use", ErrUnusable)
 		}
-		return offerInfo{}, &offerError{statusUnusable, "no supported video or audio codec: offered " + strings.Join(offered, ", ")}
+		return offerInfo{}, fmt.Errorf("%w: no supported video or audio codec: offered %s", ErrUnusable, strings.Join(offered, ", "))
 	}
 	return info, nil
 }
@@ -150,7 +136,8 @@ type fragCandidate struct {
 }
 
 // parseSDPFrag parses and checks a trickle-ICE fragment: only ICE
-// attributes and media lines, candidates that parse.
+// attributes and media lines, candidates that parse. It returns an
+// ErrMalformed otherwise.
 func parseSDPFrag(body []byte) (sdpFrag, error) {
 	var frag sdpFrag
 	mid, index := "", -1
@@ -160,7 +147,7 @@ func parseSDPFrag(body []byte) (sdpFrag, error) {
 			continue
 		}
 		if len(line) < 2 || line[1] != '=' {
-			return sdpFrag{}, fmt.Errorf("not an SDP line: %.40q", line)
+			return sdpFrag{}, fmt.Errorf("%w: not an SDP line: %.40q", ErrMalformed, line)
 		}
 		switch line[0] {
 		case 'm':
@@ -169,7 +156,7 @@ func parseSDPFrag(body []byte) (sdpFrag, error) {
 			continue
 		case 'a':
 		default:
-			return sdpFrag{}, fmt.Errorf("unexpected line in a trickle-ICE fragment: %.40q", line)
+			return sdpFrag{}, fmt.Errorf("%w: unexpected line in a trickle-ICE fragment: %.40q", ErrMalformed, line)
 		}
 		key, value, _ := strings.Cut(line[2:], ":")
 		switch key {
@@ -181,13 +168,13 @@ func parseSDPFrag(body []byte) (sdpFrag, error) {
 			mid = value
 		case "candidate":
 			if _, err := ice.UnmarshalCandidate(value); err != nil {
-				return sdpFrag{}, fmt.Errorf("bad candidate %.60q: %w", value, err)
+				return sdpFrag{}, fmt.Errorf("%w: bad candidate %.60q", ErrMalformed, value)
 			}
 			frag.candidates = append(frag.candidates, fragCandidate{mid: mid, index: uint16(max(index, 0)), value: line[2:]})
 		}
 	}
 	if (frag.ufrag == "") != (frag.pwd == "") {
-		return sdpFrag{}, fmt.Errorf("ice-ufrag and ice-pwd go together")
+		return sdpFrag{}, fmt.Errorf("%w: ice-ufrag and ice-pwd go together", ErrMalformed)
 	}
 	return frag, nil
 }

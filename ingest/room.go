@@ -1,120 +1,141 @@
 package ingest
 
 import (
-	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/singoff/singoff/media"
 )
 
+// Hooks tell a room's owner what happens in its slots. Any may be nil.
+//
+// Admit and Negotiated are called on the goroutine of Publish. Connected
+// is called one report at a time, in the order the changes happened, on
+// whichever goroutine made the change (Hangup's, Close's or one of
+// pion's), possibly after that call returned. No lock of the room is held
+// during a hook: a hook may call the room's methods, but it should not
+// block, since it holds up the room's other reports.
+type Hooks struct {
+	// Admit is asked before a publish offer for slot is negotiated; an
+	// error refuses the offer: Publish returns that error unchanged.
+	Admit func(slot int) error
+	// Negotiated follows every admitted offer: ok when it was answered
+	// (the singer's session exists), false when negotiation failed
+	// after admission.
+	Negotiated func(slot int, ok bool)
+	// Connected reports a slot's publisher connecting, or going away
+	// (disconnected, failed, hung up, room closed while connected). A
+	// publisher replaced by a new offer for the same slot is not
+	// reported gone: the slot stays connected until its new publisher
+	// fails or leaves.
+	Connected func(slot int, connected bool)
+}
+
 // Room is one battle's ingest: two singer slots.
 type Room struct {
-	id       string
-	srv      *Server
-	onChange func(slot int, connected bool)
-	slots    [2]*Slot
-	once     sync.Once
+	id      string
+	srv     *Server
+	hooks   Hooks
+	slots   [2]slot
+	reports reportQueue
+	once    sync.Once
 }
 
-// NewRoom makes the room of one battle. onChange, if not nil, is called
-// when a slot's publisher becomes connected or goes away; a publisher
-// replaced by a new POST is not reported as gone.
-func (s *Server) NewRoom(id string, onChange func(slot int, connected bool)) *Room {
-	if onChange == nil {
-		onChange = func(int, bool) {}
-	}
-	r := &Room{id: id, srv: s, onChange: onChange}
+// OpenRoom opens the room id. It fails if a room with id is open
+// already, or the server is closed.
+func (s *Server) OpenRoom(id string, h Hooks) (*Room, error) {
+	r := &Room{id: id, srv: s, hooks: h}
 	for i := range r.slots {
-		r.slots[i] = newSlot(r, i+1)
+		r.slots[i].init(r, i+1)
 	}
 	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.rooms[r] = struct{}{}
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errServerClosed
 	}
-	s.mu.Unlock()
-	if closed {
-		r.Close()
+	if _, ok := s.rooms[id]; ok {
+		return nil, fmt.Errorf("room %s is open already", id)
 	}
-	return r
+	s.rooms[id] = r
+	return r, nil
 }
 
-// Slot returns slot n (1 or 2), nil for any other n.
-func (r *Room) Slot(n int) *Slot {
-	if n < 1 || n > len(r.slots) {
+// Room returns the open room id, nil if there is none.
+func (s *Server) Room(id string) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[id]
+}
+
+// Feed is slot's depacketized media for the compositor (slot 1 or 2;
+// nil for any other). It lives as long as the room, across the
+// publisher's reconnects, and closes with the room.
+func (r *Room) Feed(slot int) media.Feed {
+	sl, err := r.slot(slot)
+	if err != nil {
 		return nil
 	}
-	return r.slots[n-1]
+	return &sl.feed
 }
 
-// Close ends every session of the room; the slots' feeds close.
+// Close ends every session; the feeds close, a connected publisher is
+// reported gone, and the id is free again.
 func (r *Room) Close() {
 	r.once.Do(func() {
-		for _, sl := range r.slots {
-			sl.close()
+		for i := range r.slots {
+			r.slots[i].close()
 		}
+		r.reports.deliver(r.hooks.Connected)
 		r.srv.forgetRoom(r)
 	})
 }
 
-// Slot is one singer's place in a room: at most one publisher at a time,
+func (r *Room) slot(n int) (*slot, error) {
+	if n < 1 || n > len(r.slots) {
+		return nil, fmt.Errorf("%w: %d", errNoSlot, n)
+	}
+	return &r.slots[n-1], nil
+}
+
+// slot is one singer's place in a room: at most one publisher at a time,
 // any number of subscribers, and the feed for the compositor. It outlives
 // the publisher's sessions.
-type Slot struct {
-	room  *Room
-	n     int
-	video *forwardTrack
-	audio *forwardTrack
-	feed  *feed
-	// lastKeyframeRequest is the UnixNano time of the last PLI sent.
-	lastKeyframeRequest atomic.Int64
-	// keyframeDeferred is set while a request waits for the interval.
-	keyframeDeferred atomic.Bool
-	publisher        atomic.Pointer[session]
+type slot struct {
+	room      *Room
+	n         int
+	video     forwardTrack
+	audio     forwardTrack
+	feed      feed
+	keyframes keyframeLimiter
+	publisher atomic.Pointer[session]
 
 	mu        sync.Mutex
 	sessions  map[string]*session
-	connected bool
+	connected bool // as last reported
 	closed    bool
 }
 
-func newSlot(r *Room, n int) *Slot {
-	sl := &Slot{room: r, n: n, sessions: map[string]*session{}}
+func (sl *slot) init(r *Room, n int) {
+	sl.room, sl.n = r, n
 	streamID := r.id + "-" + strconv.Itoa(n)
-	sl.video = newForwardTrack(webrtc.RTPCodecTypeVideo, streamID, &r.srv.counters)
-	sl.audio = newForwardTrack(webrtc.RTPCodecTypeAudio, streamID, &r.srv.counters)
-	sl.feed = &feed{slot: sl, ch: make(chan media.AccessUnit, feedBuffer)}
-	return sl
+	sl.video.init(webrtc.RTPCodecTypeVideo, streamID, &r.srv.counters)
+	sl.audio.init(webrtc.RTPCodecTypeAudio, streamID, &r.srv.counters)
+	sl.feed = feed{keyframes: &sl.keyframes, counters: &r.srv.counters}
+	sl.keyframes = keyframeLimiter{interval: keyframeInterval, send: sl.sendKeyframeRequest}
+	sl.sessions = map[string]*session{}
 }
-
-// Feed is the slot's depacketized media for the compositor.
-func (sl *Slot) Feed() media.Feed { return sl.feed }
-
-// Connected tells whether the slot's publisher is connected.
-func (sl *Slot) Connected() bool {
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	return sl.connected
-}
-
-// DroppedUnits counts the units the feed dropped because its reader was
-// behind.
-func (sl *Slot) DroppedUnits() uint64 { return sl.feed.dropped.Load() }
-
-var errSlotClosed = errors.New("ingest: slot closed")
 
 // add registers sess; a publisher replaces the current one, which is
-// closed without reporting a disconnect.
-func (sl *Slot) add(sess *session) error {
+// closed without a report.
+func (sl *slot) add(sess *session) error {
 	sl.mu.Lock()
 	if sl.closed {
 		sl.mu.Unlock()
-		return errSlotClosed
+		return errRoomClosed
 	}
 	sl.sessions[sess.id] = sess
 	var replaced *session
@@ -125,96 +146,155 @@ func (sl *Slot) add(sess *session) error {
 		}
 	}
 	sl.mu.Unlock()
+	if sess.publish {
+		sl.feed.open()
+	}
 	if replaced != nil {
 		replaced.close()
 	}
 	return nil
 }
 
-func (sl *Slot) lookup(id string) *session {
+func (sl *slot) isClosed() bool {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	return sl.sessions[id]
+	return sl.closed
 }
 
-// remove ends sess (DELETE, or its connection failed).
-func (sl *Slot) remove(sess *session) {
+// lookup returns the session id.
+func (sl *slot) lookup(id string) (*session, error) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.closed {
+		return nil, errRoomClosed
+	}
+	sess := sl.sessions[id]
+	if sess == nil {
+		return nil, ErrNoSession
+	}
+	return sess, nil
+}
+
+// remove ends sess (hung up, or its connection failed).
+func (sl *slot) remove(sess *session) {
 	sl.mu.Lock()
 	_, known := sl.sessions[sess.id]
 	delete(sl.sessions, sess.id)
-	report := false
 	if sl.publisher.CompareAndSwap(sess, nil) {
-		report = sl.connected
-		sl.connected = false
+		sl.setConnectedLocked(false)
 	}
 	sl.mu.Unlock()
 	if known {
 		sess.close()
 	}
-	if report {
-		sl.room.onChange(sl.n, false)
-	}
+	sl.room.reports.deliver(sl.room.hooks.Connected)
 }
 
-// setConnected records the connection state of publisher sess; it is
-// ignored unless sess is still the slot's publisher.
-func (sl *Slot) setConnected(sess *session, connected bool) {
+// publisherChanged brings the slot's connected state to that of sess's
+// peer connection now, if sess is still the slot's publisher. pion calls
+// state handlers on goroutines of their own, which may run out of order,
+// so the state is read here rather than passed.
+func (sl *slot) publisherChanged(sess *session) {
 	sl.mu.Lock()
-	if sl.publisher.Load() != sess || sl.connected == connected {
-		sl.mu.Unlock()
+	if sl.publisher.Load() == sess {
+		switch sess.pc.ConnectionState() {
+		case webrtc.PeerConnectionStateConnected:
+			sl.setConnectedLocked(true)
+		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed:
+			sl.setConnectedLocked(false)
+		}
+	}
+	sl.mu.Unlock()
+	sl.room.reports.deliver(sl.room.hooks.Connected)
+}
+
+// setConnectedLocked queues a report when connected is news. sl.mu is
+// held, so reports queue in the order of the changes.
+func (sl *slot) setConnectedLocked(connected bool) {
+	if sl.connected == connected {
 		return
 	}
 	sl.connected = connected
-	sl.mu.Unlock()
-	sl.room.onChange(sl.n, connected)
+	sl.room.reports.add(slotReport{slot: sl.n, connected: connected})
 }
 
-func (sl *Slot) close() {
+// close ends every session of the slot and its feed; the caller delivers
+// the report it may queue.
+func (sl *slot) close() {
 	sl.mu.Lock()
 	sl.closed = true
 	sessions := sl.sessions
-	sl.sessions = map[string]*session{}
+	sl.sessions = nil
 	sl.publisher.Store(nil)
-	sl.connected = false
+	sl.setConnectedLocked(false)
 	sl.mu.Unlock()
+	sl.keyframes.stop()
 	for _, sess := range sessions {
 		sess.close()
 	}
 	sl.feed.close()
 }
 
-// requestKeyframe sends a PLI to the current publisher. One that comes
-// less than keyframeInterval after the last is not dropped but sent when
-// the interval is over (once, however many came): browsers send
-// keyframes only when asked, so a lost request would leave a new
-// subscriber waiting.
-func (sl *Slot) requestKeyframe() {
+// sendKeyframeRequest sends a PLI to the slot's publisher. A publisher
+// whose video has not started gets it as soon as it does.
+func (sl *slot) sendKeyframeRequest() bool {
 	pub := sl.publisher.Load()
 	if pub == nil {
-		return
+		return false // a new publisher starts with a keyframe
 	}
 	ssrc := pub.videoSSRC.Load()
 	if ssrc == 0 {
-		// Its video has not started: ask as soon as it does.
 		pub.keyframeWanted.Store(true)
-		return
-	}
-	now := time.Now().UnixNano()
-	last := sl.lastKeyframeRequest.Load()
-	if wait := int64(keyframeInterval) - (now - last); wait > 0 {
-		if sl.keyframeDeferred.CompareAndSwap(false, true) {
-			time.AfterFunc(time.Duration(wait), func() {
-				sl.keyframeDeferred.Store(false)
-				sl.requestKeyframe()
-			})
-		}
-		return
-	}
-	if !sl.lastKeyframeRequest.CompareAndSwap(last, now) {
-		return
+		return false
 	}
 	sl.room.srv.counters.plisOut.Add(1)
 	_ = pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	return true
+}
+
+// slotReport is one Connected report.
+type slotReport struct {
+	slot      int
+	connected bool
+}
+
+// reportQueue hands a room's Connected reports to the hook one at a time
+// and in order, without a goroutine of its own: whoever delivers while no
+// one else does drains the queue, reports others queue meanwhile
+// included. So a hook may call back into the room without deadlock.
+type reportQueue struct {
+	mu       sync.Mutex
+	pending  []slotReport
+	draining bool
+}
+
+func (q *reportQueue) add(r slotReport) {
+	q.mu.Lock()
+	q.pending = append(q.pending, r)
+	q.mu.Unlock()
+}
+
+// deliver calls hook with each queued report, unless another goroutine
+// is at it already; hook may be nil.
+func (q *reportQueue) deliver(hook func(slot int, connected bool)) {
+	q.mu.Lock()
+	if q.draining {
+		q.mu.Unlock()
+		return
+	}
+	q.draining = true
+	for len(q.pending) > 0 {
+		r := q.pending[0]
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+		if hook != nil {
+			hook(r.slot, r.connected)
+		}
+		q.mu.Lock()
+	}
+	q.pending = nil
+	q.draining = false
+	q.mu.Unlock()
 }
 
 // feedBuffer is how many units a feed holds for a slow reader: a few
@@ -222,31 +302,47 @@ func (sl *Slot) requestKeyframe() {
 const feedBuffer = 512
 
 // feed implements media.Feed for a slot. Sends never block forwarding: a
-// full channel drops the unit and counts it.
+// full channel drops the unit and counts it. The channel is made for the
+// slot's first publisher or the first reader, whichever comes first, so
+// that a room costs little until it is used.
 type feed struct {
-	slot    *Slot
-	ch      chan media.AccessUnit
-	dropped atomic.Uint64
+	keyframes *keyframeLimiter
+	counters  *counters
 
 	mu     sync.RWMutex
+	ch     chan media.AccessUnit
 	closed bool
 }
 
-func (f *feed) Units() <-chan media.AccessUnit { return f.ch }
+func (f *feed) Units() <-chan media.AccessUnit { return f.open() }
 
-func (f *feed) RequestKeyframe() { f.slot.requestKeyframe() }
+// open makes the channel unless it is made, and returns it.
+func (f *feed) open() <-chan media.AccessUnit {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.ch != nil:
+	case f.closed:
+		f.ch = make(chan media.AccessUnit)
+		close(f.ch)
+	default:
+		f.ch = make(chan media.AccessUnit, feedBuffer)
+	}
+	return f.ch
+}
 
-func (f *feed) send(p media.AccessUnit) {
+func (f *feed) RequestKeyframe() { f.keyframes.request() }
+
+func (f *feed) send(u media.AccessUnit) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.closed {
+	if f.closed || f.ch == nil {
 		return
 	}
 	select {
-	case f.ch <- p:
+	case f.ch <- u:
 	default:
-		f.dropped.Add(1)
-		f.slot.room.srv.counters.feedDropped.Add(1)
+		f.counters.feedDropped.Add(1)
 	}
 }
 
@@ -255,6 +351,8 @@ func (f *feed) close() {
 	defer f.mu.Unlock()
 	if !f.closed {
 		f.closed = true
-		close(f.ch)
+		if f.ch != nil {
+			close(f.ch)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 // Package ingest receives the singers' WebRTC media: WHIP publish and WHEP
 // subscribe per battle slot, forwarding between singers, keyframe requests,
-// and the depacketized feed each slot hands the compositor.
+// and the depacketized feed each slot hands the compositor. It is a Go API
+// without HTTP: the web layer maps its requests and errors, and the room's
+// owner learns what happens in the slots through Hooks.
 package ingest
 
 import (
@@ -15,8 +17,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+	"github.com/singoff/singoff/internal/pionapi"
 )
 
 // Config configures a Server.
@@ -26,8 +28,6 @@ type Config struct {
 	Port int
 	// PublicIPs are the NAT 1:1 addresses advertised instead of local ones.
 	PublicIPs []string
-	// ICEServers are STUN/TURN URLs handed to clients in Link headers.
-	ICEServers []string
 	// Loopback keeps ICE on 127.0.0.1 only, loopback candidate included,
 	// for tests.
 	Loopback bool
@@ -54,20 +54,16 @@ type Server struct {
 	observeForward func(time.Duration)
 
 	mu     sync.Mutex
-	rooms  map[*Room]struct{}
+	rooms  map[string]*Room
 	closed bool
 }
-
-// keyframeInterval is the least time between two keyframe requests sent
-// to one publisher.
-const keyframeInterval = 500 * time.Millisecond
 
 // NewServer opens the ICE ports and builds the pion API.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, rooms: map[*Room]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -97,7 +93,7 @@ func (s *Server) listen() error {
 	for range attempts {
 		udp, err := net.ListenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(s.cfg.Port)))
 		if err != nil {
-			return fmt.Errorf("ingest: webrtc udp port: %w", err)
+			return fmt.Errorf("WebRTC UDP port: %w", err)
 		}
 		port := udp.LocalAddr().(*net.UDPAddr).Port
 		tcp, err := net.Listen(tcpNet, net.JoinHostPort(host, strconv.Itoa(port)))
@@ -111,7 +107,7 @@ func (s *Server) listen() error {
 		s.tcpMux = webrtc.NewICETCPMux(nil, tcp, 64)
 		return nil
 	}
-	return fmt.Errorf("ingest: webrtc tcp port: %w", lastErr)
+	return fmt.Errorf("WebRTC TCP port: %w", lastErr)
 }
 
 func (s *Server) closeListeners() {
@@ -133,85 +129,29 @@ func (s *Server) closeListeners() {
 // browser profiles, VP8 and Opus. Order is preference: H264 first, since
 // it is what most browsers send and receive in hardware.
 var (
-	// nack, nack pli and transport-cc are added by the interceptors'
-	// configuration below.
+	// nack, nack pli and transport-cc are added by pionapi.
 	videoFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}}
 	videoCodecs   = []webrtc.RTPCodecParameters{
-		h264Codec(102, "42001f"),
-		h264Codec(106, "42e01f"),
-		h264Codec(112, "4d001f"),
-		h264Codec(114, "64001f"),
-		{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
-		}, PayloadType: 96},
+		pionapi.H264(102, "42001f", videoFeedback),
+		pionapi.H264(106, "42e01f", videoFeedback),
+		pionapi.H264(112, "4d001f", videoFeedback),
+		pionapi.H264(114, "64001f", videoFeedback),
+		pionapi.VP8(96, videoFeedback),
 	}
-	audioCodecs = []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		}, PayloadType: 111},
-	}
+	audioCodecs = []webrtc.RTPCodecParameters{pionapi.Opus(111)}
 )
 
-func h264Codec(pt webrtc.PayloadType, profileLevelID string) webrtc.RTPCodecParameters {
-	return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType:     webrtc.MimeTypeH264,
-		ClockRate:    90000,
-		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profileLevelID,
-		RTCPFeedback: videoFeedback,
-	}, PayloadType: pt}
-}
-
 func (s *Server) newAPI() (*webrtc.API, error) {
-	var me webrtc.MediaEngine
-	for _, c := range videoCodecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	for _, c := range audioCodecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, err
-		}
-	}
-	ir := &interceptor.Registry{}
-	// NACK generator (to publishers) and responder (to subscribers),
-	// sender/receiver reports, and transport-cc feedback to publishers.
-	if err := webrtc.ConfigureNack(&me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCSender(&me, ir); err != nil {
-		return nil, err
-	}
-
-	var se webrtc.SettingEngine
-	se.LoggerFactory = slogFactory{log: s.log}
-	se.SetICEUDPMux(s.udpMux)
-	se.SetICETCPMux(s.tcpMux)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if s.cfg.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{
-			webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6,
-		})
-	}
-	if len(s.cfg.PublicIPs) > 0 {
-		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External:        s.cfg.PublicIPs,
-			AsCandidateType: webrtc.ICECandidateTypeHost,
-			Mode:            webrtc.ICEAddressRewriteReplace,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("ingest: public IPs: %w", err)
-		}
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return pionapi.New(pionapi.Options{
+		Video:      videoCodecs,
+		Audio:      audioCodecs,
+		TWCC:       true,
+		Loopback:   s.cfg.Loopback,
+		UDPMux:     s.udpMux,
+		TCPMux:     s.tcpMux,
+		NAT1To1IPs: s.cfg.PublicIPs,
+		Logger:     s.log,
+	})
 }
 
 // Close closes every room and the ICE ports.
@@ -219,7 +159,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	rooms := make([]*Room, 0, len(s.rooms))
-	for r := range s.rooms {
+	for _, r := range s.rooms {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
@@ -232,7 +172,9 @@ func (s *Server) Close() error {
 
 func (s *Server) forgetRoom(r *Room) {
 	s.mu.Lock()
-	delete(s.rooms, r)
+	if s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+	}
 	s.mu.Unlock()
 }
 

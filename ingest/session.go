@@ -16,10 +16,10 @@ import (
 // session is one WHIP (publish) or WHEP (subscribe) peer connection.
 type session struct {
 	id      string
-	slot    *Slot
+	slot    *slot
 	pc      *webrtc.PeerConnection
 	publish bool
-	// serial is the media.Packet Session value of a publisher.
+	// serial is the media.AccessUnit Session value of a publisher.
 	serial    uint64
 	videoSSRC atomic.Uint32
 	// keyframeWanted is a keyframe request that came before the video.
@@ -35,107 +35,151 @@ func (sess *session) close() {
 	sess.closeOnce.Do(func() { _ = sess.pc.Close() })
 }
 
-func (sess *session) currentETag() string {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	return sess.etag
+// newETag is a fresh quoted entity tag.
+func newETag() string { return `"` + randomID() + `"` }
+
+// Answer is an accepted offer: the SDP answer and the session made for it.
+type Answer struct {
+	SDP     string
+	Session string // the session's id (goes into the WHIP Location)
+	ETag    string // quoted entity tag of the session's ICE state
+}
+
+// Publish answers a WHIP offer for slot (1 or 2): the new session
+// replaces the slot's current publisher. Hooks.Admit is asked first;
+// Hooks.Negotiated follows when it admits.
+func (r *Room) Publish(ctx context.Context, slot int, offer []byte) (Answer, error) {
+	return r.offer(ctx, slot, offer, true)
+}
+
+// Subscribe answers a WHEP offer for slot (1 or 2) at once, whether or
+// not the slot has a publisher: media flows whenever it has one.
+func (r *Room) Subscribe(ctx context.Context, slot int, offer []byte) (Answer, error) {
+	return r.offer(ctx, slot, offer, false)
+}
+
+func (r *Room) offer(ctx context.Context, n int, offer []byte, publish bool) (Answer, error) {
+	sl, err := r.slot(n)
+	if err != nil {
+		return Answer{}, err
+	}
+	if sl.isClosed() {
+		return Answer{}, errRoomClosed
+	}
+	info, err := checkOffer(offer, publish)
+	if err != nil {
+		return Answer{}, err
+	}
+	if publish && r.hooks.Admit != nil {
+		if err := r.hooks.Admit(n); err != nil {
+			return Answer{}, err
+		}
+	}
+	answer, err := r.srv.newSession(ctx, sl, string(offer), info, publish)
+	if publish && r.hooks.Negotiated != nil {
+		r.hooks.Negotiated(n, err == nil)
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	r.srv.log.Info("session started", "battle", r.id, "slot", n, "session", answer.Session, "publish", publish)
+	return answer, nil
 }
 
 // gatherTimeout bounds ICE gathering: host candidates on a mux are
 // immediate, so this only matters when a STUN server hangs.
 const gatherTimeout = 5 * time.Second
 
-// newSession answers offer for slot and registers the session there. It
+// newSession answers offer for sl and registers the session there. It
 // changes nothing when it fails.
-func (s *Server) newSession(ctx context.Context, slot *Slot, offer string, info offerInfo, publish bool) (*session, error) {
+func (s *Server) newSession(ctx context.Context, sl *slot, offer string, info offerInfo, publish bool) (Answer, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		return nil, fmt.Errorf("new peer connection: %w", err)
+		return Answer{}, fmt.Errorf("new peer connection: %w", err)
 	}
-	sess := &session{id: randomID(), etag: `"` + randomID() + `"`, slot: slot, pc: pc, publish: publish}
-	if err := s.negotiate(ctx, sess, offer, info); err != nil {
+	sess := &session{id: randomID(), etag: newETag(), slot: sl, pc: pc, publish: publish}
+	answer, err := s.negotiate(ctx, sess, offer, info)
+	if err == nil {
+		err = sl.add(sess)
+	}
+	if err != nil {
 		sess.close()
-		return nil, err
+		return Answer{}, err
 	}
-	if err := slot.add(sess); err != nil {
-		sess.close()
-		return nil, err
-	}
-	return sess, nil
+	return Answer{SDP: answer, Session: sess.id, ETag: sess.etag}, nil
 }
 
-func (s *Server) negotiate(ctx context.Context, sess *session, offer string, info offerInfo) error {
-	pc, slot := sess.pc, sess.slot
+// negotiate applies the offer to sess and returns the answer.
+func (s *Server) negotiate(ctx context.Context, sess *session, offer string, info offerInfo) (string, error) {
+	pc, sl := sess.pc, sess.slot
 	if sess.publish {
 		sess.serial = s.sessionSerial.Add(1)
 		pc.OnTrack(func(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			s.receive(sess, track, recv)
 		})
 	} else {
-		for _, t := range []*forwardTrack{slot.video, slot.audio} {
+		for _, t := range []*forwardTrack{&sl.video, &sl.audio} {
 			if (t.kind == webrtc.RTPCodecTypeVideo && !info.video) || (t.kind == webrtc.RTPCodecTypeAudio && !info.audio) {
 				continue
 			}
 			sender, err := pc.AddTrack(t)
 			if err != nil {
-				return fmt.Errorf("add track: %w", err)
+				return "", fmt.Errorf("adding the %s track: %w", t.kind, err)
 			}
-			go forwardFeedback(sender, slot)
+			go forwardFeedback(sender, sl)
 		}
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		s.log.Debug("ingest: session state", "room", slot.room.id, "slot", slot.n, "session", sess.id, "publish", sess.publish, "state", st)
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			if sess.publish {
-				slot.setConnected(sess, true)
-			} else {
-				slot.requestKeyframe()
-			}
-		case webrtc.PeerConnectionStateDisconnected:
-			if sess.publish {
-				slot.setConnected(sess, false)
-			}
-		case webrtc.PeerConnectionStateFailed:
+		s.log.Debug("session state", "battle", sl.room.id, "slot", sl.n, "session", sess.id, "state", st)
+		switch {
+		case st == webrtc.PeerConnectionStateFailed:
 			// Not from inside pion's callback: remove closes the connection.
-			go slot.remove(sess)
+			go sl.remove(sess)
+		case sess.publish:
+			sl.publisherChanged(sess)
+		case st == webrtc.PeerConnectionStateConnected:
+			sl.keyframes.request() // the new subscriber starts at a keyframe
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return &offerError{status: statusUnusable, msg: "offer rejected: " + err.Error()}
+		s.log.Info("offer rejected", "battle", sl.room.id, "slot", sl.n, "err", err)
+		return "", fmt.Errorf("%w: the offer cannot be negotiated", ErrUnusable)
 	}
 	if sess.publish {
-		preferSendableVideo(pc, slot)
+		preferSendableVideo(pc, sl)
 	}
-	return s.answer(ctx, pc)
+	return s.answer(ctx, sess)
 }
 
 // answer creates and sets the local answer and waits for ICE gathering so
 // that it carries the candidates.
-func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection) error {
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return &offerError{status: statusUnusable, msg: "cannot answer offer: " + err.Error()}
-	}
+func (s *Server) answer(ctx context.Context, sess *session) (string, error) {
+	pc, sl := sess.pc, sess.slot
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return fmt.Errorf("set local description: %w", err)
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		// The offer's fault, as a rule: codecs pion cannot match.
+		s.log.Info("no answer to the offer", "battle", sl.room.id, "slot", sl.n, "session", sess.id, "err", err)
+		return "", fmt.Errorf("%w: the offer cannot be answered", ErrUnusable)
 	}
 	ctx, cancel := context.WithTimeout(ctx, gatherTimeout)
 	defer cancel()
 	select {
 	case <-gathered:
-		return nil
+		return pc.LocalDescription().SDP, nil
 	case <-ctx.Done():
-		return fmt.Errorf("ICE gathering: %w", ctx.Err())
+		return "", fmt.Errorf("ICE gathering: %w", ctx.Err())
 	}
 }
 
 // preferSendableVideo orders the publisher's video codecs so that the one
 // chosen is one every current subscriber of the slot can receive, H264
 // before VP8 otherwise.
-func preferSendableVideo(pc *webrtc.PeerConnection, slot *Slot) {
-	order := slot.video.acceptedByAll([]media.Codec{media.CodecH264, media.CodecVP8})
+func preferSendableVideo(pc *webrtc.PeerConnection, sl *slot) {
+	order := sl.video.acceptedByAll([]media.Codec{media.CodecH264, media.CodecVP8})
 	for _, c := range []media.Codec{media.CodecH264, media.CodecVP8} {
 		if !slices.Contains(order, c) {
 			order = append(order, c)
@@ -159,17 +203,17 @@ func preferSendableVideo(pc *webrtc.PeerConnection, slot *Slot) {
 // receive reads one publisher track: forwards each packet to the slot's
 // subscribers, then depacketizes it into the slot's feed.
 func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	slot := sess.slot
+	sl := sess.slot
 	codec := codecOfMime(track.Codec().MimeType)
 	if codec == media.CodecUnknown {
 		return
 	}
-	fwd := slot.audio
+	fwd := &sl.audio
 	if codec.IsVideo() {
-		fwd = slot.video
+		fwd = &sl.video
 		sess.videoSSRC.Store(uint32(track.SSRC()))
 		if sess.keyframeWanted.Swap(false) {
-			slot.requestKeyframe()
+			sl.keyframes.request()
 		}
 	}
 	clockRate := track.Codec().ClockRate
@@ -179,7 +223,7 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 	emit := func(p media.AccessUnit) {
 		p.SenderNTP = clock.at(p.RTPTime, clockRate)
 		p.Session = sess.serial
-		slot.feed.send(p)
+		sl.feed.send(p)
 	}
 	for {
 		pkt, _, err := track.ReadRTP()
@@ -189,7 +233,7 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 		at := time.Now()
 		s.counters.rtpPacketsIn.Add(1)
 		s.counters.rtpBytesIn.Add(uint64(len(pkt.Payload)))
-		if slot.publisher.Load() != sess {
+		if sl.publisher.Load() != sess {
 			continue // replaced, about to be closed
 		}
 		fwd.write(sess.serial, codec, clockRate, pkt, at)
@@ -217,7 +261,7 @@ func readSenderReports(recv *webrtc.RTPReceiver, ssrc uint32, clock *senderClock
 // forwardFeedback reads a subscriber's RTCP for one track and passes
 // keyframe requests on to the slot's publisher (rate-limited there).
 // NACKs are answered by pion's responder interceptor before this.
-func forwardFeedback(sender *webrtc.RTPSender, slot *Slot) {
+func forwardFeedback(sender *webrtc.RTPSender, sl *slot) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -226,10 +270,10 @@ func forwardFeedback(sender *webrtc.RTPSender, slot *Slot) {
 		for _, p := range pkts {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				slot.room.srv.counters.plisIn.Add(1)
-				slot.requestKeyframe()
+				sl.room.srv.counters.plisIn.Add(1)
+				sl.keyframes.request()
 			case *rtcp.TransportLayerNack:
-				slot.room.srv.counters.nacksIn.Add(1)
+				sl.room.srv.counters.nacksIn.Add(1)
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -63,7 +62,7 @@ func (u *unpacker) push(pkt *rtp.Packet, at time.Time, emit func(media.AccessUni
 		emit(media.AccessUnit{
 			Codec:     u.codec,
 			Data:      s.Data,
-			Keyframe:  isKeyframe(u.codec, s.Data),
+			Keyframe:  media.IsKeyframe(u.codec, s.Data),
 			RTPTime:   s.PacketTimestamp,
 			ClockRate: u.clockRate,
 			Arrival:   u.arrivalOf(s.PacketTimestamp, at),
@@ -113,18 +112,6 @@ func (u *unpacker) arrivalOf(ts uint32, fallback time.Time) time.Time {
 		}
 	}
 	return fallback
-}
-
-func isKeyframe(codec media.Codec, data []byte) bool {
-	switch codec {
-	case media.CodecH264:
-		var au h264.AnnexB
-		return au.Unmarshal(data) == nil && h264.IsRandomAccess(au)
-	case media.CodecVP8:
-		// The frame tag's P bit is 0 on key frames (RFC 6386 9.1).
-		return len(data) > 0 && data[0]&0x01 == 0
-	}
-	return true
 }
 
 // senderClock maps a track's RTP timestamps to the sender's wall clock

@@ -8,19 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/singoff/singoff/internal/pionapi"
 )
 
 // Options configure a publisher or subscriber.
@@ -28,17 +26,11 @@ type Options struct {
 	// VideoCodec is webrtc.MimeTypeH264 (the default) or
 	// webrtc.MimeTypeVP8: the only video codec a publisher offers.
 	VideoCodec string
-	// RTP makes a publisher take RTP packets (WriteVideoRTP,
-	// WriteAudioRTP) instead of samples.
-	RTP bool
 	// Loopback keeps ICE on 127.0.0.1, loopback candidate included.
 	Loopback bool
 	// TCP keeps ICE on TCP, as a singer behind a firewall that drops
 	// UDP must.
-	TCP        bool
-	ICEServers []webrtc.ICEServer
-	// HTTPClient defaults to http.DefaultClient.
-	HTTPClient *http.Client
+	TCP bool
 }
 
 // HTTPError is a WHIP/WHEP request the server did not accept.
@@ -48,11 +40,8 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("whipclient: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
 }
-
-// ErrWrongMode is returned by writes that do not match Options.RTP.
-var ErrWrongMode = errors.New("whipclient: write does not match Options.RTP")
 
 // Codec payload types of the client; the server may map them to others.
 const (
@@ -61,59 +50,32 @@ const (
 	ptOpus = 111
 )
 
+// The client's codecs: each video codec alone is what a publisher offers
+// (Options.VideoCodec); a subscriber takes both.
 var (
 	videoFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
-	h264Codec     = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-		RTCPFeedback: videoFeedback,
-	}, PayloadType: ptH264}
-	vp8Codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
-	}, PayloadType: ptVP8}
-	opusCodec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-	}, PayloadType: ptOpus}
+	h264Codec     = pionapi.H264(ptH264, "42e01f", videoFeedback)
+	vp8Codec      = pionapi.VP8(ptVP8, videoFeedback)
+	opusCodec     = pionapi.Opus(ptOpus)
 )
 
 func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
-	var me webrtc.MediaEngine
-	for _, c := range []webrtc.RTPCodecParameters{h264Codec, vp8Codec} {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+	api, err := pionapi.New(pionapi.Options{
+		Video:    []webrtc.RTPCodecParameters{h264Codec, vp8Codec},
+		Audio:    []webrtc.RTPCodecParameters{opusCodec},
+		Loopback: opts.Loopback,
+		TCPOnly:  opts.TCP,
+	})
+	if err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(&me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	var se webrtc.SettingEngine
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	network := webrtc.NetworkTypeUDP4
-	if opts.TCP {
-		network = webrtc.NetworkTypeTCP4
-		se.SetNetworkTypes([]webrtc.NetworkType{network})
-	}
-	if opts.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{network})
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	return api.NewPeerConnection(webrtc.Configuration{ICEServers: opts.ICEServers})
+	return api.NewPeerConnection(webrtc.Configuration{})
 }
 
 // session is what publishers and subscribers share: the peer connection
 // and its WHIP/WHEP resource.
 type session struct {
 	pc        *webrtc.PeerConnection
-	client    *http.Client
 	token     string
 	location  string
 	connected chan struct{}
@@ -125,10 +87,7 @@ func newSession(opts Options, token string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{pc: pc, client: opts.HTTPClient, token: token, connected: make(chan struct{})}
-	if s.client == nil {
-		s.client = http.DefaultClient
-	}
+	s := &session{pc: pc, token: token, connected: make(chan struct{})}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
@@ -143,16 +102,16 @@ func newSession(opts Options, token string) (*session, error) {
 func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the offer: %w", err)
 	}
 	gathered := webrtc.GatheringCompletePromise(s.pc)
 	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return err
+		return fmt.Errorf("setting the offer: %w", err)
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("gathering candidates: %w", ctx.Err())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(s.pc.LocalDescription().SDP))
 	if err != nil {
@@ -160,24 +119,27 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusCreated {
 		return &HTTPError{Status: resp.StatusCode, Body: string(body)}
 	}
 	loc, err := resp.Location()
 	if err != nil {
-		return fmt.Errorf("whipclient: answer without Location: %w", err)
+		return fmt.Errorf("answer without Location: %w", err)
 	}
 	s.location = loc.String()
-	return s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)})
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		return fmt.Errorf("applying the answer: %w", err)
+	}
+	return nil
 }
 
 func (s *session) authorize(req *http.Request) {
@@ -214,7 +176,7 @@ func (s *session) delete(ctx context.Context) error {
 		return err
 	}
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -235,7 +197,7 @@ func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
 	}
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
 	s.authorize(req)
-	resp, err := s.client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -247,10 +209,9 @@ func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
 // Publisher is a WHIP session sending one video and one audio track.
 type Publisher struct {
 	*session
-	videoSample, audioSample *webrtc.TrackLocalStaticSample
-	videoRTP, audioRTP       *webrtc.TrackLocalStaticRTP
-	keyframeRequests         chan struct{}
-	keyframeRequestCount     atomic.Uint64
+	video, audio         *webrtc.TrackLocalStaticSample
+	keyframeRequests     chan struct{}
+	keyframeRequestCount atomic.Uint64
 }
 
 // Publish offers one video and one audio track to the WHIP endpoint.
@@ -279,32 +240,14 @@ func (p *Publisher) addTracks(opts Options) error {
 	tracks := []struct {
 		codec webrtc.RTPCodecParameters
 		id    string
-	}{{video, "video"}, {opusCodec, "audio"}}
+		local **webrtc.TrackLocalStaticSample
+	}{{video, "video", &p.video}, {opusCodec, "audio", &p.audio}}
 	for _, t := range tracks {
-		var local webrtc.TrackLocal
-		if opts.RTP {
-			tr, err := webrtc.NewTrackLocalStaticRTP(t.codec.RTPCodecCapability, t.id, "whipclient")
-			if err != nil {
-				return err
-			}
-			local = tr
-			if t.id == "video" {
-				p.videoRTP = tr
-			} else {
-				p.audioRTP = tr
-			}
-		} else {
-			tr, err := webrtc.NewTrackLocalStaticSample(t.codec.RTPCodecCapability, t.id, "whipclient")
-			if err != nil {
-				return err
-			}
-			local = tr
-			if t.id == "video" {
-				p.videoSample = tr
-			} else {
-				p.audioSample = tr
-			}
+		local, err := webrtc.NewTrackLocalStaticSample(t.codec.RTPCodecCapability, t.id, "whipclient")
+		if err != nil {
+			return err
 		}
+		*t.local = local
 		tr, err := p.pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return err
@@ -344,37 +287,10 @@ func (p *Publisher) KeyframeRequests() <-chan struct{} { return p.keyframeReques
 func (p *Publisher) KeyframeRequestCount() uint64 { return p.keyframeRequestCount.Load() }
 
 // WriteVideo sends one video frame (H264 Annex-B access unit or VP8 frame).
-func (p *Publisher) WriteVideo(s media.Sample) error {
-	if p.videoSample == nil {
-		return ErrWrongMode
-	}
-	return p.videoSample.WriteSample(s)
-}
+func (p *Publisher) WriteVideo(s media.Sample) error { return p.video.WriteSample(s) }
 
 // WriteAudio sends one Opus packet.
-func (p *Publisher) WriteAudio(s media.Sample) error {
-	if p.audioSample == nil {
-		return ErrWrongMode
-	}
-	return p.audioSample.WriteSample(s)
-}
-
-// WriteVideoRTP sends one video RTP packet (Options.RTP); its payload
-// type and SSRC are set by the track.
-func (p *Publisher) WriteVideoRTP(pkt *rtp.Packet) error {
-	if p.videoRTP == nil {
-		return ErrWrongMode
-	}
-	return p.videoRTP.WriteRTP(pkt)
-}
-
-// WriteAudioRTP sends one audio RTP packet (Options.RTP).
-func (p *Publisher) WriteAudioRTP(pkt *rtp.Packet) error {
-	if p.audioRTP == nil {
-		return ErrWrongMode
-	}
-	return p.audioRTP.WriteRTP(pkt)
-}
+func (p *Publisher) WriteAudio(s media.Sample) error { return p.audio.WriteSample(s) }
 
 // Packet is one RTP packet a subscriber received.
 type Packet struct {
@@ -389,7 +305,6 @@ type Packet struct {
 type Subscriber struct {
 	*session
 	packets   chan Packet
-	dropped   atomic.Uint64
 	videoSSRC atomic.Uint32
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -435,24 +350,20 @@ func (sub *Subscriber) read(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		case sub.packets <- p:
 		case <-sub.done:
 			return
-		default:
-			sub.dropped.Add(1)
+		default: // full: nobody reads
 		}
 	}
 }
 
-// Packets delivers received RTP of both tracks; packets are dropped (and
-// counted) when it is full.
+// Packets delivers received RTP of both tracks; packets are dropped when
+// it is full.
 func (sub *Subscriber) Packets() <-chan Packet { return sub.packets }
-
-// Dropped counts the packets Packets had no room for.
-func (sub *Subscriber) Dropped() uint64 { return sub.dropped.Load() }
 
 // RequestKeyframe sends a PLI for the video track.
 func (sub *Subscriber) RequestKeyframe() error {
 	ssrc := sub.videoSSRC.Load()
 	if ssrc == 0 {
-		return errors.New("whipclient: no video track yet")
+		return errors.New("no video track yet")
 	}
 	return sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
