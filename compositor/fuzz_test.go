@@ -53,8 +53,7 @@ func fuzzClips(f *testing.F) map[media.Codec]fuzzClip {
 //     has a keyframe asked for;
 //   - a real keyframe afterwards makes a picture again.
 //
-// The units arrive keyframeInterval apart, so the rate limit on keyframe
-// requests hides none of them.
+// The units arrive half a second apart, as a slow stream would.
 func FuzzDecode(f *testing.F) {
 	clips := fuzzClips(f)
 	for _, codec := range []media.Codec{media.CodecH264, media.CodecVP8} {
@@ -85,7 +84,7 @@ func FuzzDecode(f *testing.F) {
 		s.start = t0
 		at := func(p media.AccessUnit, step int) media.AccessUnit {
 			p.Session = 1
-			p.Arrival = t0.Add(time.Duration(step) * keyframeInterval)
+			p.Arrival = t0.Add(time.Duration(step) * 500 * time.Millisecond)
 			return p
 		}
 		type counts struct{ pictures, errors, requests int64 }

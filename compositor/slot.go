@@ -17,9 +17,6 @@ import (
 // maxPixels is the largest singer picture decoded: 4K UHD.
 const maxPixels = 3840 * 2160
 
-// keyframeInterval rate-limits a slot's keyframe requests.
-const keyframeInterval = 500 * time.Millisecond
-
 // halfWidth is the width of each singer's half of the program.
 const halfWidth = media.ProgramWidth / 2
 
@@ -45,7 +42,6 @@ type slot struct {
 	videoCodec   media.Codec
 	audio        *astiav.CodecContext
 	needKeyframe bool
-	lastRequest  time.Time
 	silent       int   // video units in a row that decoded to no picture
 	nextSample   int64 // where the previous audio frame ended
 	pkt          *astiav.Packet
@@ -109,7 +105,6 @@ func (s *slot) newSession(session uint64) {
 	s.nextSample = 0
 	s.needKeyframe = true
 	s.silent = 0
-	s.lastRequest = time.Time{}
 	s.mu.Lock()
 	s.stats.Session = session
 	s.mu.Unlock()
@@ -138,11 +133,9 @@ func (s *slot) free() {
 	s.pkt.Free()
 }
 
-func (s *slot) requestKeyframe(now time.Time) {
-	if now.Sub(s.lastRequest) < keyframeInterval {
-		return
-	}
-	s.lastRequest = now
+// requestKeyframe asks the feed for a keyframe; the feed rate-limits
+// (and defers, never drops) the requests it passes on to the singer.
+func (s *slot) requestKeyframe() {
 	s.feed.RequestKeyframe()
 	s.mu.Lock()
 	s.stats.KeyframeRequests++
@@ -161,14 +154,13 @@ func (s *slot) decodeFailed(what string, err error) {
 	}
 }
 
-// videoFailed is a video unit that did not decode, arrived at now: the
-// picture waits for a keyframe, which is asked for. (Audio errors need
-// nothing: the Opus decoder conceals them, and the picture is not
-// theirs to stop.)
-func (s *slot) videoFailed(what string, err error, now time.Time) {
+// videoFailed is a video unit that did not decode: the picture waits for
+// a keyframe, which is asked for. (Audio errors need nothing: the Opus
+// decoder conceals them, and the picture is not theirs to stop.)
+func (s *slot) videoFailed(what string, err error) {
 	s.decodeFailed(what, err)
 	s.needKeyframe = true
-	s.requestKeyframe(now)
+	s.requestKeyframe()
 }
 
 func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
@@ -205,7 +197,6 @@ func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
 }
 
 func (s *slot) decodeVideo(p *media.AccessUnit) {
-	now := p.Arrival
 	at := s.clock.playAt(p)
 	if s.video == nil || s.videoCodec != p.Codec {
 		if s.video != nil {
@@ -222,12 +213,12 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 		s.silent = 0
 	}
 	if p.Loss {
-		s.requestKeyframe(now)
+		s.requestKeyframe()
 	}
 	if s.needKeyframe {
 		// Asked until a picture decodes, even when this unit claims to
 		// be a keyframe: junk can claim anything.
-		s.requestKeyframe(now)
+		s.requestKeyframe()
 		if !p.Keyframe && !media.IsKeyframe(p.Codec, p.Data) {
 			return
 		}
@@ -240,7 +231,7 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 	err := s.video.SendPacket(s.pkt)
 	s.pkt.Unref()
 	if err != nil && !errors.Is(err, astiav.ErrEagain) {
-		s.videoFailed("video", err, now)
+		s.videoFailed("video", err)
 		return
 	}
 	pictures := 0
@@ -250,13 +241,13 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 			break
 		}
 		if err != nil {
-			s.videoFailed("video", err, now)
+			s.videoFailed("video", err)
 			return
 		}
 		pictures++
 		s.needKeyframe = false
 		if err := s.present(s.frame); err != nil {
-			s.videoFailed("video frame", err, now)
+			s.videoFailed("video frame", err)
 		}
 		s.frame.Unref()
 	}
@@ -269,7 +260,7 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 	// keyframe.
 	if s.silent++; s.silent >= silentUnits {
 		s.decodeFailed("video", errNoPicture)
-		s.requestKeyframe(now)
+		s.requestKeyframe()
 	}
 }
 

@@ -178,3 +178,11 @@ func parseSDPFrag(body []byte) (sdpFrag, error) {
 	}
 	return frag, nil
 }
+
+// CheckOffer tells whether a WHIP (publish) or WHEP offer is one the
+// server can answer, before any room or session is made for it: an
+// ErrMalformed or ErrUnusable error says why not.
+func CheckOffer(offer []byte, publish bool) error {
+	_, err := checkOffer(offer, publish)
+	return err
+}

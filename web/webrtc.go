@@ -118,9 +118,17 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 		if !ok {
 			return
 		}
+		if req.battle.State == storage.StateEnded {
+			httpjson.Error(c.Writer, http.StatusConflict, "the battle has ended")
+			return
+		}
+		if err := ingest.CheckOffer(offer, k == whip); err != nil {
+			w.fail(c, err)
+			return
+		}
 		ctx := c.Request.Context()
 		// The room exists only from here on: for an authorized request
-		// with an offer to answer.
+		// with an offer the server can answer.
 		if err := w.battles.Open(ctx, req.battle.ID); err != nil {
 			w.fail(c, err)
 			return

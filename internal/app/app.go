@@ -113,6 +113,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Compositor: compositor.Config{Preset: cfg.Preset, VideoBitrate: cfg.VideoBitrate},
 		Live:       liveOutput{live},
 		Recordings: recordings,
+		DiskFloor:  recording.ErrDiskFloor,
 		Logger:     part("compositor"),
 	})
 	if err != nil {
