@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/singoff/singoff/ingest/whipclient"
 	"github.com/singoff/singoff/internal/synth"
@@ -65,7 +64,7 @@ func runBot(ctx context.Context, log *slog.Logger, c botConfig) error {
 	for {
 		err := publishOnce(ctx, log, c, endpoint)
 		if ctx.Err() != nil {
-			return nil
+			return err // nil, or the hang-up failed
 		}
 		var httpErr *whipclient.HTTPError
 		if errors.As(err, &httpErr) && httpErr.Status >= 400 && httpErr.Status < 500 && httpErr.Status != 429 {
@@ -97,45 +96,13 @@ func publishOnce(ctx context.Context, log *slog.Logger, c botConfig, endpoint st
 		src.Close()
 		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		pub.Close(closeCtx)
-	}()
 	log.Info("publishing", "endpoint", endpoint, "session", pub.Location())
-
-	runCtx, cancel := context.WithCancel(ctx)
+	err = src.Sing(ctx, pub)
+	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	go func() {
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-pub.KeyframeRequests():
-				src.RequestKeyframe()
-			}
-		}
-	}()
-	var writeErr error
-	videoDur := time.Second / 30
-	err = src.Run(runCtx, func(p media.AccessUnit) {
-		if writeErr != nil {
-			return
-		}
-		sample := pionmedia.Sample{Data: p.Data}
-		if p.Codec.IsVideo() {
-			sample.Duration = videoDur
-			writeErr = pub.WriteVideo(sample)
-		} else {
-			sample.Duration = 20 * time.Millisecond
-			writeErr = pub.WriteAudio(sample)
-		}
-		if writeErr != nil {
-			cancel()
-		}
-	})
-	if writeErr != nil {
-		return writeErr
+	if cerr := pub.Close(closeCtx); cerr != nil && err == nil && ctx.Err() != nil {
+		// Stopping: the session must go at once, not when ICE times out.
+		err = fmt.Errorf("hanging up: %w", cerr)
 	}
 	return err
 }
