@@ -501,14 +501,14 @@ func TestEnd(t *testing.T) {
 	if !ok {
 		t.Fatal("not live")
 	}
-	_, body := get(t, l.url("video1_stream.m3u8"), nil) // waits for the first part
+	get(t, l.url("video1_stream.m3u8"), nil) // waits for the first part
 	l.stop()
 	<-l.fed
 	if l.feedErr != nil && !errors.Is(l.feedErr, context.Canceled) {
 		t.Fatal(l.feedErr)
 	}
 	// Wait on a part that will never come.
-	_, body = get(t, l.url("video1_stream.m3u8"), nil)
+	_, body := get(t, l.url("video1_stream.m3u8"), nil)
 	pl := mediaPlaylist(t, body)
 	requests := m.Stats().PlaylistRequests
 	type result struct {
