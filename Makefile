@@ -1,7 +1,20 @@
 # singoff: `make run` and `make test` install what is missing, then build.
 APT_PACKAGES := libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
-	libswscale-dev libswresample-dev libavutil-dev pkg-config ffmpeg chromium nginx-light
+	libswscale-dev libswresample-dev libavutil-dev pkg-config ffmpeg chromium nginx-light \
+	postgresql fonts-noto-core fonts-noto-cjk
 GO ?= go
+
+# staticcheck, pinned; `make lint` installs it with `go install` (the Go
+# proxy is all CI needs) into GOBIN, else GOPATH/bin.
+STATICCHECK_VERSION := 0.8.2
+GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+STATICCHECK := $(GOBIN_DIR)/staticcheck
+
+# The race detector runs the tests that do not run media in real time at
+# full load: the real-time ones (compositor, e2e, ingest's 20 rooms) run
+# several times slower under it and would starve the two cores. ingest
+# runs with -short, which leaves out its 20 rooms.
+RACE_PACKAGES := ./battle ./storage/... ./internal/... ./hls ./web ./cmd/... ./compositor/overlay
 
 .PHONY: deps
 deps:
@@ -22,7 +35,7 @@ deps:
 HLSJS := web/assets/vendor/hls.min.mjs
 FUZZTIME ?= 8s
 
-.PHONY: web-assets build run test fuzz bench-forwarding clean
+.PHONY: web-assets build run test lint race fuzz clean
 web-assets: $(HLSJS)
 $(HLSJS): web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js (Debian: apt-get install npm)"; exit 1; }
@@ -37,12 +50,29 @@ build: deps web-assets
 run: build
 	./bin/singoff serve --demo
 
+# Vet, lint, the race detector, every test once (benchmarks are not run:
+# see docs/BENCHMARKS.md), then every fuzz target briefly.
 test: deps web-assets
 	$(GO) vet ./...
+	$(MAKE) lint
+	$(MAKE) race
 	# One package at a time: the media tests run in real time and must
 	# not starve each other of the two cores.
-	$(GO) test -count=1 -p 1 -timeout 40m ./...
+	$(GO) test -count=1 -p 1 -timeout 20m ./...
 	$(MAKE) fuzz
+
+# gofmt, then staticcheck (its default checks).
+lint:
+	@$(STATICCHECK) -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))' || \
+		{ echo "installing staticcheck $(STATICCHECK_VERSION) into $(GOBIN_DIR)"; \
+		  GOBIN=$(GOBIN_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION); }
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
+	$(STATICCHECK) ./...
+
+race:
+	$(GO) test -race -count=1 -p 1 -timeout 10m $(RACE_PACKAGES)
+	$(GO) test -race -short -count=1 -timeout 10m ./ingest
 
 # Every fuzz target, briefly: the parsers of untrusted bytes.
 fuzz:

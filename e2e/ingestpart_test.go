@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/asticode/go-astiav"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
@@ -373,8 +374,8 @@ func (w *partWatcher) nextFirstPicture(t *testing.T) partRead {
 			continue
 		}
 		w.keyed = true
-		nalus, err := sample.GetH264()
-		if err != nil {
+		var nalus h264.AVCC
+		if err := nalus.Unmarshal(sample.Payload); err != nil {
 			t.Fatalf("part %s sample %d: %v", uri, i, err)
 		}
 		var annexB []byte

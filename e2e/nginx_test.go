@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/singoff/singoff/internal/testprogram"
 	"github.com/singoff/singoff/internal/loadtest"
 	"github.com/singoff/singoff/internal/loadtest/testorigin"
+	"github.com/singoff/singoff/internal/testprogram"
 )
 
 // TestEdgeCollapsesRequests puts the nginx edge of deploy/ in front of an

@@ -238,10 +238,12 @@ func readWithGohlslib(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Wait2() }()
 	for _, ch := range []chan struct{}{gotVideo, gotAudio} {
 		select {
 		case <-ch:
-		case err := <-c.Wait():
+		case err := <-stopped:
 			t.Fatalf("gohlslib client stopped: %v", err)
 		case <-time.After(20 * time.Second):
 			t.Fatal("gohlslib client got no samples of a track within 20 s")

@@ -51,9 +51,7 @@ func (c *writeClock) writtenAt(ntp time.Time) (time.Time, bool) {
 // so run it with e.g. -benchtime=100x.
 func BenchmarkPartPublish(b *testing.B) {
 	s := NewServer(testLogger(b), nil)
-	mux := http.NewServeMux()
-	mux.Handle("/hls/", s.Handler())
-	srv := newLoopbackServer(b, mux)
+	srv := newLoopbackServer(b, router(s))
 	m, err := s.Start("bench", program.Info)
 	if err != nil {
 		b.Fatal(err)

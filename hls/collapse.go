@@ -3,14 +3,37 @@ package hls
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // maxCachedFiles bounds the init files and parts kept in memory: about
 // 12 s of the program's parts, more than a live playlist lists.
 const maxCachedFiles = 64
+
+// llhlsDirectives are the query parameters of LL-HLS (RFC 8216bis 6.2.5):
+// the only ones that change a playlist. Others are dropped before
+// gohlslib sees a request, which would otherwise copy them into every
+// URI it lists, and so do not defeat collapsing.
+var llhlsDirectives = []string{"_HLS_msn", "_HLS_part", "_HLS_skip"}
+
+// directives returns q's LL-HLS directives, the first value of each, in
+// a canonical order.
+func directives(q url.Values) string {
+	kept := make(url.Values, len(llhlsDirectives))
+	for _, name := range llhlsDirectives {
+		if q.Has(name) {
+			kept.Set(name, q.Get(name))
+		}
+	}
+	return kept.Encode() // sorted by name
+}
 
 // answer is gohlslib's complete response to a request, kept to answer
 // identical requests with the same bytes.
@@ -22,13 +45,6 @@ type answer struct {
 	body          []byte
 }
 
-// flight is a request being answered by gohlslib, which identical
-// requests wait on instead of asking gohlslib themselves.
-type flight struct {
-	done chan struct{} // closed once answer is set
-	answer
-}
-
 // collapser answers identical requests with one call to gohlslib. Every
 // LL-HLS watcher asks for the same next playlist and the same parts at
 // nearly the same time; gohlslib makes each waiting request wait on one
@@ -37,17 +53,16 @@ type flight struct {
 // URL waits there. Init files and parts never change under a name, so
 // their answers are also kept for later requests.
 type collapser struct {
-	mu       sync.Mutex
-	inFlight map[string]*flight
-	cached   map[string]answer
-	order    []string // keys of cached, oldest first
+	logger  *slog.Logger
+	flights singleflight.Group
+
+	mu     sync.Mutex
+	cached map[string]answer
+	order  []string // keys of cached, oldest first
 }
 
-func newCollapser() *collapser {
-	return &collapser{
-		inFlight: make(map[string]*flight),
-		cached:   make(map[string]answer, maxCachedFiles),
-	}
+func newCollapser(logger *slog.Logger) *collapser {
+	return &collapser{logger: logger, cached: make(map[string]answer, maxCachedFiles)}
 }
 
 // cachedAnswer returns the cached answer to the request identified by key.
@@ -59,46 +74,49 @@ func (c *collapser) cachedAnswer(key string) (answer, bool) {
 }
 
 // do returns the answer to the request identified by key: a cached one,
-// that of an identical request in flight, or that of produce, which
-// writes a response to the recorder it is given. An answer with status
-// 200 is cached when cache is true. It returns false when ctx ends first.
+// or that of produce, which writes a response to the recorder it is
+// given and is called once for all the identical requests in flight. An
+// answer with status 200 is cached when cache is true. It returns false
+// when ctx ends first.
 func (c *collapser) do(ctx context.Context, key string, cache bool, produce func(http.ResponseWriter)) (answer, bool) {
-	c.mu.Lock()
-	if a, ok := c.cached[key]; ok {
-		c.mu.Unlock()
+	if a, ok := c.cachedAnswer(key); ok {
 		return a, true
 	}
-	if f, ok := c.inFlight[key]; ok {
-		c.mu.Unlock()
-		select {
-		case <-f.done:
-			return f.answer, true
-		case <-ctx.Done():
-			return answer{}, false
+	// produce runs on a goroutine of its own: gohlslib does not watch
+	// the request's context, and the requests waiting on this one must
+	// get their answer even if the client that asked first has gone.
+	flight := c.flights.DoChan(key, func() (any, error) {
+		a := c.produce(key, produce)
+		if cache && a.status == http.StatusOK {
+			c.store(key, a)
 		}
+		return a, nil
+	})
+	select {
+	case res := <-flight:
+		return res.Val.(answer), true
+	case <-ctx.Done():
+		return answer{}, false
 	}
-	f := &flight{done: make(chan struct{})}
-	c.inFlight[key] = f
-	c.mu.Unlock()
-
-	// gohlslib does not watch the request's context: the leader waits
-	// for the answer even if its own client has gone, so that the
-	// requests waiting on it get theirs.
-	rec := &recorder{header: make(http.Header)}
-	produce(rec)
-	f.answer = rec.answer()
-
-	c.mu.Lock()
-	delete(c.inFlight, key)
-	if cache && f.status == http.StatusOK {
-		c.storeLocked(key, f.answer)
-	}
-	c.mu.Unlock()
-	close(f.done)
-	return f.answer, true
 }
 
-func (c *collapser) storeLocked(key string, a answer) {
+// produce records produce's response. A panic, which off the request's
+// goroutine would end the process, answers 500 instead.
+func (c *collapser) produce(key string, produce func(http.ResponseWriter)) (a answer) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.logger.Error("hls: answering a request", "file", key, "err", fmt.Errorf("panic: %v", v))
+			a = answer{status: http.StatusInternalServerError, contentLength: []string{"0"}}
+		}
+	}()
+	rec := &recorder{header: make(http.Header)}
+	produce(rec)
+	return rec.answer()
+}
+
+func (c *collapser) store(key string, a answer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, ok := c.cached[key]; ok {
 		return
 	}

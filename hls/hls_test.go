@@ -1,13 +1,16 @@
 package hls
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,8 +23,8 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
-	"github.com/singoff/singoff/internal/testprogram"
 	"github.com/singoff/singoff/internal/mediacheck"
+	"github.com/singoff/singoff/internal/testprogram"
 )
 
 // program is the clip every test feeds, encoded once by TestMain.
@@ -61,10 +64,8 @@ type liveServer struct {
 func startLive(t *testing.T, length time.Duration) *liveServer {
 	t.Helper()
 	s := NewServer(testLogger(t), func(id string) bool { return id == "endedLongAgo" })
-	mux := http.NewServeMux()
-	mux.Handle("/hls/", s.Handler())
 	l := &liveServer{server: s, id: "battle-1", fed: make(chan struct{})}
-	l.http = newLoopbackServer(t, mux)
+	l.http = newLoopbackServer(t, router(s))
 	m, err := s.Start(l.id, program.Info)
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +82,20 @@ func startLive(t *testing.T, length time.Duration) *liveServer {
 		s.End(l.id)
 	})
 	return l
+}
+
+// router stands in for the project's HTTP layer (web): it routes
+// /hls/{id}/{file} to s with the peer's address as the client.
+func router(s *Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hls/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		client, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			client = r.RemoteAddr
+		}
+		s.Serve(w, r, r.PathValue("id"), r.PathValue("file"), client)
+	})
+	return mux
 }
 
 func newLoopbackServer(t testing.TB, h http.Handler) *httptest.Server {
@@ -239,13 +254,7 @@ func TestLive(t *testing.T) {
 			t.Fatalf("asked for part %d.%d, got a playlist whose last part is %d.%d", msn, nextPart, afterMSN, len(after.Parts)-1)
 		}
 
-		var partURI string
-		if len(after.Parts) > 0 {
-			partURI = after.Parts[len(after.Parts)-1].URI
-		} else {
-			last := after.Segments[len(after.Segments)-1]
-			partURI = last.Parts[len(last.Parts)-1].URI
-		}
+		partURI := lastPart(t, after)
 		resp, part := get(t, l.url(partURI), nil)
 		if resp.StatusCode != http.StatusOK || len(part) == 0 {
 			t.Fatalf("part %s: status %d, %d bytes", partURI, resp.StatusCode, len(part))
@@ -270,26 +279,45 @@ func TestLive(t *testing.T) {
 
 		resp, _ = get(t, l.url(after.Map.URI), nil)
 		wantHeader(t, resp, "Cache-Control", cacheMedia)
-		if len(after.Segments) > 0 {
-			seg := after.Segments[len(after.Segments)-1]
-			if seg.URI != "" && !seg.Gap {
-				resp, _ = get(t, l.url(seg.URI), nil)
-				wantHeader(t, resp, "Cache-Control", cacheMedia)
-			}
+	})
+
+	t.Run("segment", func(t *testing.T) {
+		// Wait for the open segment to close: part 0 of the next one.
+		_, body := get(t, l.url("video1_stream.m3u8"), nil)
+		pl := mediaPlaylist(t, body)
+		_, body = get(t, l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=0", pl.MediaSequence+len(pl.Segments)+1)), nil)
+		pl = mediaPlaylist(t, body)
+		if len(pl.Segments) == 0 {
+			t.Fatalf("no segment after one closed:\n%s", body)
 		}
+		seg := pl.Segments[len(pl.Segments)-1]
+		resp, data := get(t, l.url(seg.URI), nil)
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(data)) {
+			t.Fatalf("segment %s: status %d, Content-Length %d, %d bytes", seg.URI, resp.StatusCode, resp.ContentLength, len(data))
+		}
+		wantHeader(t, resp, "Cache-Control", cacheMedia)
+		wantHeader(t, resp, "Content-Type", "video/mp4")
+		wantTracks(t, data)
 	})
 
 	t.Run("collapsed blocking reloads", func(t *testing.T) {
-		// Many watchers wait for the same next part: each gets the whole
+		// Many watchers wait for the same next part, some with query
+		// parameters that are not LL-HLS directives: each gets the whole
 		// answer, the same bytes, and the part it names holds video and
 		// audio.
 		_, body := get(t, l.url("video1_stream.m3u8"), nil)
 		pl := mediaPlaylist(t, body)
-		reload := l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d",
-			pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1))
+		directives := fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1)
 		const waiters = 20
 		bodies := make(chan []byte, waiters)
-		for range waiters {
+		for i := range waiters {
+			reload := l.url("video1_stream.m3u8?" + directives)
+			switch i % 3 {
+			case 1:
+				reload += fmt.Sprintf("&cachebuster=%d", i)
+			case 2:
+				reload = l.url(fmt.Sprintf("video1_stream.m3u8?token=%d&", i) + directives)
+			}
 			go func() {
 				var body []byte
 				defer func() { bodies <- body }()
@@ -300,7 +328,7 @@ func TestLive(t *testing.T) {
 				}
 				defer resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					t.Errorf("status %d", resp.StatusCode)
+					t.Errorf("%s: status %d", reload, resp.StatusCode)
 				}
 				wantHeader(t, resp, "Cache-Control", cacheBlockingPlaylist)
 				if body, err = io.ReadAll(resp.Body); err != nil {
@@ -308,34 +336,35 @@ func TestLive(t *testing.T) {
 				}
 			}()
 		}
-		first := <-bodies
-		for range waiters - 1 {
-			if b := <-bodies; string(b) != string(first) {
+		all := make([][]byte, 0, waiters)
+		for range waiters {
+			all = append(all, <-bodies)
+		}
+		first := all[0]
+		for _, b := range all[1:] {
+			if !bytes.Equal(b, first) {
 				t.Fatalf("identical reloads got different playlists:\n%s\n---\n%s", first, b)
 			}
 		}
-		after := mediaPlaylist(t, first)
-		if len(after.Parts) == 0 {
-			t.Skip("the segment closed with the part: no part in the open segment")
+		for _, junk := range []string{"cachebuster", "token"} {
+			if strings.Contains(string(first), junk) {
+				t.Fatalf("the playlist carries the query parameter %s:\n%s", junk, first)
+			}
 		}
-		partURL := l.url(after.Parts[len(after.Parts)-1].URI)
-		for range 2 { // produced, then from the cache
-			resp, part := get(t, partURL, nil)
+		after := mediaPlaylist(t, first)
+		partURL := l.url(lastPart(t, after))
+		var answers [][]byte
+		for _, u := range []string{partURL, partURL, partURL + "?v=2"} { // produced, then from the cache
+			resp, part := get(t, u, nil)
 			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(part)) {
-				t.Fatalf("part: status %d, Content-Length %d, %d bytes", resp.StatusCode, resp.ContentLength, len(part))
+				t.Fatalf("%s: status %d, Content-Length %d, %d bytes", u, resp.StatusCode, resp.ContentLength, len(part))
 			}
-			var frags fmp4.Parts
-			if err := frags.Unmarshal(part); err != nil {
-				t.Fatal(err)
-			}
-			var ids []int
-			for _, f := range frags {
-				for _, tr := range f.Tracks {
-					ids = append(ids, tr.ID)
-				}
-			}
-			if !slices.Equal(ids, []int{1, 2}) {
-				t.Errorf("part has tracks %v, want video 1 and audio 2", ids)
+			wantTracks(t, part)
+			answers = append(answers, part)
+		}
+		for i, a := range answers[1:] {
+			if !bytes.Equal(a, answers[0]) {
+				t.Errorf("request %d for the part got other bytes than the first", i+2)
 			}
 		}
 	})
@@ -359,7 +388,7 @@ func TestLive(t *testing.T) {
 	})
 
 	t.Run("missing file", func(t *testing.T) {
-		for _, name := range []string{"nope.mp4", "abc_video1_part999999.mp4", "..%2Findex.m3u8"} {
+		for _, name := range []string{"nope.mp4", "abc_video1_part999999.mp4", "..%2Findex.m3u8", "..%5Cindex.m3u8"} {
 			resp, body := get(t, l.url(name), nil)
 			if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"error"`) {
 				t.Errorf("%s: status %d, body %s; want 404 JSON", name, resp.StatusCode, body)
@@ -368,99 +397,255 @@ func TestLive(t *testing.T) {
 	})
 
 	t.Run("viewers", func(t *testing.T) {
+		// Viewers count by the client the HTTP layer names and the
+		// User-Agent; hls reads no X-Forwarded-For, which any client
+		// could send.
 		m, ok := l.server.Muxer(l.id)
 		if !ok {
 			t.Fatal("muxer gone")
 		}
 		before := m.Viewers()
-		clients := []http.Header{
-			{"X-Forwarded-For": {"203.0.113.7, 10.0.0.1"}, "User-Agent": {"viewer-a"}},
-			{"X-Forwarded-For": {"203.0.113.7"}, "User-Agent": {"viewer-a"}}, // the same viewer again
-			{"X-Forwarded-For": {"203.0.113.7"}, "User-Agent": {"viewer-b"}},
-			{"X-Forwarded-For": {"198.51.100.1"}, "User-Agent": {"viewer-a"}},
+		for _, c := range []struct{ client, forwardedFor, userAgent string }{
+			{"203.0.113.7", "198.51.100.1", "viewer-a"},
+			{"203.0.113.7", "198.51.100.2", "viewer-a"}, // the same viewer again
+			{"203.0.113.7", "", "viewer-b"},
+			{"192.0.2.1", "203.0.113.7", "viewer-a"},
+		} {
+			r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, l.url("video1_stream.m3u8"), nil)
+			r.Header.Set("User-Agent", c.userAgent)
+			if c.forwardedFor != "" {
+				r.Header.Set("X-Forwarded-For", c.forwardedFor)
+			}
+			w := httptest.NewRecorder()
+			l.server.Serve(w, r, l.id, "video1_stream.m3u8", c.client)
+			if w.Code != http.StatusOK {
+				t.Fatalf("%+v: status %d", c, w.Code)
+			}
 		}
-		for _, h := range clients {
-			get(t, l.url("video1_stream.m3u8"), h)
-		}
-		if got := l.server.Viewers(l.id); got != before+3 {
+		if got := m.Viewers(); got != before+3 {
 			t.Errorf("viewers %d after 3 new clients, was %d", got, before)
 		}
 	})
 
 	t.Run("stats", func(t *testing.T) {
-		st := l.server.Stats()
-		if st.PlaylistRequests == 0 || st.PartRequests == 0 || st.InitRequests == 0 || st.BytesOut == 0 {
-			t.Errorf("stats %+v: want playlists, parts, inits and bytes counted", st)
-		}
-	})
-
-	t.Run("ended", func(t *testing.T) {
-		// Stop the program, then wait on a part that will never come:
-		// ending the battle must answer that request too.
-		l.stop()
-		<-l.fed
-		if l.feedErr != nil && l.feedErr != context.Canceled {
-			t.Fatal(l.feedErr)
-		}
+		before := l.server.Stats()
 		_, body := get(t, l.url("video1_stream.m3u8"), nil)
 		pl := mediaPlaylist(t, body)
-		waiting := make(chan *http.Response, 1)
-		go func() {
-			resp, err := http.Get(l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d",
-				pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1)))
-			if err != nil {
-				t.Error(err)
-				waiting <- nil
-				return
+		bytesOut := len(body)
+		for _, file := range []string{"index.m3u8", pl.Map.URI, lastPart(t, pl)} {
+			resp, body := get(t, l.url(file), nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: status %d", file, resp.StatusCode)
 			}
-			resp.Body.Close()
-			waiting <- resp
-		}()
-		time.Sleep(300 * time.Millisecond) // let the request reach the muxer and wait
-		l.server.End(l.id)
-		if resp := <-waiting; resp != nil && resp.StatusCode != http.StatusGone {
-			t.Errorf("request waiting at the end: status %d, want 410", resp.StatusCode)
+			bytesOut += len(body)
 		}
-
-		resp, body := get(t, l.url("index.m3u8"), nil)
-		want := `{"error":"battle ended; the replay is at /vod/` + l.id + `/index.m3u8"}`
-		if resp.StatusCode != http.StatusGone || strings.TrimSpace(string(body)) != want {
-			t.Errorf("after the end: status %d body %s, want 410 %s", resp.StatusCode, body, want)
-		}
-		resp, _ = get(t, l.http.URL+"/hls/endedLongAgo/index.m3u8", nil)
-		if resp.StatusCode != http.StatusGone {
-			t.Errorf("battle ended before the process: status %d, want 410", resp.StatusCode)
+		want := before
+		want.PlaylistRequests += 2
+		want.InitRequests++
+		want.PartRequests++
+		want.BytesOut += uint64(bytesOut)
+		// A handler counts the bytes it wrote after its client may have
+		// read them.
+		deadline := time.Now().Add(5 * time.Second)
+		for got := l.server.Stats(); got != want; got = l.server.Stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("stats went from %+v to %+v after 2 playlists, 1 init and 1 part of %d bytes in all", before, got, bytesOut)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	})
 }
 
-func TestUnknownBattle(t *testing.T) {
-	s := NewServer(testLogger(t), nil)
-	srv := newLoopbackServer(t, s.Handler())
-	for _, path := range []string{"/hls/nope/index.m3u8", "/hls/bad..id/index.m3u8", "/hls/x", "/hls/"} {
-		resp, body := get(t, srv.URL+path, nil)
-		if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(string(body), `{"error":`) {
-			t.Errorf("%s: status %d body %s, want 404 JSON", path, resp.StatusCode, body)
+// lastPart is the URI of the newest part of pl: in its open segment, or
+// when that has none yet, in its last closed one.
+func lastPart(t testing.TB, pl *playlist.Media) string {
+	t.Helper()
+	if len(pl.Parts) > 0 {
+		return pl.Parts[len(pl.Parts)-1].URI
+	}
+	if len(pl.Segments) > 0 {
+		if parts := pl.Segments[len(pl.Segments)-1].Parts; len(parts) > 0 {
+			return parts[len(parts)-1].URI
 		}
-		wantHeader(t, resp, "Content-Type", "application/json; charset=utf-8")
+	}
+	t.Fatal("a media playlist without parts")
+	return ""
+}
+
+// wantTracks fails unless data is fMP4 fragments of the video (track 1)
+// and audio (track 2) together.
+func wantTracks(t *testing.T, data []byte) {
+	t.Helper()
+	var frags fmp4.Parts
+	if err := frags.Unmarshal(data); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for _, f := range frags {
+		for _, tr := range f.Tracks {
+			if !slices.Contains(ids, tr.ID) {
+				ids = append(ids, tr.ID)
+			}
+		}
+	}
+	if !slices.Equal(ids, []int{1, 2}) {
+		t.Errorf("fragments have tracks %v, want video 1 and audio 2", ids)
 	}
 }
 
-func TestViewersExpire(t *testing.T) {
-	v := newViewers()
-	t0 := time.Now()
-	for _, addr := range []string{"192.0.2.1:5000", "192.0.2.1:5001", "192.0.2.2:5000"} {
-		r := httptest.NewRequest(http.MethodGet, "/index.m3u8", nil)
-		r.RemoteAddr = addr
-		v.seen(r, t0)
+// Ending a battle answers the requests waiting on its muxer, and every
+// later one, with 410 Gone.
+func TestEnd(t *testing.T) {
+	l := startLive(t, time.Minute)
+	m, ok := l.server.Muxer(l.id)
+	if !ok {
+		t.Fatal("not live")
 	}
-	if got := v.count(t0); got != 2 {
-		t.Errorf("count %d, want 2 (two addresses; ports do not matter)", got)
+	get(t, l.url("video1_stream.m3u8"), nil) // waits for the first part
+	l.stop()
+	<-l.fed
+	if l.feedErr != nil && !errors.Is(l.feedErr, context.Canceled) {
+		t.Fatal(l.feedErr)
 	}
-	if got := v.count(t0.Add(viewerWindow - time.Second)); got != 2 {
-		t.Errorf("count within the window %d, want 2", got)
+	// Wait on a part that will never come.
+	_, body := get(t, l.url("video1_stream.m3u8"), nil)
+	pl := mediaPlaylist(t, body)
+	requests := m.Stats().PlaylistRequests
+	type result struct {
+		status int
+		body   string
 	}
-	if got := v.count(t0.Add(viewerWindow + time.Second)); got != 0 {
-		t.Errorf("count after the window %d, want 0", got)
+	waiting := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d",
+			pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1)))
+		if err != nil {
+			t.Error(err)
+			waiting <- result{}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		waiting <- result{resp.StatusCode, strings.TrimSpace(string(body))}
+	}()
+	// The request has reached the muxer once it is counted.
+	for m.Stats().PlaylistRequests == requests {
+		time.Sleep(10 * time.Millisecond)
+	}
+	l.server.End(l.id)
+	// The muxer answers it, not the server's "not live" path.
+	if got, want := <-waiting, (result{http.StatusGone, `{"error":"the live program has ended"}`}); got != want {
+		t.Errorf("request waiting at the end: %+v, want %+v", got, want)
+	}
+
+	for _, c := range []struct{ name, id, want string }{
+		{"ended now", l.id, `{"error":"battle ended; the replay is at /vod/` + l.id + `/index.m3u8"}`},
+		{"ended before the process", "endedLongAgo", `{"error":"battle ended; the replay is at /vod/endedLongAgo/index.m3u8"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := get(t, l.http.URL+"/hls/"+c.id+"/index.m3u8", nil)
+			if resp.StatusCode != http.StatusGone || strings.TrimSpace(string(body)) != c.want {
+				t.Errorf("status %d body %s, want 410 %s", resp.StatusCode, body, c.want)
+			}
+			wantHeader(t, resp, "Cache-Control", cacheError)
+		})
+	}
+}
+
+func TestServeUnknownBattle(t *testing.T) {
+	s := NewServer(testLogger(t), nil)
+	for _, c := range []struct{ name, id, file string }{
+		{"never live", "nope", "index.m3u8"},
+		{"invalid id", "bad..id", "index.m3u8"},
+		{"empty id", "", "index.m3u8"},
+		{"id with a slash", "a/b", "index.m3u8"},
+		{"no file", "nope", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			s.Serve(w, httptest.NewRequest(http.MethodGet, "/hls/x/y", nil), c.id, c.file, "192.0.2.1")
+			if w.Code != http.StatusNotFound || !strings.HasPrefix(w.Body.String(), `{"error":`) {
+				t.Errorf("status %d body %s, want 404 JSON", w.Code, w.Body)
+			}
+			if got := w.Header().Get("Content-Type"); got != "application/json; charset=utf-8" {
+				t.Errorf("Content-Type %q", got)
+			}
+		})
+	}
+}
+
+func TestViewers(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	type request struct {
+		client, userAgent string
+		at                time.Duration // after t0
+	}
+	longUA := strings.Repeat("x", maxUserAgent)
+	for _, c := range []struct {
+		name     string
+		requests []request
+		countAt  time.Duration
+		want     int
+	}{
+		{"one client asking often", []request{{"192.0.2.1", "a", 0}, {"192.0.2.1", "a", time.Second}, {"192.0.2.1", "a", 2 * time.Second}}, 2 * time.Second, 1},
+		{"address and User-Agent tell clients apart", []request{{"192.0.2.1", "a", 0}, {"192.0.2.1", "b", 0}, {"192.0.2.2", "a", 0}}, 0, 3},
+		{"User-Agents alike in their kept prefix", []request{{"192.0.2.1", longUA + "1", 0}, {"192.0.2.1", longUA + "2", 0}}, 0, 1},
+		{"within the window", []request{{"192.0.2.1", "a", 0}, {"192.0.2.2", "a", 0}}, viewerWindow, 2},
+		{"after the window", []request{{"192.0.2.1", "a", 0}, {"192.0.2.2", "a", 0}}, viewerWindow + time.Second, 0},
+		{"seen again stays", []request{{"192.0.2.1", "a", 0}, {"192.0.2.2", "a", 0}, {"192.0.2.1", "a", 20 * time.Second}}, viewerWindow + time.Second, 1},
+		{"back after leaving", []request{{"192.0.2.1", "a", 0}, {"192.0.2.2", "a", 0}, {"192.0.2.1", "a", viewerWindow + time.Second}}, viewerWindow + time.Second, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := newViewers()
+			for _, r := range c.requests {
+				v.seen(r.client, r.userAgent, t0.Add(r.at))
+			}
+			if got := v.count(t0.Add(c.countAt)); got != c.want {
+				t.Errorf("count %d, want %d", got, c.want)
+			}
+		})
+	}
+
+	t.Run("bounded", func(t *testing.T) {
+		v := newViewers()
+		for i := range maxViewers + 100 {
+			v.seen(fmt.Sprintf("client-%d", i), "a", t0)
+		}
+		if got := v.count(t0); got != maxViewers {
+			t.Errorf("count %d after %d clients, want the bound %d", got, maxViewers+100, maxViewers)
+		}
+		if len(v.byKey) != maxViewers || v.bySeen.Len() != maxViewers {
+			t.Errorf("%d keys and %d in the list, want at most %d", len(v.byKey), v.bySeen.Len(), maxViewers)
+		}
+		// Once the others leave the window, new clients count again.
+		later := t0.Add(viewerWindow + time.Second)
+		v.seen("newcomer", "a", later)
+		if got := v.count(later); got != 1 {
+			t.Errorf("count %d after the window, want the one newcomer", got)
+		}
+	})
+}
+
+func TestDirectives(t *testing.T) {
+	for _, c := range []struct{ name, query, want string }{
+		{"none", "", ""},
+		{"all three", "_HLS_skip=YES&_HLS_part=2&_HLS_msn=7", "_HLS_msn=7&_HLS_part=2&_HLS_skip=YES"},
+		{"others dropped", "a=1&_HLS_msn=7&token=x&_HLS_part=2", "_HLS_msn=7&_HLS_part=2"},
+		{"only others", "cachebuster=123", ""},
+		{"first value counts", "_HLS_msn=7&_HLS_msn=9", "_HLS_msn=7"},
+		{"empty value kept", "_HLS_msn=", "_HLS_msn="},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := url.ParseQuery(c.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := directives(q); got != c.want {
+				t.Errorf("directives(%q) = %q, want %q", c.query, got, c.want)
+			}
+		})
 	}
 }

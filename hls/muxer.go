@@ -4,10 +4,12 @@
 package hls
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,9 +90,9 @@ type Muxer struct {
 	counters counters
 }
 
-// NewMuxer starts a low-latency fMP4 HLS muxer for a program described by
+// newMuxer starts a low-latency fMP4 HLS muxer for a program described by
 // info.
-func NewMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
+func newMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
 	if info.Audio.SampleRate != media.AudioClockRate {
 		return nil, fmt.Errorf("hls: audio at %d Hz, want %d", info.Audio.SampleRate, media.AudioClockRate)
 	}
@@ -104,7 +106,7 @@ func NewMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
 			Codec:     &codecs.MPEG4Audio{Config: info.Audio},
 			ClockRate: media.AudioClockRate,
 		},
-		files:   newCollapser(),
+		files:   newCollapser(logger),
 		viewers: newViewers(),
 	}
 	m.muxer = &gohlslib.Muxer{
@@ -200,12 +202,9 @@ func classify(name string) fileKind {
 	return kindUnknown
 }
 
-// ServeHTTP serves the stream's files. r.URL.Path is the file name alone
-// (e.g. "index.m3u8"). Blocking playlist reloads and preload hints wait
-// for the part they ask for, so it sets the connection's write deadline
-// to writeTimeout; a handler in front must not time requests out sooner
-// (no http.TimeoutHandler).
-func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve answers a request for the stream's file name (e.g. "index.m3u8")
+// from client (see Server.Serve).
+func (m *Muxer) serve(w http.ResponseWriter, r *http.Request, name, client string) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		// A simple cross-origin GET needs only this; the rest of the
@@ -222,7 +221,6 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	name := strings.TrimPrefix(r.URL.Path, "/")
 	kind := classify(name)
 	if kind == kindUnknown || strings.ContainsAny(name, `/\`) {
 		w.Header().Set("Cache-Control", cacheError)
@@ -233,7 +231,7 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answerEnded(w)
 		return
 	}
-	m.viewers.seen(r, time.Now())
+	m.viewers.seen(client, r.UserAgent(), time.Now())
 	switch kind {
 	case kindMultivariant, kindMediaPlaylist:
 		m.counters.playlists.Add(1)
@@ -245,8 +243,17 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.counters.segments.Add(1)
 	}
 
-	cache := cacheMedia
+	// gohlslib gets the file name alone and, for playlists, the LL-HLS
+	// directives alone; they are what identifies the answer.
+	query := ""
+	if kind == kindMultivariant || kind == kindMediaPlaylist {
+		query = directives(r.URL.Query())
+	}
 	key := name
+	if query != "" {
+		key = name + "?" + query
+	}
+	cache := cacheMedia
 	switch {
 	case kind == kindMultivariant:
 		cache = cacheMultivariant
@@ -254,9 +261,6 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cache = cacheBlockingPlaylist
 	case kind == kindMediaPlaylist:
 		cache = cacheMediaPlaylist
-	}
-	if kind == kindMultivariant || kind == kindMediaPlaylist {
-		key = name + "?" + r.URL.RawQuery
 	}
 	immutable := kind == kindInit || kind == kindPart
 	if immutable {
@@ -267,7 +271,11 @@ func (m *Muxer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A writer that cannot set deadlines has none to lift: ignore the error.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
-	a, ok := m.files.do(r.Context(), key, immutable, func(w http.ResponseWriter) { m.produce(w, r, name, kind) })
+	// The request gohlslib answers may outlive r's handler (see
+	// collapser.do): it keeps none of r's cancellation.
+	gr := r.WithContext(context.WithoutCancel(r.Context()))
+	gr.URL = &url.URL{Path: name, RawQuery: query}
+	a, ok := m.files.do(r.Context(), key, immutable, func(w http.ResponseWriter) { m.produce(w, gr, name, kind) })
 	if !ok {
 		return // the client has gone
 	}

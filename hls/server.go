@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 
 	"github.com/singoff/singoff/internal/battleid"
@@ -13,8 +11,8 @@ import (
 	"github.com/singoff/singoff/media"
 )
 
-// Server holds the live muxers of a process by battle id and serves them
-// under /hls/{id}/.
+// Server holds the live muxers of a process by battle id and answers the
+// requests for their files (see Serve).
 type Server struct {
 	logger *slog.Logger
 	// endedBefore tells whether a battle not seen by this process has
@@ -46,7 +44,7 @@ func (s *Server) Start(id string, info media.ProgramInfo) (*Muxer, error) {
 	if _, ok := s.live[id]; ok {
 		return nil, fmt.Errorf("hls: battle %s is already live", id)
 	}
-	m, err := NewMuxer(info, s.logger.With("battle", id))
+	m, err := newMuxer(info, s.logger.With("battle", id))
 	if err != nil {
 		return nil, err
 	}
@@ -78,15 +76,6 @@ func (s *Server) Muxer(id string) (*Muxer, bool) {
 	return m, ok
 }
 
-// Viewers tells how many distinct clients watched battle id in the last
-// 30 seconds; 0 when it is not live.
-func (s *Server) Viewers(id string) int {
-	if m, ok := s.Muxer(id); ok {
-		return m.Viewers()
-	}
-	return 0
-}
-
 // Stats sums what every muxer of the process has served, ended ones
 // included, so that the counts only grow.
 func (s *Server) Stats() Stats {
@@ -99,15 +88,18 @@ func (s *Server) Stats() Stats {
 	return total
 }
 
-// Handler serves /hls/{id}/{file}: mount it at "/hls/".
-func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(s.serveHTTP)
-}
-
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/hls/")
-	id, file, hasFile := strings.Cut(rest, "/")
-	if !ok || !hasFile || !battleid.Valid(id) {
+// Serve answers a request for file of battle id's live program, the
+// decoded parts of /hls/{id}/{file}. client is the client's address as
+// the HTTP layer determined it (its one client-IP rule): viewers are
+// counted by it, and by User-Agent. Serve reads no forwarding header
+// itself.
+//
+// Blocking playlist reloads and preload hints wait for the part they ask
+// for, so Serve sets the connection's write deadline to writeTimeout; a
+// handler in front must not time requests out sooner (no
+// http.TimeoutHandler).
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, id, file, client string) {
+	if !battleid.Valid(id) {
 		setCORS(w.Header())
 		httpjson.Error(w, http.StatusNotFound, "no such battle")
 		return
@@ -126,15 +118,5 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusNotFound, "battle %s is not live", id)
 		return
 	}
-	name, err := url.PathUnescape(file)
-	if err != nil {
-		name = file // not a name the muxer serves; it answers 404
-	}
-	r2 := new(http.Request)
-	*r2 = *r
-	r2.URL = new(url.URL)
-	*r2.URL = *r.URL
-	r2.URL.Path = name
-	r2.URL.RawPath = ""
-	m.ServeHTTP(w, r2)
+	m.serve(w, r, file, client)
 }

@@ -1,9 +1,7 @@
 package hls
 
 import (
-	"net"
-	"net/http"
-	"strings"
+	"container/list"
 	"sync"
 	"time"
 )
@@ -13,69 +11,72 @@ import (
 // anyone still watching is seen far more often than this.
 const viewerWindow = 30 * time.Second
 
+// maxViewers bounds the distinct clients a battle remembers, and so its
+// viewer count: past it, new clients are not counted until others leave
+// the window. It keeps the memory of a battle bounded whatever clients
+// put in their User-Agent.
+const maxViewers = 10_000
+
 // maxUserAgent bounds the part of a User-Agent kept in a viewer key.
 const maxUserAgent = 200
 
-// viewers counts distinct clients seen recently.
+// viewers counts distinct clients seen in the last viewerWindow.
 type viewers struct {
-	mu        sync.Mutex
-	lastSeen  map[string]time.Time
-	lastPrune time.Time
+	mu sync.Mutex
+	// bySeen holds a *viewer per client, least recently seen first, so
+	// that those out of the window are dropped from its front.
+	bySeen *list.List
+	byKey  map[string]*list.Element
+}
+
+type viewer struct {
+	key  string
+	seen time.Time
 }
 
 func newViewers() *viewers {
-	return &viewers{lastSeen: make(map[string]time.Time)}
+	return &viewers{bySeen: list.New(), byKey: make(map[string]*list.Element)}
 }
 
-// seen records a request of r's client at now.
-func (v *viewers) seen(r *http.Request, now time.Time) {
-	key := viewerKey(r)
+// seen records a request at now of the client named client (its address
+// as the HTTP layer determined it) with the User-Agent userAgent: several
+// viewers behind one address count apart when their browsers differ.
+func (v *viewers) seen(client, userAgent string, now time.Time) {
+	if len(userAgent) > maxUserAgent {
+		userAgent = userAgent[:maxUserAgent]
+	}
+	key := client + "\x00" + userAgent
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.lastSeen[key] = now
-	// Prune now and then so that the map holds only recent clients
-	// even when no one asks for the count.
-	if now.Sub(v.lastPrune) > viewerWindow {
-		v.pruneLocked(now)
+	if e, ok := v.byKey[key]; ok {
+		e.Value.(*viewer).seen = now
+		v.bySeen.MoveToBack(e)
+		return
 	}
+	v.expireLocked(now)
+	if len(v.byKey) >= maxViewers {
+		return
+	}
+	v.byKey[key] = v.bySeen.PushBack(&viewer{key: key, seen: now})
 }
 
 // count tells how many distinct clients were seen in the window before now.
 func (v *viewers) count(now time.Time) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.pruneLocked(now)
-	return len(v.lastSeen)
+	v.expireLocked(now)
+	return len(v.byKey)
 }
 
-func (v *viewers) pruneLocked(now time.Time) {
-	for key, at := range v.lastSeen {
-		if now.Sub(at) > viewerWindow {
-			delete(v.lastSeen, key)
+// expireLocked forgets the clients last seen before the window: those at
+// the front of bySeen.
+func (v *viewers) expireLocked(now time.Time) {
+	for e := v.bySeen.Front(); e != nil; e = v.bySeen.Front() {
+		vw := e.Value.(*viewer)
+		if now.Sub(vw.seen) <= viewerWindow {
+			return
 		}
+		v.bySeen.Remove(e)
+		delete(v.byKey, vw.key)
 	}
-	v.lastPrune = now
-}
-
-// viewerKey names r's client: the original client address (the first
-// X-Forwarded-For entry, set by an edge proxy, else the peer address)
-// plus its User-Agent, so that several viewers behind one NAT count
-// apart when their browsers differ.
-func viewerKey(r *http.Request) string {
-	addr := ""
-	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
-		first, _, _ := strings.Cut(fwd, ",")
-		addr = strings.TrimSpace(first)
-	}
-	if addr == "" {
-		addr = r.RemoteAddr
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
-	}
-	ua := r.UserAgent()
-	if len(ua) > maxUserAgent {
-		ua = ua[:maxUserAgent]
-	}
-	return addr + "\x00" + ua
 }

@@ -25,12 +25,12 @@ import (
 // closing the connection.
 type conn struct {
 	dialer *net.Dialer
-	// addr and tls say where conn is connected; host is the Host header.
-	addr, host string
-	tls        bool
-	c          net.Conn
-	r          *bufio.Reader
-	req        []byte
+	// addr and tls say where conn is connected.
+	addr string
+	tls  bool
+	c    net.Conn
+	r    *bufio.Reader
+	req  []byte
 }
 
 var errMalformed = errors.New("malformed HTTP response")

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/singoff/singoff/internal/testprogram"
 	"github.com/singoff/singoff/internal/loadtest"
 	"github.com/singoff/singoff/internal/loadtest/testorigin"
+	"github.com/singoff/singoff/internal/testprogram"
 )
 
 // program is the 2 Mb/s clip the origins loop, encoded once by TestMain.

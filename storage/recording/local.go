@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,11 +23,6 @@ type LocalOptions struct {
 	// MinFreeBytes is the disk floor: Create refuses to start a
 	// recording when the disk has less free space. 0 means no floor.
 	MinFreeBytes uint64
-	// Retention is how long Run keeps a finished recording; 0 keeps
-	// recordings forever.
-	Retention time.Duration
-	// PurgeInterval is how often Run purges; it defaults to an hour.
-	PurgeInterval time.Duration
 	// SegmentDuration is the nominal segment length; segments are cut
 	// at the first keyframe past it. It defaults to 2 s.
 	SegmentDuration time.Duration
@@ -54,9 +50,6 @@ var _ Store = (*Local)(nil)
 
 // NewLocal opens (creating it if need be) a store in dir.
 func NewLocal(dir string, opts LocalOptions) (*Local, error) {
-	if opts.PurgeInterval <= 0 {
-		opts.PurgeInterval = time.Hour
-	}
 	if opts.SegmentDuration <= 0 {
 		opts.SegmentDuration = 2 * time.Second
 	}
@@ -237,21 +230,25 @@ func (l *Local) Purge(olderThan time.Duration) ([]string, error) {
 	return purged, errors.Join(errs...)
 }
 
-// Run purges recordings older than LocalOptions.Retention every
-// PurgeInterval until ctx is done. With no retention it returns at once.
-func (l *Local) Run(ctx context.Context) {
-	if l.opts.Retention <= 0 {
+// RunRetention deletes the finished recordings older than age (see
+// Purge) at once and then every every until ctx is done, and hands the
+// ids of the battles whose recordings it deleted to purged. Errors are
+// logged and the loop goes on. With age <= 0 recordings are kept forever
+// and it returns at once.
+func (l *Local) RunRetention(ctx context.Context, age, every time.Duration, purged func(ids []string)) {
+	if age <= 0 {
 		return
 	}
-	ticker := time.NewTicker(l.opts.PurgeInterval)
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
-		purged, err := l.Purge(l.opts.Retention)
+		ids, err := l.Purge(age)
 		if err != nil {
-			l.opts.Logger.Error("recording: purging", "err", err)
+			l.opts.Logger.Error("recording: purging old recordings", "err", err)
 		}
-		if len(purged) > 0 {
-			l.opts.Logger.Info("recording: purged old recordings", "battles", purged, "retention", l.opts.Retention)
+		if len(ids) > 0 {
+			l.opts.Logger.Info("recording: purged old recordings", "battles", strings.Join(ids, ","), "age", age)
+			purged(ids)
 		}
 		select {
 		case <-ctx.Done():

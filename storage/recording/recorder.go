@@ -23,7 +23,6 @@ const (
 	audioTrackID = 2
 )
 
-
 // maxAudioLag is how long a segment waits for audio to reach its end,
 // counted in video time past that end, before it is written without.
 const maxAudioLag = media.VideoClockRate / 2

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -487,34 +489,108 @@ func TestDiskFloor(t *testing.T) {
 	}
 }
 
-func TestRetention(t *testing.T) {
-	l := newStore(t, LocalOptions{Retention: 7 * 24 * time.Hour, PurgeInterval: time.Hour})
+// RunRetention deletes finished recordings past the age when it starts
+// and then on every round, reports them, and keeps the recent ones and
+// those in progress.
+func TestRunRetention(t *testing.T) {
+	const age = 7 * 24 * time.Hour
+	l := newStore(t, LocalOptions{})
+	tenDaysAgo := time.Now().Add(-10 * 24 * time.Hour)
+	backdate := func(id string) {
+		t.Helper()
+		dir := filepath.Join(l.dir, id)
+		// The playlist last: RunRetention may delete the recording as
+		// soon as that is old.
+		for _, path := range []string{dir, filepath.Join(dir, playlistName)} {
+			if err := os.Chtimes(path, tenDaysAgo, tenDaysAgo); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	record(t, l, "old", 3*time.Second, true)
+	backdate("old")
 	record(t, l, "recent", 3*time.Second, true)
 	live, err := l.Create("live", program.Info)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close(true)
-	tenDaysAgo := time.Now().Add(-10 * 24 * time.Hour)
-	for _, dir := range []string{filepath.Join(l.dir, "old"), filepath.Join(l.dir, "live")} {
-		os.Chtimes(filepath.Join(dir, playlistName), tenDaysAgo, tenDaysAgo)
-		os.Chtimes(dir, tenDaysAgo, tenDaysAgo)
+	// Long enough for its playlist to list segments, which a goroutine
+	// of the recorder writes.
+	if err := program.Feed(t.Context(), live, 8*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Exists("live") })
+	backdate("live")
+
+	// run runs RunRetention until the test ends or the returned stop.
+	run := func(every time.Duration) (reports chan []string, stop func()) {
+		reports = make(chan []string, 10)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			l.RunRetention(ctx, age, every, func(ids []string) { reports <- ids })
+			close(done)
+		}()
+		stop = func() {
+			cancel()
+			<-done
+			close(reports)
+			for ids := range reports {
+				t.Errorf("purged %v as well", ids)
+			}
+		}
+		return reports, stop
+	}
+	nextReport := func(reports chan []string) []string {
+		t.Helper()
+		select {
+		case ids := <-reports:
+			return ids
+		case <-time.After(15 * time.Second):
+			t.Fatal("no recording purged within 15 s")
+			return nil
+		}
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { l.Run(ctx); close(done) }()
-	waitFor(t, func() bool { return !l.Exists("old") })
-	cancel()
-	<-done
-	if !l.Exists("recent") {
-		t.Error("a recent recording was purged")
+	// An hour between rounds: what goes is purged as the loop starts.
+	reports, stop := run(time.Hour)
+	if got := nextReport(reports); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("purged at the start: %v, want [old]", got)
 	}
-	if _, err := os.Stat(filepath.Join(l.dir, "live")); err != nil {
-		t.Errorf("a recording in progress was purged: %v", err)
+	stop()
+
+	// A recording that ages while the loop runs goes on a later round.
+	reports, stop = run(20 * time.Millisecond)
+	record(t, l, "later", 3*time.Second, true)
+	backdate("later")
+	if got := nextReport(reports); !slices.Equal(got, []string{"later"}) {
+		t.Errorf("purged on a later round: %v, want [later]", got)
 	}
-	if purged, err := l.Purge(0); err != nil || strings.Join(purged, ",") != "recent" {
-		t.Errorf("Purge(0): %v, %v; want [recent]", purged, err)
+	stop()
+
+	for _, c := range []struct {
+		id   string
+		kept bool
+	}{
+		{"old", false},
+		{"later", false},
+		{"recent", true},
+		{"live", true}, // in progress, however old its files
+	} {
+		_, err := os.Stat(filepath.Join(l.dir, c.id))
+		if kept := err == nil; kept != c.kept || err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: kept %v (%v), want %v", c.id, kept, err, c.kept)
+		}
+	}
+}
+
+// With no age, RunRetention keeps everything and returns at once.
+func TestRunRetentionForever(t *testing.T) {
+	l := newStore(t, LocalOptions{})
+	record(t, l, "old", 3*time.Second, true)
+	l.RunRetention(t.Context(), 0, time.Hour, func(ids []string) { t.Errorf("purged %v", ids) })
+	if !l.Exists("old") {
+		t.Error("a recording was purged with no retention age")
 	}
 }

@@ -74,7 +74,14 @@ func Start(program *testprogram.Program, logger *slog.Logger) (*Origin, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/hls/", o.count(o.hls.Handler()))
+	mux.Handle("/hls/{id}/{file}", o.count(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Behind the edge every viewer is the edge's address.
+		client, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			client = r.RemoteAddr
+		}
+		o.hls.Serve(w, r, r.PathValue("id"), r.PathValue("file"), client)
+	})))
 	mux.HandleFunc(CountsPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(o.Counts())
