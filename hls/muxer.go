@@ -205,22 +205,6 @@ func classify(name string) fileKind {
 // serve answers a request for the stream's file name (e.g. "index.m3u8")
 // from client (see Server.Serve).
 func (m *Muxer) serve(w http.ResponseWriter, r *http.Request, name, client string) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		// A simple cross-origin GET needs only this; the rest of the
-		// CORS headers answer preflights.
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-	case http.MethodOptions:
-		setCORS(w.Header())
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		setCORS(w.Header())
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
-		return
-	}
-
 	kind := classify(name)
 	if kind == kindUnknown || strings.ContainsAny(name, `/\`) {
 		w.Header().Set("Cache-Control", cacheError)
@@ -329,12 +313,6 @@ func (m *Muxer) write(w http.ResponseWriter, r *http.Request, a answer, cache st
 	m.counters.bytesOut.Add(uint64(n))
 }
 
-func setCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Range")
-	h.Set("Access-Control-Max-Age", "86400")
-}
 
 func answerEnded(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", cacheError)

@@ -100,7 +100,6 @@ func (s *Server) Stats() Stats {
 // http.TimeoutHandler).
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, id, file, client string) {
 	if !battleid.Valid(id) {
-		setCORS(w.Header())
 		httpjson.Error(w, http.StatusNotFound, "no such battle")
 		return
 	}
@@ -109,7 +108,6 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, id, file, client 
 	_, ended := s.ended[id]
 	s.mu.Unlock()
 	if !live {
-		setCORS(w.Header())
 		w.Header().Set("Cache-Control", cacheError)
 		if ended || (s.endedBefore != nil && s.endedBefore(id)) {
 			httpjson.Error(w, http.StatusGone, "battle ended; the replay is at /vod/%s/index.m3u8", id)

@@ -154,16 +154,17 @@ func localFrag(desc string) (string, error) {
 		return "", fmt.Errorf("parsing the local description: %w", err)
 	}
 	var b strings.Builder
-	wrote := false
-	for _, md := range sd.MediaDescriptions {
-		if !wrote {
-			for _, key := range []string{"ice-ufrag", "ice-pwd"} {
-				if v, ok := md.Attribute(key); ok {
-					fmt.Fprintf(&b, "a=%s:%s\r\n", key, v)
-				}
+	// The credentials of the first section that has them (a rejected
+	// section has none), once, before the sections.
+	for _, key := range []string{"ice-ufrag", "ice-pwd"} {
+		for _, md := range sd.MediaDescriptions {
+			if v, ok := md.Attribute(key); ok {
+				fmt.Fprintf(&b, "a=%s:%s\r\n", key, v)
+				break
 			}
-			wrote = true
 		}
+	}
+	for _, md := range sd.MediaDescriptions {
 		fmt.Fprintf(&b, "m=%s %d %s %s\r\n", md.MediaName.Media, md.MediaName.Port.Value,
 			strings.Join(md.MediaName.Protos, "/"), strings.Join(md.MediaName.Formats, " "))
 		if mid, ok := md.Attribute("mid"); ok {

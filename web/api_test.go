@@ -170,7 +170,7 @@ func TestForwardedURLs(t *testing.T) {
 // distinct watchers, a replaced vote, votes outside the window refused,
 // the winner, the end on its own, and each change on the events stream.
 func TestFormatVotesAndEvents(t *testing.T) {
-	srv := newServer(t, app.Config{VoteGrace: time.Second, ResultHold: time.Second})
+	srv := newServer(t, app.Config{MinTurnSeconds: 1, VoteGrace: time.Second, ResultHold: time.Second})
 	c := create(t, srv.URL, `{"title":"fast","singers":["Ann","Bo"],"rounds":1,"turn_seconds":1}`)
 	if c.Round != 0 || c.Turn != nil || c.VotingOpen || c.Winner != nil || len(c.Votes) != 1 {
 		t.Fatalf("new battle's format: %+v", c.battleObject)
@@ -265,4 +265,25 @@ func TestFormatVotesAndEvents(t *testing.T) {
 func waitUntil(t *testing.T, at time.Time) {
 	t.Helper()
 	time.Sleep(time.Until(at))
+}
+
+// One CORS policy over every surface: any origin reads the streams and
+// calls the API without credentials; preflights are answered.
+func TestCORS(t *testing.T) {
+	srv := newServer(t, app.Config{})
+	c := create(t, srv.URL, `{"title":"cors"}`)
+	for _, path := range []string{"/api/battles", "/api/battles/" + c.ID, "/hls/" + c.ID + "/index.m3u8", "/vod/" + c.ID + "/index.m3u8", "/healthz"} {
+		t.Run("GET "+path, func(t *testing.T) {
+			resp, _ := do(t, "GET", srv.URL+path, "", "", "", "Origin", "https://elsewhere.example")
+			if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+			}
+		})
+		t.Run("preflight "+path, func(t *testing.T) {
+			resp, _ := do(t, "OPTIONS", srv.URL+path, "", "", "", "Origin", "https://elsewhere.example", "Access-Control-Request-Method", "GET")
+			if resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "GET") {
+				t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+			}
+		})
+	}
 }

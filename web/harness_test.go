@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -22,8 +23,8 @@ func newServer(t *testing.T, cfg app.Config) *httptest.Server {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
-	if cfg.MinTurnSeconds == 0 {
-		cfg.MinTurnSeconds = 1
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a, err := app.New(context.Background(), cfg)
 	if err != nil {

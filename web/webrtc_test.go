@@ -185,7 +185,7 @@ func TestWHIPAndWHEPOverHTTP(t *testing.T) {
 		if v, a := countPackets(ctx, sub, 20); v < 20 || a < 20 {
 			t.Fatalf("the opponent got %d video and %d audio packets", v, a)
 		}
-		live := srv.URL + pub.Location()
+		live := pub.Location()
 		unknown := whip("1") + "/0123456789abcdef"
 		for _, tc := range []struct {
 			name, method, url, token, contentType, body string

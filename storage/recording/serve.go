@@ -52,22 +52,6 @@ func (l *Local) Handler() http.Handler {
 
 func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Range")
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		h.Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		h.Set("Allow", "GET, HEAD, OPTIONS")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
-		return
-	}
-
 	id, file, ok := parseVODPath(r.URL.EscapedPath())
 	if !ok {
 		httpjson.Error(w, http.StatusNotFound, "no such recording file")
