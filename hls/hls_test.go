@@ -367,7 +367,6 @@ func TestLive(t *testing.T) {
 		}
 	})
 
-
 	t.Run("missing file", func(t *testing.T) {
 		for _, name := range []string{"nope.mp4", "abc_video1_part999999.mp4", "..%2Findex.m3u8", "..%5Cindex.m3u8"} {
 			resp, body := get(t, l.url(name), nil)

@@ -313,7 +313,6 @@ func (m *Muxer) write(w http.ResponseWriter, r *http.Request, a answer, cache st
 	m.counters.bytesOut.Add(uint64(n))
 }
 
-
 func answerEnded(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", cacheError)
 	httpjson.Error(w, http.StatusGone, "the live program has ended")
