@@ -183,4 +183,3 @@ func (e *sseEvents) seen(match func(battleObject) bool) bool {
 	}
 	return false
 }
-
