@@ -30,7 +30,7 @@ type server struct {
 // startServer runs `singoff serve` on free loopback ports with its own
 // data directory and waits for /healthz. extra adds flags; tlsOn makes
 // the base URL https.
-func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
+func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
 	needBinary(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
@@ -54,7 +54,7 @@ func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
 
 // start runs the server's command line and waits for /healthz; the
 // test's end stops it (SIGINT, then SIGKILL after 10 s).
-func (s *server) start(t *testing.T) {
+func (s *server) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(binary, s.args...)
 	s.starts++
@@ -100,7 +100,7 @@ func (s *server) start(t *testing.T) {
 }
 
 // kill ends the server at once, as a crash or power cut would.
-func (s *server) kill(t *testing.T) {
+func (s *server) kill(t testing.TB) {
 	t.Helper()
 	if err := s.proc.Kill(); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func (s *server) kill(t *testing.T) {
 
 // logTo sends cmd's output to a file among the test's artifacts, named
 // after the test, so a failure can be read without flooding the output.
-func logTo(t *testing.T, cmd *exec.Cmd, name string) {
+func logTo(t testing.TB, cmd *exec.Cmd, name string) {
 	t.Helper()
 	path := artifactPath(t, name+".log")
 	f, err := os.Create(path)
@@ -128,7 +128,7 @@ func logTo(t *testing.T, cmd *exec.Cmd, name string) {
 }
 
 // freeTCPPort asks the kernel for a free loopback TCP port.
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -140,7 +140,7 @@ func freeTCPPort(t *testing.T) int {
 
 // freeTCPAndUDPPort finds a port free for both, as --webrtc-port takes
 // both.
-func freeTCPAndUDPPort(t *testing.T) int {
+func freeTCPAndUDPPort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		port := freeTCPPort(t)
@@ -172,7 +172,7 @@ type battle struct {
 
 // call makes one API request and decodes a JSON answer into out (if not
 // nil); it fails the test unless the status is want.
-func (s *server) call(t *testing.T, method, path, token string, body any, want int, out any) {
+func (s *server) call(t testing.TB, method, path, token string, body any, want int, out any) {
 	t.Helper()
 	var reader io.Reader
 	if body != nil {
@@ -208,7 +208,7 @@ func (s *server) call(t *testing.T, method, path, token string, body any, want i
 	}
 }
 
-func (s *server) createBattle(t *testing.T, title string) battle {
+func (s *server) createBattle(t testing.TB, title string) battle {
 	t.Helper()
 	var b battle
 	s.call(t, http.MethodPost, "/api/battles", "", map[string]string{"title": title}, http.StatusCreated, &b)
@@ -218,7 +218,7 @@ func (s *server) createBattle(t *testing.T, title string) battle {
 	return b
 }
 
-func (s *server) battle(t *testing.T, id string) battle {
+func (s *server) battle(t testing.TB, id string) battle {
 	t.Helper()
 	var b battle
 	s.call(t, http.MethodGet, "/api/battles/"+id, "", nil, http.StatusOK, &b)
@@ -228,7 +228,7 @@ func (s *server) battle(t *testing.T, id string) battle {
 // startBot runs `singoff bot` as singer slot of b until the test ends
 // or stop is called; stop waits for the bot to leave (it DELETEs its
 // session on the way out).
-func (s *server) startBot(t *testing.T, b battle, slot int) (stop func()) {
+func (s *server) startBot(t testing.TB, b battle, slot int) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binary, "bot",
