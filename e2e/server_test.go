@@ -19,29 +19,50 @@ import (
 
 // server is one running `singoff serve`.
 type server struct {
-	base   string
-	client *http.Client
-	args   []string      // the serve command line, to start it again
-	proc   *os.Process   // the running server
-	exited chan struct{} // closed when it exits
-	starts int
+	base    string
+	client  *http.Client
+	dataDir string
+	args    []string // the serve command line, to start it again
+	proc    *process // the running server
+	starts  int
 }
 
+// process is one run of the server's command line.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when it has exited
+	err    error         // cmd.Wait's, once exited is closed
+	at     time.Time     // when it was seen to exit, once exited is closed
+	// byTest is set when the test itself signalled or killed it: the
+	// test's end sends no SIGINT (and checks nothing after a kill).
+	byTest bool
+}
+
+// testDrainTimeout is how long the servers of the tests drain at their
+// end: what they still have live after it is ended.
+const testDrainTimeout = 2 * time.Second
+
+// stopWithin bounds how long a server may take to stop after its drain:
+// ending its battles and finishing their recordings.
+const stopWithin = 30 * time.Second
+
 // startServer runs `singoff serve` on free loopback ports with its own
-// data directory and waits for /healthz. extra adds flags; tlsOn makes
-// the base URL https.
+// data directory and waits for /healthz. extra adds flags (they override
+// the defaults here); tlsOn makes the base URL https.
 func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
 	needBinary(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	dataDir := t.TempDir()
 	args := append([]string{
 		"serve",
 		"--listen", listen,
-		"--data-dir", t.TempDir(),
+		"--data-dir", dataDir,
 		"--webrtc-port", strconv.Itoa(freeTCPAndUDPPort(t)),
 		"--loopback",
+		"--drain-timeout", testDrainTimeout.String(),
 	}, extra...)
-	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}, args: args}
+	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}, dataDir: dataDir, args: args}
 	if tlsOn {
 		s.base = "https://" + listen
 		// The test made the certificate itself; only the browser is
@@ -52,8 +73,10 @@ func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	return s
 }
 
-// start runs the server's command line and waits for /healthz; the
-// test's end stops it (SIGINT, then SIGKILL after 10 s).
+// start runs the server's command line and waits for /healthz. The
+// test's end stops it with SIGINT, unless the test signalled it itself,
+// and fails the test unless it exits with status 0 after its drain and
+// within stopWithin; a server the test killed (kill) is left alone.
 func (s *server) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(binary, s.args...)
@@ -66,17 +89,28 @@ func (s *server) start(t testing.TB) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting singoff serve: %v", err)
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	s.proc, s.exited = cmd.Process, exited
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		p.at = time.Now()
+		close(p.exited)
+	}()
+	s.proc = p
+	run := s.starts
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
 		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		case <-p.exited:
+			if !p.byTest {
+				t.Errorf("singoff serve (run %d) stopped before the test's end: %v", run, p.err)
+			}
+			return
+		default:
+		}
+		if !p.byTest {
+			_ = cmd.Process.Signal(os.Interrupt)
+		}
+		if err := p.wait(testDrainTimeout + stopWithin); err != nil {
+			t.Errorf("stopping singoff serve (run %d): %v", run, err)
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -89,8 +123,8 @@ func (s *server) start(t testing.TB) {
 			}
 		}
 		select {
-		case <-exited:
-			t.Fatalf("singoff serve exited before it was healthy: %v", waitErr)
+		case <-p.exited:
+			t.Fatalf("singoff serve exited before it was healthy: %v", p.err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -99,13 +133,40 @@ func (s *server) start(t testing.TB) {
 	}
 }
 
+// wait waits for the process to exit, at most within; it kills it past
+// that. It returns why the exit was not a clean one: status 0 in time.
+func (p *process) wait(within time.Duration) error {
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("still running %v after the signal; killed", within)
+	}
+	if p.err != nil {
+		return fmt.Errorf("exited with %v", p.err)
+	}
+	return nil
+}
+
+// signal sends the server sig; the test then waits for its exit itself
+// (s.proc.wait).
+func (s *server) signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	s.proc.byTest = true
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // kill ends the server at once, as a crash or power cut would.
 func (s *server) kill(t testing.TB) {
 	t.Helper()
-	if err := s.proc.Kill(); err != nil {
+	s.proc.byTest = true
+	if err := s.proc.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.exited
+	<-s.proc.exited
 }
 
 // logTo sends cmd's output to a file among the test's artifacts, named
@@ -156,14 +217,15 @@ func freeTCPAndUDPPort(t testing.TB) int {
 
 // battle is the API's battle object with the creation-only fields.
 type battle struct {
-	ID           string   `json:"id"`
-	Title        string   `json:"title"`
-	State        string   `json:"state"`
-	HLSURL       string   `json:"hls_url"`
-	VODURL       *string  `json:"vod_url"`
-	Viewers      int      `json:"viewers"`
-	HostToken    string   `json:"host_token"`
-	SingerTokens []string `json:"singer_tokens"`
+	ID           string     `json:"id"`
+	Title        string     `json:"title"`
+	State        string     `json:"state"`
+	HLSURL       string     `json:"hls_url"`
+	VODURL       *string    `json:"vod_url"`
+	EndedAt      *time.Time `json:"ended_at"`
+	Viewers      int        `json:"viewers"`
+	HostToken    string     `json:"host_token"`
+	SingerTokens []string   `json:"singer_tokens"`
 	Singers      []struct {
 		Slot      int  `json:"slot"`
 		Connected bool `json:"connected"`
