@@ -17,7 +17,7 @@ import (
 
 // artifactPath is where a test keeps a file for people to look at:
 // $SINGOFF_E2E_ARTIFACTS or e2e/artifacts, named after the test.
-func artifactPath(t *testing.T, name string) string {
+func artifactPath(t testing.TB, name string) string {
 	t.Helper()
 	dir := os.Getenv("SINGOFF_E2E_ARTIFACTS")
 	if dir == "" {
@@ -33,12 +33,12 @@ func artifactPath(t *testing.T, name string) string {
 // browser is one headless Chromium; its tabs share the fake devices.
 type browser struct {
 	ctx context.Context
-	t   *testing.T
+	t   testing.TB
 }
 
 // newBrowser starts Chromium for the test. media gives it a fake camera
 // and microphone that need no permission prompt.
-func newBrowser(t *testing.T, media bool, extra ...chromedp.ExecAllocatorOption) *browser {
+func newBrowser(t testing.TB, media bool, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath("/usr/bin/chromium"),
@@ -86,7 +86,7 @@ func newBrowser(t *testing.T, media bool, extra ...chromedp.ExecAllocatorOption)
 // tab is one page in the browser, with the script errors it has thrown.
 type tab struct {
 	ctx  context.Context
-	t    *testing.T
+	t    testing.TB
 	name string
 
 	mu     sync.Mutex

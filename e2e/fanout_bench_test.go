@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,11 +20,10 @@ import (
 )
 
 // The fan-out benchmarks run the origin in a child process (this test
-// binary again, running TestEdgeOriginProcess) so that its CPU time is
-// told apart from the load generator's. They are long and heavy, so they
-// run only with SINGOFF_BENCH=1:
+// binary again, which TestMain runs as the origin when edgeOriginEnv is
+// set) so that its CPU time is told apart from the load generator's:
 //
-//	SINGOFF_BENCH=1 go test ./e2e/ -run '^$' -bench Fanout -benchtime 1x -timeout 30m
+//	go test ./e2e/ -run '^$' -bench Fanout -benchtime 1x -timeout 30m
 //
 // SINGOFF_ORIGIN_CPUPROFILE=file has the origin process write its CPU
 // profile there (-cpuprofile profiles the load generator).
@@ -34,22 +34,38 @@ const (
 	edgeBenchWindow = 20 * time.Second
 )
 
-// TestEdgeOriginProcess is the origin of the fan-out benchmarks when run
-// as their child process; otherwise it skips. It prints its URL and serves
-// until its stdin closes.
-func TestEdgeOriginProcess(t *testing.T) {
-	if os.Getenv(edgeOriginEnv) == "" {
-		t.Skip("the origin process of the fan-out benchmarks")
+// runEdgeOrigin is the process of the fan-out benchmarks' origin: it
+// prints its URL and serves until its stdin closes.
+func runEdgeOrigin() error {
+	if prof := os.Getenv(originProfEnv); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	program := edgeProgram(t)
+	dir, err := os.MkdirTemp("", "singoff-edge-origin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	program, err := generateEdgeProgram(dir)
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	origin, err := testorigin.Start(program, logger)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer origin.Close()
 	fmt.Printf("%s%s\n", edgeOriginLine, origin.URL)
-	io.Copy(io.Discard, os.Stdin)
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // edgeOrigin is the origin child process.
@@ -60,11 +76,7 @@ type edgeOrigin struct {
 
 func edgeStartOriginProcess(b *testing.B) edgeOrigin {
 	b.Helper()
-	args := []string{"-test.run", "^TestEdgeOriginProcess$"}
-	if prof := os.Getenv(originProfEnv); prof != "" {
-		args = append(args, "-test.cpuprofile", prof)
-	}
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), edgeOriginEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -120,9 +132,6 @@ func edgeSelfCPU(b *testing.B) time.Duration {
 
 func edgeBenchSetup(b *testing.B) {
 	b.Helper()
-	if os.Getenv("SINGOFF_BENCH") != "1" {
-		b.Skip("set SINGOFF_BENCH=1 to run the fan-out benchmarks")
-	}
 	// Every watcher holds a connection on both sides.
 	var limit syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {

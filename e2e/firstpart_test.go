@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -16,27 +15,26 @@ import (
 	"github.com/singoff/singoff/media"
 )
 
-// TestBenchFirstPart measures, over fresh battles, the time from a
+// BenchmarkFirstPart measures, over fresh battles, the time from a
 // battle's first WHIP POST to the first part listed in its live video
-// playlist (a player can start there). Bar: ≤ 1.2 s; MediaMTX takes
-// 2.0 s here.
-func TestBenchFirstPart(t *testing.T) {
-	if os.Getenv("SINGOFF_BENCH") == "" {
-		t.Skip("benchmark: set SINGOFF_BENCH=1")
-	}
-	s := startServer(t, false)
-	var times []time.Duration
-	for range 8 {
-		b := s.createBattle(t, "first part")
+// playlist (a player can start there). One op is one battle: run it with
+// e.g. -benchtime 8x. Bar: ≤ 1.2 s; MediaMTX takes 2.0 s here.
+func BenchmarkFirstPart(b *testing.B) {
+	s := startServer(b, false)
+	var times []float64 // ms
+	for b.Loop() {
+		b.StopTimer()
+		bt := s.createBattle(b, "first part")
 		src, err := synth.New(synth.Config{Slot: 1})
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
+		b.StartTimer()
 		posted := time.Now()
-		pub, err := whipclient.Publish(ctx, s.base+"/api/battles/"+b.ID+"/singers/1/whip", b.SingerTokens[0], whipclient.Options{Loopback: true})
+		pub, err := whipclient.Publish(ctx, s.base+"/api/battles/"+bt.ID+"/singers/1/whip", bt.SingerTokens[0], whipclient.Options{Loopback: true})
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		go src.Run(ctx, func(p media.AccessUnit) {
 			if p.Codec.IsVideo() {
@@ -47,22 +45,25 @@ func TestBenchFirstPart(t *testing.T) {
 		})
 		var first time.Duration
 		for first == 0 && time.Since(posted) < 10*time.Second {
-			status, body := s.get(t, s.base+"/hls/"+b.ID+"/video1_stream.m3u8")
+			status, body := s.get(b, s.base+"/hls/"+bt.ID+"/video1_stream.m3u8")
 			if status == http.StatusOK && strings.Contains(body, "#EXT-X-PART:") {
 				first = time.Since(posted)
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		b.StopTimer()
 		pub.Close(context.Background())
 		cancel()
-		s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/end", b.HostToken, nil, http.StatusOK, nil)
+		s.call(b, http.MethodPost, "/api/battles/"+bt.ID+"/end", bt.HostToken, nil, http.StatusOK, nil)
 		if first == 0 {
-			t.Fatal("no part within 10 s")
+			b.Fatal("no part within 10 s")
 		}
-		times = append(times, first)
+		times = append(times, float64(first)/float64(time.Millisecond))
+		b.StartTimer()
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	t.Logf("first WHIP POST → first part, %d battles: min %v, median %v, max %v", len(times),
-		times[0].Round(time.Millisecond), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	sort.Float64s(times)
+	b.ReportMetric(times[0], "min-ms")
+	b.ReportMetric(percentile(times, 0.5), "p50-ms")
+	b.ReportMetric(times[len(times)-1], "max-ms")
 }

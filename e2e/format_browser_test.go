@@ -234,7 +234,7 @@ func (tb *tab) checkStreamed() {
 
 // checkTurns checks the turn lines a watch page showed from the start:
 // Ann's turn counting down on the page's own clock, then Bob's.
-func checkTurns(t *testing.T, seen []seenTurn) {
+func checkTurns(t testing.TB, seen []seenTurn) {
 	t.Helper()
 	countdown := regexp.MustCompile(`^0:0[0-3] left$`)
 	annCounts := map[string]bool{}

@@ -61,7 +61,7 @@ func (l *eventLog) first(match func(formatBattle) bool) time.Time {
 	return time.Time{}
 }
 
-func (s *server) vote(t *testing.T, watcher *http.Client, id string, slot int) int {
+func (s *server) vote(t testing.TB, watcher *http.Client, id string, slot int) int {
 	t.Helper()
 	body, _ := json.Marshal(map[string]int{"slot": slot})
 	res, err := watcher.Post(s.base+"/api/battles/"+id+"/votes", "application/json", bytes.NewReader(body))
@@ -72,7 +72,7 @@ func (s *server) vote(t *testing.T, watcher *http.Client, id string, slot int) i
 	return res.StatusCode
 }
 
-func newWatcher(t *testing.T) *http.Client {
+func newWatcher(t testing.TB) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func newWatcher(t *testing.T) *http.Client {
 
 // barEnds decodes the newest live frame's vote bar (the program's
 // bottom centre) and returns the mean colour of its left and right ends.
-func barEnds(t *testing.T, live string) (left, right [3]float64) {
+func barEnds(t testing.TB, live string) (left, right [3]float64) {
 	t.Helper()
 	const w, h = 480, 16 // the bar: x 400–880, y 680–696
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -18,6 +18,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(edgeOriginEnv) != "" {
+		// The origin process of the fan-out benchmarks.
+		if err := runEdgeOrigin(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e origin:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 
@@ -37,7 +45,7 @@ func run(m *testing.M) int {
 }
 
 // needBinary fails a test that needs the binary when it did not build.
-func needBinary(t *testing.T) {
+func needBinary(t testing.TB) {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)

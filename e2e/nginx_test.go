@@ -74,13 +74,18 @@ func TestEdgeCollapsesRequests(t *testing.T) {
 // edgeProgram encodes the 2 Mb/s clip the origins loop.
 func edgeProgram(t testing.TB) *testprogram.Program {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	program, err := testprogram.Generate(ctx, t.TempDir(), 2, "2000k")
+	program, err := generateEdgeProgram(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return program
+}
+
+// generateEdgeProgram encodes the 2 Mb/s clip the origins loop into dir.
+func generateEdgeProgram(dir string) (*testprogram.Program, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return testprogram.Generate(ctx, dir, 2, "2000k")
 }
 
 // edgeStartNginx runs nginx with deploy/nginx.conf in front of origin

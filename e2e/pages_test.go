@@ -82,7 +82,7 @@ func TestHomeHostsABattle(t *testing.T) {
 	home.screenshot("ended")
 }
 
-func battleID(t *testing.T, invite string) string {
+func battleID(t testing.TB, invite string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(invite, "/b/")
 	id, _, ok2 := strings.Cut(rest, "/")
@@ -149,7 +149,7 @@ func TestHTTPS(t *testing.T) {
 
 // writeSelfSignedCert writes a certificate for 127.0.0.1 and localhost
 // and its key as PEM.
-func writeSelfSignedCert(t *testing.T, certPath, keyPath string) {
+func writeSelfSignedCert(t testing.TB, certPath, keyPath string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // waitFor polls cond every 200 ms until it holds or within passes.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -29,7 +29,7 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 }
 
 // get fetches url and returns its status and body.
-func (s *server) get(t *testing.T, url string) (int, string) {
+func (s *server) get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	res, err := s.client.Get(url)
 	if err != nil {
@@ -41,7 +41,7 @@ func (s *server) get(t *testing.T, url string) (int, string) {
 }
 
 // probe reads url with ffprobe.
-func probe(t *testing.T, url string) mediacheck.Probe {
+func probe(t testing.TB, url string) mediacheck.Probe {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -53,7 +53,7 @@ func probe(t *testing.T, url string) mediacheck.Probe {
 }
 
 // checkProgram fails unless url holds the program's two streams.
-func checkProgram(t *testing.T, what, url string) mediacheck.Probe {
+func checkProgram(t testing.TB, what, url string) mediacheck.Probe {
 	t.Helper()
 	p := probe(t, url)
 	if err := p.IsProgram(); err != nil {
@@ -63,7 +63,7 @@ func checkProgram(t *testing.T, what, url string) mediacheck.Probe {
 }
 
 // decodesCleanly has ffmpeg decode url (the first seconds if limit > 0).
-func decodesCleanly(t *testing.T, url string, limit time.Duration) {
+func decodesCleanly(t testing.TB, url string, limit time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -74,7 +74,7 @@ func decodesCleanly(t *testing.T, url string, limit time.Duration) {
 
 // liveProgram waits until battle id's live playlist answers and returns
 // its URL.
-func (s *server) liveProgram(t *testing.T, id string) string {
+func (s *server) liveProgram(t testing.TB, id string) string {
 	t.Helper()
 	live := s.base + "/hls/" + id + "/index.m3u8"
 	waitFor(t, "the live program", 30*time.Second, func() bool {
@@ -87,7 +87,7 @@ func (s *server) liveProgram(t *testing.T, id string) string {
 var mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
 
 // liveSequence reads the media sequence of the program's video playlist.
-func (s *server) liveSequence(t *testing.T, id string) int {
+func (s *server) liveSequence(t testing.TB, id string) int {
 	t.Helper()
 	status, body := s.get(t, s.base+"/hls/"+id+"/video1_stream.m3u8")
 	m := mediaSequence.FindStringSubmatch(body)
@@ -206,7 +206,7 @@ func metricValue(text, name string) float64 {
 
 // readWithGohlslib plays url with gohlslib's client until both tracks
 // gave samples.
-func readWithGohlslib(t *testing.T, url string) {
+func readWithGohlslib(t testing.TB, url string) {
 	t.Helper()
 	gotVideo, gotAudio := make(chan struct{}), make(chan struct{})
 	var videoOnce, audioOnce bool

@@ -19,29 +19,50 @@ import (
 
 // server is one running `singoff serve`.
 type server struct {
-	base   string
-	client *http.Client
-	args   []string      // the serve command line, to start it again
-	proc   *os.Process   // the running server
-	exited chan struct{} // closed when it exits
-	starts int
+	base    string
+	client  *http.Client
+	dataDir string
+	args    []string // the serve command line, to start it again
+	proc    *process // the running server
+	starts  int
 }
 
+// process is one run of the server's command line.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when it has exited
+	err    error         // cmd.Wait's, once exited is closed
+	at     time.Time     // when it was seen to exit, once exited is closed
+	// byTest is set when the test itself signalled or killed it: the
+	// test's end sends no SIGINT (and checks nothing after a kill).
+	byTest bool
+}
+
+// testDrainTimeout is how long the servers of the tests drain at their
+// end: what they still have live after it is ended.
+const testDrainTimeout = 2 * time.Second
+
+// stopWithin bounds how long a server may take to stop after its drain:
+// ending its battles and finishing their recordings.
+const stopWithin = 30 * time.Second
+
 // startServer runs `singoff serve` on free loopback ports with its own
-// data directory and waits for /healthz. extra adds flags; tlsOn makes
-// the base URL https.
-func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
+// data directory and waits for /healthz. extra adds flags (they override
+// the defaults here); tlsOn makes the base URL https.
+func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
 	needBinary(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	dataDir := t.TempDir()
 	args := append([]string{
 		"serve",
 		"--listen", listen,
-		"--data-dir", t.TempDir(),
+		"--data-dir", dataDir,
 		"--webrtc-port", strconv.Itoa(freeTCPAndUDPPort(t)),
 		"--loopback",
+		"--drain-timeout", testDrainTimeout.String(),
 	}, extra...)
-	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}, args: args}
+	s := &server{base: "http://" + listen, client: &http.Client{Timeout: 10 * time.Second}, dataDir: dataDir, args: args}
 	if tlsOn {
 		s.base = "https://" + listen
 		// The test made the certificate itself; only the browser is
@@ -52,9 +73,11 @@ func startServer(t *testing.T, tlsOn bool, extra ...string) *server {
 	return s
 }
 
-// start runs the server's command line and waits for /healthz; the
-// test's end stops it (SIGINT, then SIGKILL after 10 s).
-func (s *server) start(t *testing.T) {
+// start runs the server's command line and waits for /healthz. The
+// test's end stops it with SIGINT, unless the test signalled it itself,
+// and fails the test unless it exits with status 0 after its drain and
+// within stopWithin; a server the test killed (kill) is left alone.
+func (s *server) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(binary, s.args...)
 	s.starts++
@@ -66,17 +89,28 @@ func (s *server) start(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting singoff serve: %v", err)
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	s.proc, s.exited = cmd.Process, exited
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		p.at = time.Now()
+		close(p.exited)
+	}()
+	s.proc = p
+	run := s.starts
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
 		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		case <-p.exited:
+			if !p.byTest {
+				t.Errorf("singoff serve (run %d) stopped before the test's end: %v", run, p.err)
+			}
+			return
+		default:
+		}
+		if !p.byTest {
+			_ = cmd.Process.Signal(os.Interrupt)
+		}
+		if err := p.wait(testDrainTimeout + stopWithin); err != nil {
+			t.Errorf("stopping singoff serve (run %d): %v", run, err)
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -89,8 +123,8 @@ func (s *server) start(t *testing.T) {
 			}
 		}
 		select {
-		case <-exited:
-			t.Fatalf("singoff serve exited before it was healthy: %v", waitErr)
+		case <-p.exited:
+			t.Fatalf("singoff serve exited before it was healthy: %v", p.err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -99,18 +133,45 @@ func (s *server) start(t *testing.T) {
 	}
 }
 
-// kill ends the server at once, as a crash or power cut would.
-func (s *server) kill(t *testing.T) {
+// wait waits for the process to exit, at most within; it kills it past
+// that. It returns why the exit was not a clean one: status 0 in time.
+func (p *process) wait(within time.Duration) error {
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("still running %v after the signal; killed", within)
+	}
+	if p.err != nil {
+		return fmt.Errorf("exited with %v", p.err)
+	}
+	return nil
+}
+
+// signal sends the server sig; the test then waits for its exit itself
+// (s.proc.wait).
+func (s *server) signal(t testing.TB, sig os.Signal) {
 	t.Helper()
-	if err := s.proc.Kill(); err != nil {
+	s.proc.byTest = true
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	<-s.exited
+}
+
+// kill ends the server at once, as a crash or power cut would.
+func (s *server) kill(t testing.TB) {
+	t.Helper()
+	s.proc.byTest = true
+	if err := s.proc.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.proc.exited
 }
 
 // logTo sends cmd's output to a file among the test's artifacts, named
 // after the test, so a failure can be read without flooding the output.
-func logTo(t *testing.T, cmd *exec.Cmd, name string) {
+func logTo(t testing.TB, cmd *exec.Cmd, name string) {
 	t.Helper()
 	path := artifactPath(t, name+".log")
 	f, err := os.Create(path)
@@ -128,7 +189,7 @@ func logTo(t *testing.T, cmd *exec.Cmd, name string) {
 }
 
 // freeTCPPort asks the kernel for a free loopback TCP port.
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -140,7 +201,7 @@ func freeTCPPort(t *testing.T) int {
 
 // freeTCPAndUDPPort finds a port free for both, as --webrtc-port takes
 // both.
-func freeTCPAndUDPPort(t *testing.T) int {
+func freeTCPAndUDPPort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		port := freeTCPPort(t)
@@ -156,14 +217,15 @@ func freeTCPAndUDPPort(t *testing.T) int {
 
 // battle is the API's battle object with the creation-only fields.
 type battle struct {
-	ID           string   `json:"id"`
-	Title        string   `json:"title"`
-	State        string   `json:"state"`
-	HLSURL       string   `json:"hls_url"`
-	VODURL       *string  `json:"vod_url"`
-	Viewers      int      `json:"viewers"`
-	HostToken    string   `json:"host_token"`
-	SingerTokens []string `json:"singer_tokens"`
+	ID           string     `json:"id"`
+	Title        string     `json:"title"`
+	State        string     `json:"state"`
+	HLSURL       string     `json:"hls_url"`
+	VODURL       *string    `json:"vod_url"`
+	EndedAt      *time.Time `json:"ended_at"`
+	Viewers      int        `json:"viewers"`
+	HostToken    string     `json:"host_token"`
+	SingerTokens []string   `json:"singer_tokens"`
 	Singers      []struct {
 		Slot      int  `json:"slot"`
 		Connected bool `json:"connected"`
@@ -172,7 +234,7 @@ type battle struct {
 
 // call makes one API request and decodes a JSON answer into out (if not
 // nil); it fails the test unless the status is want.
-func (s *server) call(t *testing.T, method, path, token string, body any, want int, out any) {
+func (s *server) call(t testing.TB, method, path, token string, body any, want int, out any) {
 	t.Helper()
 	var reader io.Reader
 	if body != nil {
@@ -208,7 +270,7 @@ func (s *server) call(t *testing.T, method, path, token string, body any, want i
 	}
 }
 
-func (s *server) createBattle(t *testing.T, title string) battle {
+func (s *server) createBattle(t testing.TB, title string) battle {
 	t.Helper()
 	var b battle
 	s.call(t, http.MethodPost, "/api/battles", "", map[string]string{"title": title}, http.StatusCreated, &b)
@@ -218,7 +280,7 @@ func (s *server) createBattle(t *testing.T, title string) battle {
 	return b
 }
 
-func (s *server) battle(t *testing.T, id string) battle {
+func (s *server) battle(t testing.TB, id string) battle {
 	t.Helper()
 	var b battle
 	s.call(t, http.MethodGet, "/api/battles/"+id, "", nil, http.StatusOK, &b)
@@ -228,7 +290,7 @@ func (s *server) battle(t *testing.T, id string) battle {
 // startBot runs `singoff bot` as singer slot of b until the test ends
 // or stop is called; stop waits for the bot to leave (it DELETEs its
 // session on the way out).
-func (s *server) startBot(t *testing.T, b battle, slot int) (stop func()) {
+func (s *server) startBot(t testing.TB, b battle, slot int) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binary, "bot",
