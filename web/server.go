@@ -7,8 +7,8 @@
 package web
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -71,7 +71,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	errs := newStatusCounter()
-	e.Use(s.recovery, s.logRequests, errs.count, cors)
+	// A panicking handler is answered 500 with the contract's JSON error
+	// and logged: one bad request never takes the server down.
+	recovery := gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {
+		s.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "err", fmt.Sprint(v))
+		if !c.Writer.Written() {
+			httpjson.Error(c.Writer, http.StatusInternalServerError, "internal error")
+		}
+		c.Abort()
+	})
+	e.Use(recovery, s.logRequests, errs.count, cors)
 
 	api := &api{
 		battles: cfg.Battles,
@@ -189,24 +198,6 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// recovery answers a panicking handler 500 with the contract's JSON error
-// and logs it, so one bad request never takes the server down.
-func (s *Server) recovery(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			s.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "err", fmt.Sprint(v))
-			if !c.Writer.Written() {
-				httpjson.Error(c.Writer, http.StatusInternalServerError, "internal error")
-			}
-			c.Abort()
-		}
-	}()
-	c.Next()
 }
 
 // logRequests logs every request at debug and every server error at
