@@ -184,6 +184,13 @@ func TestFormatVotesAndEvents(t *testing.T) {
 	defer cancel()
 	events := &sseEvents{}
 	go events.read(t, ctx, srv.URL+"/api/battles/"+c.ID+"/events")
+	// The stream opens with the battle as it is: waiting.
+	for deadline := time.Now().Add(5 * time.Second); !events.seen(func(v battleObject) bool { return v.State == "waiting" }); {
+		if time.Now().After(deadline) {
+			t.Fatal("the events stream did not open with the battle")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	if status, _, _ := call(t, "POST", srv.URL+"/api/battles/"+c.ID+"/start", c.SingerTokens[0], "", ""); status != 401 {
 		t.Fatalf("start with a singer token: %d", status)
