@@ -80,7 +80,7 @@ type countingSink struct {
 	bytes int64
 }
 
-func (s *countingSink) WriteVideo(_ time.Time, _ int64, au [][]byte) error {
+func (s *countingSink) WriteVideo(rung int, _ time.Time, _ int64, au [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range au {

@@ -336,7 +336,7 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 		pts := c.pkt.Pts()
 		au := copyNALUs(splitAnnexB(avframe.PacketData(c.pkt)))
 		c.pkt.Unref()
-		if err := sink.WriteVideo(c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrame, au); err != nil {
+		if err := sink.WriteVideo(0, c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrame, au); err != nil {
 			return fmt.Errorf("compositor: sink: %w", err)
 		}
 	}

@@ -48,8 +48,9 @@ func TestProgramShowsBothSingersAndMixesBoth(t *testing.T) {
 	rec, c := runProgram(t, left, right, 3*time.Second, nil)
 
 	info := c.Info()
-	if info.Width != 1280 || info.Height != 720 || info.FPS != 30 || len(info.SPS) == 0 || len(info.PPS) == 0 ||
-		info.SPS[0]&0x1f != 7 || info.PPS[0]&0x1f != 8 || info.Audio.SampleRate != 48000 || info.Audio.ChannelConfig != 2 {
+	top := info.Video[0]
+	if len(info.Video) != 1 || top.Width != 1280 || top.Height != 720 || info.FPS != 30 || len(top.SPS) == 0 || len(top.PPS) == 0 ||
+		top.SPS[0]&0x1f != 7 || top.PPS[0]&0x1f != 8 || info.Audio.SampleRate != 48000 || info.Audio.ChannelConfig != 2 {
 		t.Fatalf("program info %+v", info)
 	}
 	st := c.Stats()

@@ -81,16 +81,17 @@ func openAudioEncoder(cfg Config) (*astiav.CodecContext, error) {
 // programInfo reads SPS, PPS and the AudioSpecificConfig from the
 // encoders' global headers.
 func programInfo(video, audio *astiav.CodecContext) (media.ProgramInfo, error) {
-	info := media.ProgramInfo{Width: media.ProgramWidth, Height: media.ProgramHeight, FPS: media.ProgramFPS}
+	top := media.VideoRung{Width: media.ProgramWidth, Height: media.ProgramHeight, Bitrate: int(video.BitRate())}
 	for _, nalu := range splitAnnexB(video.ExtraData()) {
 		switch nalu[0] & 0x1f {
 		case 7:
-			info.SPS = bytes.Clone(nalu)
+			top.SPS = bytes.Clone(nalu)
 		case 8:
-			info.PPS = bytes.Clone(nalu)
+			top.PPS = bytes.Clone(nalu)
 		}
 	}
-	if info.SPS == nil || info.PPS == nil {
+	info := media.ProgramInfo{Video: []media.VideoRung{top}, FPS: media.ProgramFPS, AudioBitrate: int(audio.BitRate())}
+	if top.SPS == nil || top.PPS == nil {
 		return info, errors.New("compositor: no SPS/PPS in the x264 header")
 	}
 	if err := info.Audio.Unmarshal(audio.ExtraData()); err != nil {

@@ -97,7 +97,7 @@ type programRecorder struct {
 	keyframes int
 }
 
-func (r *programRecorder) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+func (r *programRecorder) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if h264.IsRandomAccess(au) {

@@ -19,7 +19,7 @@ type stallingSink struct {
 	n      int
 }
 
-func (s *stallingSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+func (s *stallingSink) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
 	s.n++
 	if s.n%20 == 0 {
 		time.Sleep(250 * time.Millisecond)
@@ -29,7 +29,7 @@ func (s *stallingSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
 		s.keyPTS = append(s.keyPTS, pts)
 	}
 	s.key = append(s.key, key)
-	return s.programRecorder.WriteVideo(ntp, pts, au)
+	return s.programRecorder.WriteVideo(rung, ntp, pts, au)
 }
 
 // Keyframes stay on whole seconds of the program clock even when ticks

@@ -293,10 +293,10 @@ type tee struct {
 	liveSkipped int // samples rejected since lastLiveLog
 }
 
-func (t *tee) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
-	t.liveWrote(t.live.WriteVideo(ntp, pts, au))
+func (t *tee) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
+	t.liveWrote(t.live.WriteVideo(rung, ntp, pts, au))
 	if t.rec != nil {
-		t.recorded(t.rec.WriteVideo(ntp, pts, au))
+		t.recorded(t.rec.WriteVideo(rung, ntp, pts, au))
 	}
 	return nil
 }

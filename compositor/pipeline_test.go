@@ -28,12 +28,12 @@ type liveSink struct {
 	rejected atomic.Int64
 }
 
-func (s *liveSink) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+func (s *liveSink) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
 	if s.reject != nil {
 		s.rejected.Add(1)
 		return s.reject
 	}
-	return s.programRecorder.WriteVideo(ntp, pts, au)
+	return s.programRecorder.WriteVideo(rung, ntp, pts, au)
 }
 
 func (s *liveSink) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
@@ -99,11 +99,11 @@ type fakeRecorder struct {
 	closes       []bool
 }
 
-func (r *fakeRecorder) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+func (r *fakeRecorder) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
 	n := r.videoWrites.Add(1)
 	switch {
 	case r.failAfter == 0 || n < int64(r.failAfter):
-		return r.programRecorder.WriteVideo(ntp, pts, au)
+		return r.programRecorder.WriteVideo(rung, ntp, pts, au)
 	case n == int64(r.failAfter):
 		return r.fail
 	}

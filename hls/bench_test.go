@@ -20,8 +20,8 @@ type writeClock struct {
 	written map[int64]time.Time // ntp in ms → when WriteVideo returned
 }
 
-func (c *writeClock) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
-	err := c.Sink.WriteVideo(ntp, pts, au)
+func (c *writeClock) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
+	err := c.Sink.WriteVideo(rung, ntp, pts, au)
 	now := time.Now()
 	c.mu.Lock()
 	c.written[ntp.UnixMilli()] = now

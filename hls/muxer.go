@@ -99,7 +99,7 @@ func newMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
 	m := &Muxer{
 		logger: logger,
 		video: &gohlslib.Track{
-			Codec:     &codecs.H264{SPS: info.SPS, PPS: info.PPS},
+			Codec:     &codecs.H264{SPS: info.Video[0].SPS, PPS: info.Video[0].PPS},
 			ClockRate: media.VideoClockRate,
 		},
 		audio: &gohlslib.Track{
@@ -125,7 +125,10 @@ func newMuxer(info media.ProgramInfo, logger *slog.Logger) (*Muxer, error) {
 }
 
 // WriteVideo implements media.Sink.
-func (m *Muxer) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+func (m *Muxer) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
+	if rung != 0 {
+		return nil // one rendition so far
+	}
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
 	if m.closed.Load() {

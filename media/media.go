@@ -76,12 +76,23 @@ type Feed interface {
 // ProgramInfo describes the compositor's output, known once its encoders
 // are open and before the first sample.
 type ProgramInfo struct {
+	// Video is the ladder, top rung first: the program at its full size
+	// (ProgramWidth × ProgramHeight), then any smaller renditions scaled
+	// from the same picture. Every rung has the same frame rate and
+	// keyframes at the same instants.
+	Video []VideoRung
+	FPS   int
+	// Audio is the AAC-LC configuration, one track shared by every rung.
+	Audio        mpeg4audio.AudioSpecificConfig
+	AudioBitrate int // bit/s
+}
+
+// VideoRung is one H264 rendition of the program.
+type VideoRung struct {
 	Width, Height int
-	FPS           int
-	// SPS and PPS of the H264 program, without start codes.
+	Bitrate       int // the encoder's target, bit/s
+	// SPS and PPS without start codes.
 	SPS, PPS []byte
-	// Audio is the AAC-LC configuration.
-	Audio mpeg4audio.AudioSpecificConfig
 }
 
 // The program: its picture, frame rate and clock rates, and the length
@@ -130,10 +141,34 @@ type Scene struct {
 // for audio; the H264 stream has no B-frames, so DTS equals PTS. ntp is
 // the wall-clock time of the sample.
 type Sink interface {
-	// WriteVideo takes one H264 access unit as NAL units without start
-	// codes.
-	WriteVideo(ntp time.Time, pts int64, au [][]byte) error
+	// WriteVideo takes one H264 access unit of ladder rung (0 the top) as
+	// NAL units without start codes.
+	WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error
 	// WriteAudio takes one or more consecutive AAC access units, the
 	// first at pts, each 1024 samples long.
 	WriteAudio(ntp time.Time, pts int64, aus [][]byte) error
+}
+
+// Cue is a battle event placed on the program's clock: the live and
+// recorded playlists carry it as an EXT-X-DATERANGE, so players show it
+// in step with the picture.
+type Cue struct {
+	ID       string        // unique in the battle, e.g. "turn-2-1", "round-2", "result"
+	Class    string        // e.g. "singoff.turn", "singoff.round", "singoff.result"
+	Start    time.Time     // on the program's clock: the ntp of the sample showing it
+	Duration time.Duration // 0: open-ended
+	// Data are client attributes, names without the X- prefix in upper
+	// case ("SLOT", "ROUND", "WINNER", …), values as text.
+	Data map[string]string
+}
+
+// Cuer takes a battle's events: the live muxer and the recorder.
+type Cuer interface {
+	Cue(c Cue)
+}
+
+// Stills take the program's latest picture, a small JPEG, about once a
+// second: the live thumbnail, and the replay's.
+type Stills interface {
+	Still(ntp time.Time, jpeg []byte)
 }

@@ -94,27 +94,29 @@ func (p *Program) parseVideo(path string) error {
 			au = nil
 		}
 	}
+	var top media.VideoRung
 	for _, nalu := range splitAnnexB(raw) {
 		switch h264.NALUType(nalu[0] & 0x1f) {
 		case h264.NALUTypeAccessUnitDelimiter:
 			flush()
 			continue
 		case h264.NALUTypeSPS:
-			if p.Info.SPS == nil {
-				p.Info.SPS = nalu
+			if top.SPS == nil {
+				top.SPS = nalu
 			}
 		case h264.NALUTypePPS:
-			if p.Info.PPS == nil {
-				p.Info.PPS = nalu
+			if top.PPS == nil {
+				top.PPS = nalu
 			}
 		}
 		au = append(au, nalu)
 	}
 	flush()
-	if p.Info.SPS == nil || p.Info.PPS == nil || len(p.Video) == 0 {
+	if top.SPS == nil || top.PPS == nil || len(p.Video) == 0 {
 		return fmt.Errorf("%s: no SPS, PPS or frames", path)
 	}
-	p.Info.Width, p.Info.Height, p.Info.FPS = 1280, 720, 30
+	top.Width, top.Height = 1280, 720
+	p.Info.Video, p.Info.FPS = []media.VideoRung{top}, 30
 	return nil
 }
 
@@ -191,7 +193,7 @@ func (p *Program) Feed(ctx context.Context, sink media.Sink, length time.Duratio
 				v := p.Video[vi]
 				pts := loop*clipVideo + v.PTS
 				at = time.Duration(pts * int64(time.Second) / media.VideoClockRate)
-				write = func(ntp time.Time) error { return sink.WriteVideo(ntp, pts, v.NALUs) }
+				write = func(ntp time.Time) error { return sink.WriteVideo(0, ntp, pts, v.NALUs) }
 				vi++
 			} else {
 				a := p.Audio[ai]

@@ -87,7 +87,7 @@ type recorder struct {
 
 func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, written *atomic.Uint64, onClose func()) (*recorder, error) {
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
-		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.SPS, PPS: info.PPS}},
+		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.Video[0].SPS, PPS: info.Video[0].PPS}},
 		{ID: audioTrackID, TimeScale: media.AudioClockRate, Codec: &codecs.MPEG4Audio{Config: info.Audio}},
 	}}
 	var buf seekablebuffer.Buffer
@@ -115,8 +115,11 @@ func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Durati
 	return r, nil
 }
 
-// WriteVideo implements media.Sink.
-func (r *recorder) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
+// WriteVideo implements media.Sink: the recording keeps the top rung.
+func (r *recorder) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
+	if rung != 0 {
+		return nil
+	}
 	key := h264.IsRandomAccess(au)
 	r.mu.Lock()
 	defer r.mu.Unlock()

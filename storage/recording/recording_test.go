@@ -248,8 +248,8 @@ type shifted struct {
 	offset time.Duration
 }
 
-func (s *shifted) WriteVideo(ntp time.Time, pts int64, au [][]byte) error {
-	return s.Recorder.WriteVideo(ntp.Add(s.offset), pts+int64(s.offset.Seconds()*90000), au)
+func (s *shifted) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
+	return s.Recorder.WriteVideo(rung, ntp.Add(s.offset), pts+int64(s.offset.Seconds()*90000), au)
 }
 
 func (s *shifted) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
