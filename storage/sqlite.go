@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // migrations run in order, once each; the schema's version is SQLite's
@@ -46,6 +47,12 @@ var migrations = []string{
 	// Singers are named at creation ("Singer 1" when unnamed).
 	`UPDATE battles SET singer1_name = 'Singer 1' WHERE singer1_name = '';
 	UPDATE battles SET singer2_name = 'Singer 2' WHERE singer2_name = '';`,
+	// The per-network caps: the network a battle was created from, and
+	// the network each vote came from.
+	`ALTER TABLE battles ADD COLUMN creator_network TEXT NOT NULL DEFAULT '';
+	CREATE INDEX battles_network_state ON battles (creator_network, state);
+	ALTER TABLE votes ADD COLUMN network TEXT NOT NULL DEFAULT '';
+	CREATE INDEX votes_network ON votes (battle_id, round, network);`,
 }
 
 // SQLite is the default Store: one database file, WAL journal.
@@ -108,19 +115,28 @@ func (s *SQLite) Close() error { return s.db.Close() }
 
 const battleColumns = `id, title, state, created_at, started_at, ended_at, singer1_name, singer2_name,
 	rounds, turn_seconds, host_token_hash, singer1_token_hash, singer2_token_hash, recorded, recording_error,
-	clock_started_at`
+	clock_started_at, creator_network`
 
 // CreateBattle inserts b.
 func (s *SQLite) CreateBattle(ctx context.Context, b *Battle) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		b.ID, b.Title, b.State, unixNano(b.CreatedAt), unixNano(b.StartedAt), unixNano(b.EndedAt),
 		b.SingerNames[0], b.SingerNames[1], b.Rounds, b.TurnSeconds,
 		b.HostTokenHash, b.SingerTokenHashs[0], b.SingerTokenHashs[1], b.Recorded, b.RecordingError,
-		unixNano(b.ClockStartedAt))
+		unixNano(b.ClockStartedAt), b.CreatorNetwork)
 	if err != nil {
-		return fmt.Errorf("insert battle %s: %w", b.ID, err)
+		return fmt.Errorf("insert battle %s: %w", b.ID, noSpace(err))
 	}
 	return nil
+}
+
+// noSpace marks an error of a full disk with ErrNoSpace.
+func noSpace(err error) error {
+	var e *sqlite.Error
+	if errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_FULL {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // GetBattle returns the battle with id, or ErrNotFound.
@@ -196,7 +212,7 @@ func (s *SQLite) SetRecording(ctx context.Context, id string, recorded bool, why
 func (s *SQLite) change(ctx context.Context, what, id, query string, args ...any) (bool, error) {
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
-		return false, fmt.Errorf("%s %s: %w", what, id, err)
+		return false, fmt.Errorf("%s %s: %w", what, id, noSpace(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -212,16 +228,24 @@ func (s *SQLite) EndUnfinished(ctx context.Context, at time.Time) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("end unfinished battles: %w", err)
 	}
+	return scanIDs(rows, "end unfinished battles")
+}
+
+// scanIDs reads a column of battle ids and closes rows.
+func scanIDs(rows *sql.Rows, what string) ([]string, error) {
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		ids = append(ids, id)
 	}
-	return ids, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, noSpace(err))
+	}
+	return ids, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -231,7 +255,8 @@ func scanBattle(row scanner) (*Battle, error) {
 	var created, started, ended, clock int64
 	err := row.Scan(&b.ID, &b.Title, &b.State, &created, &started, &ended,
 		&b.SingerNames[0], &b.SingerNames[1], &b.Rounds, &b.TurnSeconds,
-		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError, &clock)
+		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError, &clock,
+		&b.CreatorNetwork)
 	if err != nil {
 		return nil, err
 	}
@@ -255,16 +280,49 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Vote records watcher's vote for slot in a round of a battle; a later
-// vote of the same watcher in the same round replaces it.
-func (s *SQLite) Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO votes (battle_id, round, watcher, slot, at) VALUES (?,?,?,?,?)
+// Vote implements Store. One statement does the cap's check and the
+// write, and the single connection runs one statement at a time, so
+// concurrent ballots of one network cannot pass the cap together.
+func (s *SQLite) Vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO votes (battle_id, round, watcher, network, slot, at)
+		SELECT ?, ?, ?, ?, ?, ?
+		WHERE ? <= 0
+			OR EXISTS (SELECT 1 FROM votes WHERE battle_id = ? AND round = ? AND watcher = ?)
+			OR (SELECT COUNT(*) FROM votes WHERE battle_id = ? AND round = ? AND network = ?) < ?
 		ON CONFLICT (battle_id, round, watcher) DO UPDATE SET slot = excluded.slot, at = excluded.at`,
-		battleID, round, watcher, slot, unixNano(at))
+		b.BattleID, b.Round, b.Watcher, b.Network, b.Slot, unixNano(b.At),
+		maxPerNetwork,
+		b.BattleID, b.Round, b.Watcher,
+		b.BattleID, b.Round, b.Network, maxPerNetwork)
 	if err != nil {
-		return fmt.Errorf("vote in battle %s: %w", battleID, err)
+		return false, fmt.Errorf("vote in battle %s: %w", b.BattleID, noSpace(err))
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("vote in battle %s: %w", b.BattleID, err)
+	}
+	return n > 0, nil
+}
+
+// CountWaiting implements Store.
+func (s *SQLite) CountWaiting(ctx context.Context, network string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM battles WHERE creator_network = ? AND state = ?`,
+		network, StateWaiting).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count waiting battles: %w", err)
+	}
+	return n, nil
+}
+
+// ExpireWaiting implements Store.
+func (s *SQLite) ExpireWaiting(ctx context.Context, createdBefore, at time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `UPDATE battles SET state = ?, ended_at = ? WHERE state = ? AND created_at < ? RETURNING id`,
+		StateEnded, unixNano(at), StateWaiting, unixNano(createdBefore))
+	if err != nil {
+		return nil, fmt.Errorf("expire waiting battles: %w", noSpace(err))
+	}
+	return scanIDs(rows, "expire waiting battles")
 }
 
 // Tally counts a battle's votes: one [slot 1, slot 2] pair per round,
