@@ -425,6 +425,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 	if err := room.publish(1, true); err != nil {
 		t.Fatal(err)
 	}
+	issued := time.Now() // the watchers arrived before the start
 	if _, err := h.m.Start(context.Background(), b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +433,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 		t.Fatalf("second start: %v", err)
 	}
 	for i, slot := range []int{2, 2, 1} {
-		if err := h.m.Vote(context.Background(), b.ID, NewWatcher(), slot); err != nil {
+		if err := h.m.Vote(context.Background(), b.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: issued, Slot: slot}); err != nil {
 			t.Fatalf("vote %d: %v", i, err)
 		}
 	}
@@ -457,7 +458,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 	if !st.Timeline.Finished || st.Winner != 2 {
 		t.Fatalf("ended battle's status: %+v", st)
 	}
-	if err := h.m.Vote(context.Background(), b.ID, NewWatcher(), 1); !errors.Is(err, ErrEnded) {
+	if err := h.m.Vote(context.Background(), b.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: issued, Slot: 1}); !errors.Is(err, ErrEnded) {
 		t.Fatalf("vote after the end: %v", err)
 	}
 }
