@@ -175,7 +175,7 @@ func TestFormatVotesAndEvents(t *testing.T) {
 	if c.Round != 0 || c.Turn != nil || c.VotingOpen || c.Winner != nil || len(c.Votes) != 1 {
 		t.Fatalf("new battle's format: %+v", c.battleObject)
 	}
-	ann, bo, cy := watcherClient(t), watcherClient(t), watcherClient(t)
+	ann, bo, cy := watcherClient(t, srv.URL, c.ID), watcherClient(t, srv.URL, c.ID), watcherClient(t, srv.URL, c.ID)
 	if status := vote(t, ann, srv.URL, c.ID, `{"slot":1}`); status != http.StatusConflict {
 		t.Fatalf("vote before the start: %d", status)
 	}

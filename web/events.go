@@ -3,9 +3,11 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -26,9 +28,14 @@ const (
 type eventHub struct {
 	battles *battle.Manager
 	log     *slog.Logger
+	// maxStreams and maxPerNetwork cap the open streams, on the server
+	// and of one client network.
+	maxStreams, maxPerNetwork int
 
-	mu    sync.Mutex
-	feeds map[feedKey]*feed
+	mu      sync.Mutex
+	feeds   map[feedKey]*feed
+	streams int                  // open streams
+	byNet   map[netip.Prefix]int // open streams by client network
 }
 
 // feedKey names one rendering of a battle: its URLs carry the base the
@@ -48,8 +55,40 @@ type feed struct {
 	subs map[chan []byte]struct{}
 }
 
-func newEventHub(b *battle.Manager, log *slog.Logger) *eventHub {
-	return &eventHub{battles: b, log: log, feeds: map[feedKey]*feed{}}
+func newEventHub(b *battle.Manager, log *slog.Logger, l Limits) *eventHub {
+	return &eventHub{
+		battles: b, log: log, maxStreams: l.EventStreams, maxPerNetwork: l.EventStreamsPerNetwork,
+		feeds: map[feedKey]*feed{}, byNet: map[netip.Prefix]int{},
+	}
+}
+
+// Refusals of a new stream past the caps.
+var (
+	errStreamsFull       = errors.New("this server has as many event streams open as it can")
+	errNetworkStreamsCap = fmt.Errorf("%w: your network has as many event streams open as it may", battle.ErrNetworkLimit)
+)
+
+// open counts a new stream of network within the caps; close gives its
+// place back.
+func (h *eventHub) open(network netip.Prefix) (close func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.streams >= h.maxStreams:
+		return nil, errStreamsFull
+	case h.byNet[network] >= h.maxPerNetwork:
+		return nil, errNetworkStreamsCap
+	}
+	h.streams++
+	h.byNet[network]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.streams--
+		if h.byNet[network]--; h.byNet[network] == 0 {
+			delete(h.byNet, network)
+		}
+	}, nil
 }
 
 // subscribe joins key's feed, starting it if it is the first; the
@@ -148,7 +187,17 @@ func (a *api) stream(c *gin.Context) {
 		a.battleError(c, err)
 		return
 	}
-	events, leave := a.events.subscribe(feedKey{id: id, base: a.urls.baseURL(c)})
+	closeStream, err := a.events.open(clientNetwork(c))
+	switch {
+	case errors.Is(err, battle.ErrNetworkLimit):
+		tooMany(c, err)
+		return
+	case err != nil:
+		unavailable(c, err)
+		return
+	}
+	defer closeStream()
+	events, leave := a.events.subscribe(feedKey{id: id, base: a.srv.baseURL(c)})
 	defer leave()
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -112,13 +112,24 @@ func create(t *testing.T, base, body string) created {
 	return c
 }
 
-// watcherClient is one watcher: its own cookie jar.
-func watcherClient(t *testing.T) *http.Client {
+// watcherClient is one watcher who opened battle id's watch page: its
+// own cookie jar, holding the watcher identity the page issued.
+func watcherClient(t *testing.T, base, id string) *http.Client {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	resp, err := c.Get(base + "/b/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(jar.Cookies(resp.Request.URL)) != 1 {
+		t.Fatalf("the watch page: %d, cookies %v", resp.StatusCode, jar.Cookies(resp.Request.URL))
+	}
+	return c
 }
 
 func vote(t *testing.T, c *http.Client, base, id, body string) int {

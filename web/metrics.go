@@ -27,7 +27,7 @@ type MetricsSources struct {
 }
 
 // metricsHandler serves /metrics.
-func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
+func metricsHandler(src MetricsSources, errs *statusCounter, votes *voteCounter) http.Handler {
 	rtc, live := src.Ingest, src.Live
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -61,6 +61,7 @@ func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
 	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(src.RecordingBytes()) })
 
 	reg.MustRegister(errs.vec)
+	reg.MustRegister(votes.collectors()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 

@@ -39,14 +39,15 @@ type file struct {
 
 // registerPages serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
 // (sing), /b/{id}/replay (replay) and the static files under /assets/.
-func registerPages(e *gin.Engine) {
+// The watch page runs watchPage first (it issues the watcher identity).
+func registerPages(e *gin.Engine, watchPage gin.HandlerFunc) {
 	byPath := loadFiles()
 	page := func(name string) gin.HandlerFunc {
 		f := byPath["pages/"+name]
 		return func(c *gin.Context) { serve(c.Writer, c.Request, f) }
 	}
 	e.GET("/", page("home.html"))
-	e.GET("/b/:id", page("watch.html"))
+	e.GET("/b/:id", watchPage, page("watch.html"))
 	e.GET("/b/:id/replay", page("replay.html"))
 	sing := page("sing.html")
 	e.GET("/b/:id/sing/:slot", func(c *gin.Context) {
@@ -112,7 +113,9 @@ func serve(w http.ResponseWriter, r *http.Request, f file) {
 	h := w.Header()
 	h.Set("Content-Type", f.contentType)
 	h.Set("ETag", f.etag)
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" { // a handler before may have made it private
+		h.Set("Cache-Control", "no-cache")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	if strings.HasPrefix(f.contentType, "text/html") {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"github.com/gin-gonic/gin"
+
 	"context"
 	"io"
 	"net/http"
@@ -39,7 +41,7 @@ func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*
 // pagesOnly serves the pages with no API behind them.
 func pagesOnly() http.Handler {
 	e := newEngine()
-	registerPages(e)
+	registerPages(e, func(*gin.Context) {})
 	return e
 }
 

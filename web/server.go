@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,16 +39,25 @@ type Config struct {
 	// TrustedProxies are the CIDRs whose X-Forwarded-For/-Proto/-Host
 	// headers are believed; none by default.
 	TrustedProxies []string
-	Limits         Limits
-	Logger         *slog.Logger
+	// AdvertiseURL, when set, is the base of every URL the API returns
+	// (http or https, a host, no path); else the address the client used.
+	AdvertiseURL string
+	// WatcherKey signs the watchers' identities (WatcherKeySize random
+	// bytes; see LoadWatcherKey). Votes count only from identities it
+	// signed.
+	WatcherKey []byte
+	Limits     Limits
+	Logger     *slog.Logger
 }
 
 // Server is the HTTP layer.
 type Server struct {
-	engine   *gin.Engine
-	log      *slog.Logger
-	trusted  []netip.Prefix
-	draining atomic.Bool
+	engine    *gin.Engine
+	log       *slog.Logger
+	trusted   []netip.Prefix
+	advertise *url.URL // nil: the address the client used
+	watchers  watcherKey
+	draining  atomic.Bool
 }
 
 // New builds the engine and its routes.
@@ -57,6 +67,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Limits.setDefaults()
 	s := &Server{log: cfg.Logger}
+	var err error
+	if s.watchers, err = newWatcherKey(cfg.WatcherKey); err != nil {
+		return nil, err
+	}
+	if cfg.AdvertiseURL != "" {
+		if s.advertise, err = parseAdvertiseURL(cfg.AdvertiseURL); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range cfg.TrustedProxies {
 		prefix, err := parsePrefix(p)
 		if err != nil {
@@ -80,14 +99,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		c.Abort()
 	})
-	e.Use(recovery, s.logRequests, errs.count, cors)
+	e.Use(recovery, s.logRequests, errs.count, s.hsts, cors)
 
 	api := &api{
 		battles: cfg.Battles,
 		log:     cfg.Logger,
-		urls:    s,
+		srv:     s,
 		limits:  newLimiters(cfg.Limits),
-		events:  newEventHub(cfg.Battles, cfg.Logger),
+		events:  newEventHub(cfg.Battles, cfg.Logger, cfg.Limits),
+		votes:   newVoteCounter(),
 	}
 	api.register(e)
 	rtc := &webrtcRoutes{
@@ -100,8 +120,8 @@ func New(cfg Config) (*Server, error) {
 	rtc.register(e)
 	streams := &streams{live: cfg.Live, vod: cfg.VOD}
 	streams.register(e)
-	registerPages(e)
-	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs)))
+	registerPages(e, s.issueWatcher)
+	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs, api.votes)))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *gin.Context) {
 		if s.draining.Load() {
@@ -162,27 +182,62 @@ func (s *Server) fromTrustedProxy(c *gin.Context) bool {
 	return false
 }
 
-// baseURL is the scheme and host the client used, so returned URLs work
-// behind a TLS-terminating proxy (X-Forwarded-Proto/Host, honoured only
-// from trusted proxies).
-func (s *Server) baseURL(c *gin.Context) string {
-	scheme := "http"
+// https tells whether the client reached the server over TLS: its own,
+// or that of a trusted proxy saying so (X-Forwarded-Proto).
+func (s *Server) https(c *gin.Context) bool {
 	if c.Request.TLS != nil {
-		scheme = "https"
+		return true
 	}
+	return s.fromTrustedProxy(c) && c.GetHeader("X-Forwarded-Proto") == "https"
+}
+
+// requestHost is the host (and port) the client sent the request to:
+// Host, or a trusted proxy's X-Forwarded-Host; "localhost" when neither
+// is a valid host.
+func (s *Server) requestHost(c *gin.Context) string {
 	host := c.Request.Host
 	if s.fromTrustedProxy(c) {
-		if p := c.GetHeader("X-Forwarded-Proto"); p == "https" || p == "http" {
-			scheme = p
-		}
 		if h, _, _ := strings.Cut(c.GetHeader("X-Forwarded-Host"), ","); validHost(strings.TrimSpace(h)) {
 			host = strings.TrimSpace(h)
 		}
 	}
 	if !validHost(host) {
-		host = "localhost"
+		return "localhost"
 	}
-	return scheme + "://" + host
+	return host
+}
+
+// baseURL is the base of the URLs the API returns: --advertise-url when
+// set, else the scheme and host the client used (the X-Forwarded-*
+// headers honoured only from trusted proxies), so they work behind a
+// TLS-terminating proxy.
+func (s *Server) baseURL(c *gin.Context) string {
+	if s.advertise != nil {
+		return s.advertise.String()
+	}
+	scheme := "http"
+	if s.https(c) {
+		scheme = "https"
+	}
+	return scheme + "://" + s.requestHost(c)
+}
+
+// parseAdvertiseURL checks an --advertise-url: http or https, a valid
+// host, nothing after it but an optional "/".
+func parseAdvertiseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) ||
+		strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("advertise URL %q: want http(s)://host[:port]", raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// hsts makes browsers that reached the server over HTTPS keep to it.
+func (s *Server) hsts(c *gin.Context) {
+	if s.https(c) {
+		c.Header("Strict-Transport-Security", "max-age=31536000")
+	}
 }
 
 // validHost accepts a host name or address with an optional port.

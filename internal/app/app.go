@@ -42,6 +42,18 @@ type Config struct {
 	RetentionDays  int
 	MaxLive        int
 	MinTurnSeconds int
+	// The per-network caps and the expiry of waiting battles (see
+	// battle.Config).
+	MaxLivePerNetwork    int
+	MaxWaitingPerNetwork int
+	MaxVotersPerNetwork  int
+	WaitingExpiry        time.Duration
+	// AdvertiseURL is the base of the URLs the API returns (see
+	// web.Config); "" for the address each client used.
+	AdvertiseURL string
+	// WatcherKeyFile holds the key that signs watcher identities;
+	// default watcher.key in the data dir.
+	WatcherKeyFile string
 	// VoteGrace and ResultHold time the format (tests shorten them).
 	VoteGrace  time.Duration
 	ResultHold time.Duration
@@ -120,18 +132,22 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("preparing the compositor: %w", err)
 	}
 	a.Battles = battle.NewManager(battle.Config{
-		Store:          store,
-		Rooms:          rooms{a.rtc},
-		Programs:       programs{pipelines},
-		Viewers:        liveOutput{live}.Viewers,
-		Grace:          cfg.Grace,
-		ConnectGrace:   cfg.ConnectGrace,
-		MaxDuration:    cfg.MaxDuration,
-		MaxLive:        cfg.MaxLive,
-		MinTurnSeconds: cfg.MinTurnSeconds,
-		VoteGrace:      cfg.VoteGrace,
-		ResultHold:     cfg.ResultHold,
-		Logger:         part("battle"),
+		Store:                store,
+		Rooms:                rooms{a.rtc},
+		Programs:             programs{pipelines},
+		Viewers:              liveOutput{live}.Viewers,
+		Grace:                cfg.Grace,
+		ConnectGrace:         cfg.ConnectGrace,
+		MaxDuration:          cfg.MaxDuration,
+		MaxLive:              cfg.MaxLive,
+		MaxLivePerNetwork:    cfg.MaxLivePerNetwork,
+		MaxWaitingPerNetwork: cfg.MaxWaitingPerNetwork,
+		MaxVotersPerNetwork:  cfg.MaxVotersPerNetwork,
+		WaitingExpiry:        cfg.WaitingExpiry,
+		MinTurnSeconds:       cfg.MinTurnSeconds,
+		VoteGrace:            cfg.VoteGrace,
+		ResultHold:           cfg.ResultHold,
+		Logger:               part("battle"),
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -139,6 +155,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		go recordings.RunRetention(bg, time.Duration(cfg.RetentionDays)*24*time.Hour, time.Hour, func(ids []string) {
 			a.Battles.Unrecorded(context.Background(), ids, "the recording was deleted after the retention period")
 		})
+	}
+	keyFile := cfg.WatcherKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "watcher.key")
+	}
+	watcherKey, err := web.LoadWatcherKey(keyFile)
+	if err != nil {
+		return nil, err
 	}
 	a.Web, err = web.New(web.Config{
 		Battles: a.Battles,
@@ -151,6 +175,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		},
 		ICEServers:     cfg.ICEServers,
 		TrustedProxies: cfg.TrustedProxies,
+		AdvertiseURL:   cfg.AdvertiseURL,
+		WatcherKey:     watcherKey,
 		Limits:         cfg.Limits,
 		Logger:         part("web"),
 	})
