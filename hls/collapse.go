@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -59,6 +60,8 @@ type collapser struct {
 	mu     sync.Mutex
 	cached map[string]answer
 	order  []string // keys of cached, oldest first
+
+	produced atomic.Uint64 // answers gohlslib made: one per flight
 }
 
 func newCollapser(logger *slog.Logger) *collapser {
@@ -103,6 +106,7 @@ func (c *collapser) do(ctx context.Context, key string, cache bool, produce func
 // produce records produce's response. A panic, which off the request's
 // goroutine would end the process, answers 500 instead.
 func (c *collapser) produce(key string, produce func(http.ResponseWriter)) (a answer) {
+	c.produced.Add(1)
 	defer func() {
 		if v := recover(); v != nil {
 			c.logger.Error("hls: answering a request", "file", key, "err", fmt.Errorf("panic: %v", v))

@@ -58,6 +58,8 @@ func metricsHandler(src MetricsSources, errs *statusCounter, votes *voteCounter)
 	hlsRequests("part", func(s hls.Stats) uint64 { return s.PartRequests })
 	hlsRequests("segment", func(s hls.Stats) uint64 { return s.SegmentRequests })
 	counter("hls_bytes_out_total", "LL-HLS bytes served.", func() float64 { return float64(live.Stats().BytesOut) })
+	counter("hls_muxer_answers_total", "LL-HLS answers the muxer made; identical requests in flight together share one.",
+		func() float64 { return float64(live.Stats().MuxerAnswers) })
 	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(src.RecordingBytes()) })
 
 	reg.MustRegister(errs.vec)

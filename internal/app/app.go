@@ -62,6 +62,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// endedRemembered is how many of the latest ended battles the live
+// server is told of at start-up.
+const endedRemembered = 10_000
+
 // App is a running server, short of its listener.
 type App struct {
 	Battles *battle.Manager
@@ -117,10 +121,17 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the WebRTC ingest: %w", err)
 	}
-	live := hls.NewServer(part("hls"), func(id string) bool {
-		b, err := store.GetBattle(context.Background(), id)
-		return err == nil && b.State == storage.StateEnded
-	})
+	// The latest ended battles answer 410 on /hls; every other id that
+	// is not live 404, without a query.
+	ended, err := store.ListBattles(ctx, storage.StateEnded, endedRemembered)
+	if err != nil {
+		return nil, fmt.Errorf("listing ended battles: %w", err)
+	}
+	endedIDs := make([]string, len(ended))
+	for i, b := range ended {
+		endedIDs[i] = b.ID
+	}
+	live := hls.NewServer(part("hls"), endedIDs)
 	pipelines, err := compositor.NewPipelines(compositor.PipelinesConfig{
 		Compositor: compositor.Config{Preset: cfg.Preset, VideoBitrate: cfg.VideoBitrate},
 		Live:       liveOutput{live},
