@@ -58,6 +58,23 @@ type running struct {
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
 	seen          watched   // what watchers last heard of
+	// recorded tells whether the program's recording started;
+	// storedWhy is the recording error the store has (unstored when a
+	// write failed), so the watchdog stores a change, e.g. a recording
+	// stopped at the disk floor.
+	recorded  bool
+	storedWhy string
+}
+
+// unstored marks a recording error the store does not have yet.
+const unstored = "\x00"
+
+// recordingError is why p is not recorded, a public sentence, or "".
+func recordingError(p Program) string {
+	if err := p.RecordingError(); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // watched is what watchers see change without asking: a change is news.
@@ -419,12 +436,13 @@ func (m *Manager) goLive(r *running) {
 		}
 		return
 	}
-	why := ""
-	if err := prog.RecordingError(); err != nil {
-		why = err.Error()
-		log.Warn("battle not recorded", "err", err)
+	why := recordingError(prog)
+	if why != "" {
+		log.Warn("battle not recorded", "why", why)
 	}
-	if err := m.cfg.Store.SetRecording(ctx, r.id, why == "", why); err != nil {
+	r.recorded, r.storedWhy = why == "", why
+	if err := m.cfg.Store.SetRecording(ctx, r.id, r.recorded, why); err != nil {
+		r.storedWhy = unstored // the watchdog tries again
 		log.Error("storing whether the battle is recorded", "err", err)
 	}
 	r.program, r.liveSince = prog, now

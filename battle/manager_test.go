@@ -115,7 +115,19 @@ func (p *fakeProgram) Show(s media.Scene) {
 		p.scenes = append(p.scenes, s)
 	}
 }
-func (p *fakeProgram) RecordingError() error { return p.recError }
+func (p *fakeProgram) RecordingError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recError
+}
+
+// recordingFails makes the program's recording stop with err, as the
+// recorder at the disk floor does.
+func (p *fakeProgram) recordingFails(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recError = err
+}
 func (p *fakeProgram) Done() <-chan struct{} { return p.done }
 func (p *fakeProgram) End()                  { p.ends.Add(1) }
 
@@ -263,6 +275,33 @@ func TestRecordingErrorIsStored(t *testing.T) {
 	st := h.status(t, b.ID)
 	if st.Battle.State != storage.StateLive || st.Battle.Recorded || st.Battle.RecordingError != h.programs.recError.Error() {
 		t.Fatalf("unrecorded live battle: %+v", st.Battle)
+	}
+}
+
+// A recording that stops while the battle is live (the disk floor) is
+// said in the battle object, and its watchers hear of it; the recording
+// made so far stays offered.
+func TestStoppedRecordingIsStored(t *testing.T) {
+	h := newHarness(t, Config{})
+	b, room := h.create(t, CreateRequest{})
+	if err := room.publish(1, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(t, b.ID).Battle; !st.Recorded || st.RecordingError != "" {
+		t.Fatalf("recorded live battle: %+v", st)
+	}
+	changes, stop := h.m.Subscribe(b.ID)
+	defer stop()
+	const why = "the server ran low on free disk space; the recording stopped there"
+	h.programs.program(b.ID).recordingFails(errors.New(why))
+	eventually(t, "the stopped recording is stored", func() bool {
+		st := h.status(t, b.ID).Battle
+		return st.RecordingError == why && st.Recorded
+	})
+	select {
+	case <-changes:
+	case <-time.After(time.Second):
+		t.Fatal("watchers were not told")
 	}
 }
 

@@ -113,11 +113,37 @@ func (m *Manager) step(r *running, now time.Time) string {
 
 	if prog != nil {
 		prog.Show(scene)
+		if m.storeRecordingError(r, prog) {
+			changed = true
+		}
 	}
 	if changed {
 		m.notify(r.id)
 	}
 	return reason
+}
+
+// storeRecordingError stores why r's program is not (or no longer)
+// recorded when that changed, and tells whether it did.
+func (m *Manager) storeRecordingError(r *running, prog Program) bool {
+	why := recordingError(prog)
+	r.mu.Lock()
+	same, recorded := why == r.storedWhy, r.recorded
+	r.mu.Unlock()
+	if same {
+		return false
+	}
+	if err := m.cfg.Store.SetRecording(context.Background(), r.id, recorded, why); err != nil {
+		m.cfg.Logger.Error("storing whether the battle is recorded", "battle", r.id, "err", err)
+		return false
+	}
+	r.mu.Lock()
+	r.storedWhy = why
+	r.mu.Unlock()
+	if why != "" {
+		m.cfg.Logger.Warn("battle no longer recorded", "battle", r.id, "why", why)
+	}
+	return true
 }
 
 func stopped(p Program) bool {
