@@ -255,7 +255,7 @@ func (w *webrtcRoutes) fail(c *gin.Context, err error) {
 	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining):
 		unavailable(c, err)
 		return
-	case errors.Is(err, battle.ErrNetworkLimit):
+	case errors.Is(err, battle.ErrNetworkLimit), errors.Is(err, ingest.ErrTooMany):
 		tooMany(c, err)
 		return
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
