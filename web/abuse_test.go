@@ -387,3 +387,21 @@ func TestHostTokenCheck(t *testing.T) {
 		})
 	}
 }
+
+// Error answers of the streams are never cached: a CDN must not keep the
+// 404 of a program or recording about to exist.
+func TestStreamErrorsNotCached(t *testing.T) {
+	srv := newServer(t, app.Config{})
+	c := create(t, srv.URL, `{"title":"not yet"}`)
+	for _, path := range []string{
+		"/vod/" + c.ID + "/index.m3u8", "/vod/" + c.ID + "/seg0.m4s", "/vod/abcdefghij/index.m3u8", "/vod/bad%2Fid/index.m3u8",
+		"/hls/" + c.ID + "/index.m3u8", "/hls/bad%2Fid/index.m3u8",
+	} {
+		t.Run(path, func(t *testing.T) {
+			resp, _ := do(t, "GET", srv.URL+path, "", "", "")
+			if resp.StatusCode < 400 || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("%d with Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
