@@ -95,23 +95,12 @@ func TestLiveBattlesCappedPerNetwork(t *testing.T) {
 	for i := range rooms {
 		ids[i], rooms[i] = open(homeNet)
 	}
-	var admitted atomic.Int32
-	var wg sync.WaitGroup
-	for _, room := range rooms {
-		wg.Go(func() {
-			err := room.hooks.Admit(1)
-			switch {
-			case err == nil:
-				admitted.Add(1)
-				room.hooks.Negotiated(1, true)
-			case !errors.Is(err, ErrNetworkLimit):
-				t.Errorf("Admit: %v", err)
-			}
-		})
+	admitted := admitAtOnce(t, rooms, ErrNetworkLimit)
+	if len(admitted) != maxPerNetwork {
+		t.Fatalf("%d battles of one network admitted at once, want %d", len(admitted), maxPerNetwork)
 	}
-	wg.Wait()
-	if admitted.Load() != maxPerNetwork {
-		t.Fatalf("%d battles of one network admitted at once, want %d", admitted.Load(), maxPerNetwork)
+	for _, room := range admitted {
+		room.hooks.Negotiated(1, true)
 	}
 	if n := h.programs.count(); n != maxPerNetwork {
 		t.Fatalf("%d programs started, want %d", n, maxPerNetwork)

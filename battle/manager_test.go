@@ -317,22 +317,8 @@ func TestAdmissionReservesLivePlaces(t *testing.T) {
 		b, room := h.create(t, CreateRequest{})
 		rooms[i], ids[i] = room, b.ID
 	}
-	var admitted atomic.Int32
-	var wg sync.WaitGroup
-	for _, room := range rooms {
-		wg.Go(func() {
-			err := room.hooks.Admit(1)
-			switch {
-			case err == nil:
-				admitted.Add(1)
-			case !errors.Is(err, ErrFull):
-				t.Errorf("Admit: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if admitted.Load() != maxLive {
-		t.Fatalf("%d offers admitted at once, want %d", admitted.Load(), maxLive)
+	if admitted := admitAtOnce(t, rooms, ErrFull); len(admitted) != maxLive {
+		t.Fatalf("%d offers admitted at once, want %d", len(admitted), maxLive)
 	}
 	// The admitted offers: one fails, the others go live.
 	var live []string
@@ -385,6 +371,31 @@ func TestAdmissionReservesLivePlaces(t *testing.T) {
 	if !admittedAfterEnd {
 		t.Fatal("an ended battle's place did not come back")
 	}
+}
+
+// admitAtOnce asks every room's Admit at once, as concurrent first
+// offers do, and returns the rooms admitted; a refusal other than
+// refused fails the test.
+func admitAtOnce(t *testing.T, rooms []*fakeRoom, refused error) []*fakeRoom {
+	t.Helper()
+	var mu sync.Mutex
+	var admitted []*fakeRoom
+	var wg sync.WaitGroup
+	for _, room := range rooms {
+		wg.Go(func() {
+			err := room.hooks.Admit(1)
+			switch {
+			case err == nil:
+				mu.Lock()
+				admitted = append(admitted, room)
+				mu.Unlock()
+			case !errors.Is(err, refused):
+				t.Errorf("Admit: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return admitted
 }
 
 // hasPlace tells whether the battle of this room holds a live place.

@@ -3,13 +3,10 @@ package web_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -339,19 +336,8 @@ func TestAdvertisedURLsAndHSTS(t *testing.T) {
 		t.Fatalf("hls_url %q, want %q", c.HLSURL, want)
 	}
 
-	a, err := app.New(context.Background(), app.Config{DataDir: t.TempDir(), Loopback: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsSrv := httptest.NewTLSServer(a.Handler())
-	t.Cleanup(func() {
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		a.Close(now)
-		tlsSrv.Close()
-	})
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the test's own certificate
+	tlsSrv := newTLSServer(t, app.Config{})
+	client := tlsSrv.Client() // trusts the test's own certificate
 	for _, path := range []string{"/", "/api/battles", "/healthz"} {
 		resp, err := client.Get(tlsSrv.URL + path)
 		if err != nil {

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -34,22 +31,8 @@ const (
 // The whole server runs in this process (real SQLite, the real events
 // hub), its clients over loopback HTTP.
 func BenchmarkEventsFanOut(b *testing.B) {
-	a, err := app.New(context.Background(), app.Config{
-		DataDir: b.TempDir(), Loopback: true, MinTurnSeconds: 1,
-		// The test's clients stand for many networks, as a real audience.
-		TrustedProxies: []string{"127.0.0.1"},
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	defer func() {
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		a.Close(now)
-		srv.Close()
-	}()
+	// The test's clients stand for many networks, as a real audience.
+	srv := newServer(b, app.Config{MinTurnSeconds: 1, TrustedProxies: []string{"127.0.0.1"}})
 	transport := &http.Transport{MaxIdleConnsPerHost: 256}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 

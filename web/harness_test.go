@@ -19,7 +19,18 @@ import (
 
 // newServer is the whole server (real SQLite, ingest on loopback, HLS,
 // compositor) behind an httptest listener, as the binary wires it.
-func newServer(t *testing.T, cfg app.Config) *httptest.Server {
+func newServer(t testing.TB, cfg app.Config) *httptest.Server {
+	t.Helper()
+	return startApp(t, cfg, httptest.NewServer)
+}
+
+// newTLSServer is newServer over TLS, with httptest's certificate.
+func newTLSServer(t testing.TB, cfg app.Config) *httptest.Server {
+	t.Helper()
+	return startApp(t, cfg, httptest.NewTLSServer)
+}
+
+func startApp(t testing.TB, cfg app.Config, listen func(http.Handler) *httptest.Server) *httptest.Server {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
@@ -30,7 +41,7 @@ func newServer(t *testing.T, cfg app.Config) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := listen(a.Handler())
 	t.Cleanup(func() {
 		now, cancel := context.WithCancel(context.Background())
 		cancel()
