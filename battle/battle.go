@@ -152,7 +152,7 @@ var (
 	ErrBadSlot    = errors.New("slot must be 1 or 2")
 	// ErrNetworkLimit is wrapped by the refusals of the per-network
 	// caps, each saying which.
-	ErrNetworkLimit = errors.New("too many from your network")
+	ErrNetworkLimit = errors.New("per-network limit")
 	// ErrLateWatcher refuses a vote from a watcher identity issued after
 	// the round opened: it counts from the next round on.
 	ErrLateWatcher = errors.New("you joined after this round's voting opened; you can vote from the next round")

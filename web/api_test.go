@@ -91,6 +91,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"rounds", "POST", "/api/battles", "", "application/json", `{"title":"a","rounds":10}`, 400},
 		{"turn", "POST", "/api/battles", "", "application/json", `{"title":"a","turn_seconds":29}`, 400},
 		{"content type", "POST", "/api/battles", "", "text/plain", `{"title":"a"}`, 415},
+		{"no content type (another site's no-cors fetch)", "POST", "/api/battles", "", "", `{"title":"a"}`, 415},
 		{"too big", "POST", "/api/battles", "", "application/json", big, 413},
 		{"bad state filter", "GET", "/api/battles?state=lost", "", "", "", 400},
 		{"unknown battle", "GET", "/api/battles/nope", "", "", "", 404},
