@@ -79,13 +79,12 @@ func (m *Manager) Vote(ctx context.Context, id string, v VoteRequest) error {
 	if v.Slot != 1 && v.Slot != 2 {
 		return ErrBadSlot
 	}
-	st, err := m.Status(ctx, id)
+	tl, ended, err := m.timelineNow(ctx, id)
 	if err != nil {
 		return err
 	}
-	tl := st.Timeline
 	switch {
-	case st.Battle.State == storage.StateEnded:
+	case ended:
 		return ErrEnded
 	case !tl.Started:
 		return ErrNotStarted
@@ -114,6 +113,22 @@ func (m *Manager) Vote(ctx context.Context, id string, v VoteRequest) error {
 	}
 	m.notify(id)
 	return nil
+}
+
+// timelineNow is where battle id is in its format now, and whether it
+// has ended: from memory for a battle that runs here (a vote costs no
+// read then), else from the store.
+func (m *Manager) timelineNow(ctx context.Context, id string) (Timeline, bool, error) {
+	if r := m.lookup(id); r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.format.timing.at(r.clock, time.Now()), r.ended, nil
+	}
+	st, err := m.Status(ctx, id)
+	if err != nil {
+		return Timeline{}, false, err
+	}
+	return st.Timeline, st.Battle.State == storage.StateEnded, nil
 }
 
 // votersCap is the cap of voters per round for network: none for an

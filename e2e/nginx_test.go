@@ -250,6 +250,17 @@ func TestEdgeStopsRequestSmuggling(t *testing.T) {
 		})
 	}
 
+	time.Sleep(time.Second) // whatever reached the origin has been served
+	var list struct {
+		Battles []battle `json:"battles"`
+	}
+	s.call(t, http.MethodGet, "/api/battles", "", nil, http.StatusOK, &list)
+	for _, got := range list.Battles {
+		if got.Title == "smuggled" {
+			t.Errorf("a smuggled request reached the origin: battle %s", got.ID)
+		}
+	}
+
 	// A client's own forwarding headers through the edge: the origin
 	// counts the edge's word (the client's address), so the forged
 	// addresses share one network's cap of 3 waiting battles (the honest
@@ -266,19 +277,10 @@ func TestEdgeStopsRequestSmuggling(t *testing.T) {
 		}
 		res.Body.Close()
 		if res.StatusCode != want {
-			t.Fatalf("creation %d with a forged X-Forwarded-For: %d, want %d", i+1, res.StatusCode, want)
+			t.Errorf("creation %d with a forged X-Forwarded-For: %d, want %d", i+1, res.StatusCode, want)
 		}
 	}
 
-	var list struct {
-		Battles []battle `json:"battles"`
-	}
-	s.call(t, http.MethodGet, "/api/battles", "", nil, http.StatusOK, &list)
-	for _, got := range list.Battles {
-		if got.Title == "smuggled" {
-			t.Errorf("a smuggled request reached the origin: battle %s", got.ID)
-		}
-	}
 	// The origin's own account of every request it served.
 	s.signal(t, os.Interrupt)
 	if err := s.proc.wait(testDrainTimeout + stopWithin); err != nil {

@@ -21,6 +21,10 @@ const (
 	sseHeartbeat    = 15 * time.Second // a comment keeps proxies from timing the stream out
 	sseWriteTimeout = 10 * time.Second // a subscriber that cannot take an event in this long is dropped
 	sseBacklog      = 16               // events a subscriber may fall behind before it skips to the latest
+	// sseMinInterval spaces a battle's events: changes closer together
+	// (votes pouring in) make one event with the latest state, so a
+	// popular battle costs its subscribers at most 10 writes a second.
+	sseMinInterval = 100 * time.Millisecond
 )
 
 // eventHub fans a battle's changes out to its events streams: each
@@ -128,15 +132,28 @@ func (h *eventHub) subscribe(key feedKey) (events <-chan []byte, leave func()) {
 }
 
 // run renders the battle on every change while the feed has
-// subscribers.
+// subscribers, at most once per sseMinInterval: changes within it are
+// rendered together at its end.
 func (h *eventHub) run(f *feed, changes <-chan struct{}) {
+	var last time.Time
+	var due <-chan time.Time // a render is waiting for its turn
 	for {
 		select {
 		case <-f.done:
 			return
 		case <-changes:
-			f.publish(h.render(f.key))
+			if due != nil {
+				continue
+			}
+			if wait := sseMinInterval - time.Since(last); wait > 0 {
+				due = time.After(wait)
+				continue
+			}
+		case <-due:
+			due = nil
 		}
+		f.publish(h.render(f.key))
+		last = time.Now()
 	}
 }
 

@@ -222,8 +222,9 @@ form.addEventListener("submit", async (e) => {
     const b = await api("/api/battles", { method: "POST", body });
     saveHost(b.id, { host_token: b.host_token, singer_tokens: b.singer_tokens, title: b.title });
     form.reset();
-    setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");
     await refresh();
+    // Said once its panel with the links shows.
+    setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");
     const first = hostPanels.get(b.id)?.panel.querySelector("input");
     first?.focus();
   } catch (err) {
