@@ -617,10 +617,14 @@ func TestRecordingStopsAtTheDiskFloor(t *testing.T) {
 	playlist := filepath.Join(l.dir, id, playlistName)
 	waitFor(t, func() bool { return len(listedSegments(t, playlist)) >= 2 })
 	tmpfs.Fill(t, dir, floor/2)
-	// The program goes on; the recorder stops at its next segment.
-	err = program.Feed(t.Context(), &shifted{rec, 6 * time.Second}, 10*time.Second, 0)
+	// The program goes on; the recorder stops at its next segment, and
+	// its writes fail from then on.
+	offset := 6 * time.Second
+	for err = nil; err == nil && offset < time.Minute; offset += 2 * time.Second {
+		err = program.Feed(t.Context(), &shifted{rec, offset}, 2*time.Second, 4)
+	}
 	if !errors.Is(err, ErrDiskFloor) {
-		t.Fatalf("writing under the floor: %v, want ErrDiskFloor", err)
+		t.Fatalf("writing under the floor for %v: %v, want ErrDiskFloor", offset-6*time.Second, err)
 	}
 	resp, body := get(t, base+"/vod/"+id+"/index.m3u8", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tagEndlist) || !strings.Contains(string(body), "#EXT-X-PLAYLIST-TYPE:VOD") {
