@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
 	"github.com/singoff/singoff/internal/tmpfs"
 )
 
@@ -456,5 +459,75 @@ func TestLowDiskStopsTheRecordingCleanly(t *testing.T) {
 	waitFor(t, "the end stored", 10*time.Second, func() bool { return s.battle(t, b.ID).State == "ended" })
 	if status, vod := s.get(t, s.base+"/vod/"+b.ID+"/index.m3u8"); status != http.StatusOK || !strings.Contains(vod, "#EXT-X-ENDLIST") {
 		t.Errorf("the replay after the end: %d", status)
+	}
+}
+
+// A crafted #host= link does not silently take the host's key: a key
+// the server does not know as the battle's host key is not kept, and a
+// valid one replaces a key the browser keeps only when the user says so.
+func TestHostLinkCannotReplaceTheHostKey(t *testing.T) {
+	s := startServer(t, false)
+	b := s.createBattle(t, "host link")
+	other := s.createBattle(t, "another battle")
+	br := newBrowser(t, false)
+	tab := br.open("watch", s.base+"/")
+	key := jsString("singoff:host:" + b.ID)
+	stored := func() string {
+		var v string
+		tab.eval(`JSON.parse(localStorage.getItem(`+key+`) || "{}").host_token ?? ""`, &v)
+		return v
+	}
+	store := func(token string) {
+		tab.eval(`localStorage.setItem(`+key+`, JSON.stringify({host_token: `+jsString(token)+`})), true`, nil)
+	}
+	var mu sync.Mutex
+	accept, asked := false, 0
+	chromedp.ListenTarget(tab.ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			mu.Lock()
+			asked++
+			yes := accept
+			mu.Unlock()
+			go func() { _ = chromedp.Run(tab.ctx, page.HandleJavaScriptDialog(yes)) }()
+		}
+	})
+	questions := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked
+	}
+	// A new document each time: a link differing in its fragment only
+	// would not load the page again.
+	follow := func(token string) {
+		tab.run(chromedp.Navigate(s.base + "/"))
+		tab.run(chromedp.Navigate(s.base + "/b/" + b.ID + "#host=" + token))
+	}
+
+	store(b.HostToken)
+	follow(other.HostToken) // another battle's host key
+	time.Sleep(2 * time.Second) // the page checks it with the server
+	if got := stored(); got != b.HostToken || questions() != 0 {
+		t.Fatalf("after a link with another battle's key the browser keeps %q (asked %d times)", got, questions())
+	}
+
+	store("a-stale-key")
+	follow(b.HostToken)
+	waitFor(t, "the page asks before replacing the kept key", 10*time.Second, func() bool { return questions() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if got := stored(); got != "a-stale-key" {
+		t.Fatalf("the user said no, yet the kept key became %q", got)
+	}
+	mu.Lock()
+	accept = true
+	mu.Unlock()
+	follow(b.HostToken)
+	waitFor(t, "the key replaced once the user says so", 10*time.Second, func() bool { return stored() == b.HostToken })
+	tab.waitJS("the host's end control", `!document.getElementById("end").hidden`, 10*time.Second)
+
+	tab.eval(`localStorage.removeItem(`+key+`), true`, nil)
+	follow(b.HostToken)
+	waitFor(t, "a valid link kept where no key was", 10*time.Second, func() bool { return stored() == b.HostToken })
+	if questions() != 2 {
+		t.Errorf("asked %d times in all, want 2 (only when replacing a kept key)", questions())
 	}
 }
