@@ -52,6 +52,7 @@ type running struct {
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
 	seen          watched   // what watchers last heard of
+	cued          cueLog    // the cues handed to program
 }
 
 // watched is what watchers see change without asking: a change is news.
