@@ -30,7 +30,9 @@ import (
 //   - cores: CPU-seconds per program-second, the process's (so clip
 //     playback included);
 //   - ffmpeg-cores and x-ffmpeg: the ffmpeg CLI doing the same job on the
-//     same input in the same run, and our cores over its.
+//     same input in the same run, and our cores over its;
+//   - BenchmarkProgramCPU gives them for one rendition and for the
+//     ladder (see there).
 
 // programLength is the program a benchmark makes: b.N seconds.
 func programLength(b *testing.B) time.Duration { return time.Duration(b.N) * time.Second }

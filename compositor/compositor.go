@@ -85,7 +85,7 @@ type SlotStats struct {
 
 // Stats describes the program so far.
 type Stats struct {
-	FramesOut int64 // program frames encoded (per rung)
+	FramesOut int64 // program frames encoded, each on every rung
 	// FramesRepeated counts the frames that repeated the last picture
 	// because the program was behind its clock (a loaded machine).
 	FramesRepeated int64
@@ -114,6 +114,7 @@ type Compositor struct {
 	mu    sync.Mutex
 	stats Stats
 	cues  []media.Cue // waiting for the program's goroutine
+	ended bool        // Run has returned: cues are dropped
 
 	// Below: Run's goroutine only.
 	start     time.Time
@@ -261,7 +262,9 @@ func (c *Compositor) setGains(left, right float32) {
 // program's goroutine like every sample. Pipeline.Cue calls it.
 func (c *Compositor) cue(cue media.Cue) {
 	c.mu.Lock()
-	c.cues = append(c.cues, cue)
+	if !c.ended {
+		c.cues = append(c.cues, cue)
+	}
 	c.mu.Unlock()
 }
 
@@ -287,6 +290,9 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 	}
 	wg.Go(func() { c.stills.run(slotCtx) })
 	defer func() {
+		c.mu.Lock()
+		c.ended, c.cues = true, nil
+		c.mu.Unlock()
 		cancel()
 		wg.Wait()
 		for i, p := range c.shown {
@@ -363,13 +369,16 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, repeat bool, sink med
 			return err
 		}
 		c.composed = true
-	}
-	for _, r := range c.rungs {
-		if !repeat {
+		// Scaled while the composed picture is still in the cache,
+		// before an encoder evicts it (perf: a third of the scaling
+		// time went waiting for memory).
+		for _, r := range c.rungs {
 			if err := r.scale(c.picture); err != nil {
 				return err
 			}
 		}
+	}
+	for _, r := range c.rungs {
 		if err := r.encode(tick, key, c.start, c.pkt, sink); err != nil {
 			return err
 		}

@@ -72,11 +72,12 @@ func TestProgramShowsBothSingersAndMixesBoth(t *testing.T) {
 	if rec.audioPTS[0] != 0 {
 		t.Errorf("audio starts at %d", rec.audioPTS[0])
 	}
-	// Each frame follows the audio of its time (less the AAC encoder's
-	// frame of delay and the frame being filled), so an HLS part that a
-	// frame closes carries its audio.
+	// Each frame follows the audio of its time (less the two frames the
+	// AAC encoder holds and the one being filled: 64 ms; the frame
+	// before would be 97 ms behind), so an HLS part that a frame closes
+	// carries its audio.
 	for i, pts := range rec.videoPTS {
-		if audio := rec.audioAtVideo[i] * media.VideoClockRate / media.AudioClockRate; audio < pts-2*media.AACFrameSamples*media.VideoClockRate/media.AudioClockRate {
+		if audio := rec.audioAtVideo[i] * media.VideoClockRate / media.AudioClockRate; audio < pts-3*media.AACFrameSamples*media.VideoClockRate/media.AudioClockRate {
 			t.Fatalf("frame %d (pts %d) written with the audio up to %d only", i, pts, audio)
 		}
 	}
