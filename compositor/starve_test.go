@@ -49,12 +49,15 @@ func busyLoops(t *testing.T, n int) (stop func()) {
 type playlistWatch struct {
 	target, partTarget map[time.Duration]bool // every value seen
 	segments, parts    int                    // checked
-	problems           []string
+	problems           []string               // each once
+	seen               map[string]bool
 }
 
 func (w *playlistWatch) problem(format string, args ...any) {
-	if len(w.problems) < 20 {
-		w.problems = append(w.problems, fmt.Sprintf(format, args...))
+	p := fmt.Sprintf(format, args...)
+	if !w.seen[p] && len(w.problems) < 20 {
+		w.seen[p] = true
+		w.problems = append(w.problems, p)
 	}
 }
 
@@ -144,7 +147,7 @@ func TestStarvedProgramKeepsItsPlaylistTargets(t *testing.T) {
 		return b
 	}
 	index, _ := url.Parse(web.URL + "/hls/b1/index.m3u8")
-	w := &playlistWatch{target: map[time.Duration]bool{}, partTarget: map[time.Duration]bool{}}
+	w := &playlistWatch{target: map[time.Duration]bool{}, partTarget: map[time.Duration]bool{}, seen: map[string]bool{}}
 	var lists []*url.URL
 	watch := func(until time.Time) {
 		for time.Now().Before(until) {
