@@ -289,19 +289,19 @@ func BenchmarkProgramCapacity(b *testing.B) {
 		}
 		time.Sleep(d / 2)
 		rss := float64(rssBytes(b)-rssBefore) / float64(n) / 1e6
-		var dropped, frames int64
+		var repeated, frames int64
 		for _, bt := range battles {
 			if err := <-bt.done; err != nil {
 				b.Fatal(err)
 			}
 			st := bt.c.Stats()
-			dropped += st.FramesRepeated
+			repeated += st.FramesRepeated
 			frames += st.FramesOut
 		}
 		cancel()
 		cores := (cpuTime() - cpuBefore).Seconds() / d.Seconds()
-		b.Logf("%d battles: %d frames, %d dropped, %.2f CPU cores, RSS +%.1f MB per battle", n, frames, dropped, cores, rss)
-		if dropped > 0 {
+		b.Logf("%d battles: %d frames, %d repeated, %.2f CPU cores, RSS +%.1f MB per battle", n, frames, repeated, cores, rss)
+		if repeated > 0 {
 			break
 		}
 		best, bestCores, bestRSS = n, cores, rss
