@@ -30,6 +30,8 @@ type Manager struct {
 
 	watchStop chan struct{}
 	watchDone chan struct{}
+
+	origin origin // when several origins share the store
 }
 
 // running is a battle that has a room: waiting for its singers, or live.
@@ -52,6 +54,9 @@ type running struct {
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
 	seen          watched   // what watchers last heard of
+	// storedPresence is what the other origins were last told of the
+	// singers and viewers.
+	storedPresence presence
 }
 
 // watched is what watchers see change without asking: a change is news.
@@ -73,6 +78,9 @@ func NewManager(cfg Config) *Manager {
 		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),
+	}
+	if cfg.Origin != "" {
+		m.origin.presenceDirty = make(chan struct{}, 1)
 	}
 	go m.watch()
 	return m
@@ -109,10 +117,19 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battl
 	for i := range t.Singers {
 		t.Singers[i], b.SingerTokenHashs[i] = newToken()
 	}
-	if err := m.cfg.Store.CreateBattle(ctx, b); err != nil {
+	if m.cfg.Origin == "" {
+		err = m.cfg.Store.CreateBattle(ctx, b)
+	} else {
+		// On the origin with the most free capacity.
+		err = m.cfg.Store.PlaceBattle(ctx, b, time.Now().Add(-m.cfg.OriginTimeout))
+	}
+	if errors.Is(err, storage.ErrNoOrigin) {
+		return nil, t, ErrFull
+	}
+	if err != nil {
 		return nil, t, err
 	}
-	m.cfg.Logger.Info("battle created", "battle", b.ID)
+	m.cfg.Logger.Info("battle created", "battle", b.ID, "origin", b.Origin)
 	return b, t, nil
 }
 
@@ -182,18 +199,22 @@ func (m *Manager) statuses(ctx context.Context, bs []*storage.Battle) ([]Status,
 	for i, b := range bs {
 		st := Status{Battle: b, Votes: tallies[b.ID]}
 		clock := b.ClockStartedAt
-		if b.State != storage.StateEnded {
-			if r := m.lookup(b.ID); r != nil {
-				r.mu.Lock()
-				st.Connected = r.connected
-				if !r.clock.IsZero() {
-					clock = r.clock // with its monotonic reading
-				}
-				r.mu.Unlock()
+		r := m.lookup(b.ID)
+		if b.State != storage.StateEnded && r != nil {
+			r.mu.Lock()
+			st.Connected = r.connected
+			if !r.clock.IsZero() {
+				clock = r.clock // with its monotonic reading
 			}
+			r.mu.Unlock()
 		}
-		if b.State == storage.StateLive {
+		switch {
+		case b.State != storage.StateLive:
+		case r != nil:
 			st.Viewers = m.cfg.Viewers(b.ID)
+		default:
+			// Live on another origin: what it last stored.
+			st.Connected, st.Viewers = b.Connected, b.Viewers
 		}
 		at := now
 		if b.State == storage.StateEnded && !b.EndedAt.IsZero() {
@@ -241,6 +262,9 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 	}
 	if b.State == storage.StateEnded {
 		return nil, ErrEnded
+	}
+	if !m.here(b) {
+		return nil, ErrElsewhere
 	}
 	tally, err := m.cfg.Store.Tally(ctx, id, max(b.Rounds, 1))
 	if err != nil {
@@ -408,6 +432,7 @@ func (m *Manager) connected(r *running, slot int, on bool) {
 	} else {
 		m.cfg.Logger.Info("singer disconnected", "battle", r.id, "slot", slot)
 	}
+	m.presenceChanged()
 	m.notify(r.id)
 }
 
@@ -505,14 +530,32 @@ func (m *Manager) Close(ctx context.Context) {
 			}
 			continue
 		}
-		m.mu.Lock()
-		delete(m.running, r.id)
-		m.mu.Unlock()
-		r.mu.Lock()
-		r.ended = true
-		r.mu.Unlock()
-		r.room.Close()
+		m.drop(r)
 	}
+	m.leave()
+}
+
+// drop closes the room of battle r, which is not live here, and forgets
+// it; the stored battle is left as it is (waiting).
+func (m *Manager) drop(r *running) {
+	m.mu.Lock()
+	if m.running[r.id] == r {
+		delete(m.running, r.id)
+	}
+	if r.holdsPlace {
+		r.holdsPlace = false
+		m.places--
+	}
+	m.mu.Unlock()
+	r.mu.Lock()
+	r.ended = true
+	prog := r.program
+	r.program = nil
+	r.mu.Unlock()
+	if prog != nil {
+		prog.End()
+	}
+	r.room.Close()
 }
 
 func (m *Manager) livePlaces() int {
@@ -529,6 +572,16 @@ func (m *Manager) Unrecorded(ctx context.Context, ids []string, why string) {
 			m.cfg.Logger.Error("storing that a recording is gone", "battle", id, "err", err)
 		}
 	}
+}
+
+// RecordingTrouble says in battle id's object why its recording, which
+// goes on, is incomplete (why is a sentence fit for the public).
+func (m *Manager) RecordingTrouble(ctx context.Context, id, why string) {
+	if err := m.cfg.Store.SetRecording(ctx, id, true, why); err != nil {
+		m.cfg.Logger.Error("storing a recording's trouble", "battle", id, "err", err)
+		return
+	}
+	m.notify(id)
 }
 
 // Stats is what the manager is doing now, for /metrics.

@@ -159,7 +159,15 @@ func (m *Manager) Subscribe(id string) (<-chan struct{}, func()) {
 	}
 }
 
+// notify tells battle id's watchers here, and the other origins, that it
+// changed.
 func (m *Manager) notify(id string) {
+	m.notifyHere(id)
+	m.announce(id)
+}
+
+// notifyHere wakes battle id's subscribers on this server.
+func (m *Manager) notifyHere(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for ch := range m.subs[id] {
