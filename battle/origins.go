@@ -71,6 +71,15 @@ func (m *Manager) Owner(b *storage.Battle) (url string, elsewhere bool) {
 	return b.Origin, true
 }
 
+// OriginOf is the URL of the origin that runs battle b ("" for a server
+// on its own).
+func (m *Manager) OriginOf(b *storage.Battle) string {
+	if b.Origin != "" {
+		return b.Origin
+	}
+	return m.cfg.Origin
+}
+
 // Join registers this server among the origins (Config.Origin) and
 // keeps it registered until Close: a heartbeat, the reaping of origins
 // that died, the presence of its live battles for the others, and the
