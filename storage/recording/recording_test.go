@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopS3Server()
 	os.RemoveAll(clipDir)
 	os.Exit(code)
 }
