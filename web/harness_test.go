@@ -19,7 +19,7 @@ import (
 
 // newServer is the whole server (real SQLite, ingest on loopback, HLS,
 // compositor) behind an httptest listener, as the binary wires it.
-func newServer(t *testing.T, cfg app.Config) *httptest.Server {
+func newServer(t testing.TB, cfg app.Config) *httptest.Server {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
@@ -70,7 +70,7 @@ type created struct {
 }
 
 // call makes one request and reads a JSON answer.
-func call(t *testing.T, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
+func call(t testing.TB, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
@@ -94,7 +94,7 @@ func call(t *testing.T, method, url, token, contentType, body string) (int, map[
 	return resp.StatusCode, out, resp.Header
 }
 
-func create(t *testing.T, base, body string) created {
+func create(t testing.TB, base, body string) created {
 	t.Helper()
 	resp, err := http.Post(base+"/api/battles", "application/json", strings.NewReader(body))
 	if err != nil {

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	pgServer.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -53,7 +53,7 @@ func newDatabase(t *testing.T) string {
 }
 
 // newOrigin is an origin on database db, advertising the URL it serves.
-func newOrigin(t *testing.T, db string, cfg app.Config) *httptest.Server {
+func newOrigin(t testing.TB, db string, cfg app.Config) *httptest.Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

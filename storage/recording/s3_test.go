@@ -34,7 +34,7 @@ var s3srv struct {
 const testBucket = "singoff"
 
 // s3Server starts the shared server on first use; TestMain stops it.
-func s3Server(t *testing.T) *s3test.Server {
+func s3Server(t testing.TB) *s3test.Server {
 	t.Helper()
 	s3srv.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -64,7 +64,7 @@ type s3Fixture struct {
 	url     string
 }
 
-func newS3Fixture(t *testing.T, query string) *s3Fixture {
+func newS3Fixture(t testing.TB, query string) *s3Fixture {
 	t.Helper()
 	srv := s3Server(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
@@ -76,7 +76,7 @@ func newS3Fixture(t *testing.T, query string) *s3Fixture {
 
 // open opens an S3 store on the fixture's bucket and staging; the test's
 // end closes it.
-func (f *s3Fixture) open(t *testing.T, opts S3Options) *S3 {
+func (f *s3Fixture) open(t testing.TB, opts S3Options) *S3 {
 	t.Helper()
 	opts.Staging = f.staging
 	opts.Logger = testLogger(t)
