@@ -220,3 +220,48 @@ func TestOriginLookup(t *testing.T) {
 		t.Errorf("a server on its own: hls_url %s, want %s", c.HLSURL, want)
 	}
 }
+
+// A browser that comes straight to an origin for the watch or sing page
+// of a battle another origin runs is sent there, so that the page, its
+// WHIP/WHEP and its live program share one origin; through an edge (a
+// trusted proxy), and for replays and ended battles, it stays.
+func TestPagesGoToTheBattlesOrigin(t *testing.T) {
+	a, b, onA, onB := twoOrigins(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := noRedirect.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Location")
+	}
+	tests := []struct {
+		name, url, location string
+	}{
+		{"watch, straight to the other origin", a.URL + "/b/" + onB.ID, b.URL + "/b/" + onB.ID},
+		{"sing, straight to the other origin", a.URL + "/b/" + onB.ID + "/sing/2", b.URL + "/b/" + onB.ID + "/sing/2"},
+		{"watch on its own origin", a.URL + "/b/" + onA.ID, ""},
+		{"watch through the edge", b.URL + "/b/" + onA.ID, ""},
+		{"replay", a.URL + "/b/" + onB.ID + "/replay", ""},
+		{"an unknown battle", a.URL + "/b/nobattle", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, location := get(tc.url)
+			switch {
+			case tc.location != "" && (status != http.StatusTemporaryRedirect || location != tc.location):
+				t.Fatalf("%d, Location %q; want 307 to %s", status, location, tc.location)
+			case tc.location == "" && status != http.StatusOK:
+				t.Fatalf("%d, Location %q; want the page", status, location)
+			}
+		})
+	}
+	if status, _, _ := call(t, http.MethodPost, b.URL+"/api/battles/"+onB.ID+"/end", onB.HostToken, "", ""); status != http.StatusOK {
+		t.Fatalf("end: %d", status)
+	}
+	if status, location := get(a.URL + "/b/" + onB.ID); status != http.StatusOK {
+		t.Fatalf("the watch page of an ended battle: %d, Location %q; want the page where it is asked for", status, location)
+	}
+}

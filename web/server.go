@@ -101,7 +101,7 @@ func New(cfg Config) (*Server, error) {
 	registerOrigin(e, cfg.Battles, cfg.Logger)
 	streams := &streams{live: cfg.Live, vod: cfg.VOD}
 	streams.register(e)
-	registerPages(e)
+	registerPages(e, s.toBattlesOrigin(cfg.Battles))
 	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs)))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *gin.Context) {

@@ -73,7 +73,7 @@ func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 		internalError(c, w.log, err)
 		return slotRequest{}, false
 	}
-	if owner, elsewhere := w.battles.Owner(b); elsewhere {
+	if owner, elsewhere := w.battles.Owner(b); elsewhere && b.State != storage.StateEnded {
 		// Another origin runs the battle: its media go there (RFC 9725
 		// lets a WHIP/WHEP server redirect with 307).
 		c.Header("Location", owner+c.Request.URL.RequestURI())
