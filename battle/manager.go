@@ -443,29 +443,12 @@ func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, 
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	r := m.running[id]
-	delete(m.running, id)
-	if r != nil && r.holdsPlace {
-		r.holdsPlace = false
-		m.places--
-	}
-	m.mu.Unlock()
+	r := m.detach(id)
 	if r == nil && b.State == storage.StateEnded {
 		return nil, ErrEnded
 	}
 	if r != nil {
-		r.mu.Lock()
-		r.ended = true
-		prog := r.program
-		r.program = nil
-		r.mu.Unlock()
-		if prog != nil {
-			prog.End()
-		}
-		// Outside r.mu: closing sessions reports disconnects, which
-		// take r.mu (and find the battle ended).
-		r.room.Close()
+		r.stop()
 	}
 	at := time.Now().UTC()
 	changed, err := m.cfg.Store.SetEnded(ctx, id, at)
@@ -538,15 +521,27 @@ func (m *Manager) Close(ctx context.Context) {
 // drop closes the room of battle r, which is not live here, and forgets
 // it; the stored battle is left as it is (waiting).
 func (m *Manager) drop(r *running) {
+	m.detach(r.id)
+	r.stop()
+}
+
+// detach forgets battle id's room here, if it has one, and gives its live
+// place back; it returns the room's battle (nil without a room).
+func (m *Manager) detach(id string) *running {
 	m.mu.Lock()
-	if m.running[r.id] == r {
-		delete(m.running, r.id)
-	}
-	if r.holdsPlace {
+	defer m.mu.Unlock()
+	r := m.running[id]
+	delete(m.running, id)
+	if r != nil && r.holdsPlace {
 		r.holdsPlace = false
 		m.places--
 	}
-	m.mu.Unlock()
+	return r
+}
+
+// stop ends r here: its program stops (the recording finished) and its
+// room closes.
+func (r *running) stop() {
 	r.mu.Lock()
 	r.ended = true
 	prog := r.program
@@ -555,7 +550,20 @@ func (m *Manager) drop(r *running) {
 	if prog != nil {
 		prog.End()
 	}
+	// Outside r.mu: closing sessions reports disconnects, which take
+	// r.mu (and find the battle ended).
 	r.room.Close()
+}
+
+// runningNow is every battle with a room here, at this moment.
+func (m *Manager) runningNow() []*running {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 func (m *Manager) livePlaces() int {
@@ -593,14 +601,8 @@ type Stats struct {
 
 // Stats counts battles, singers and viewers.
 func (m *Manager) Stats() Stats {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
-	m.mu.Unlock()
 	var s Stats
-	for _, r := range rs {
+	for _, r := range m.runningNow() {
 		r.mu.Lock()
 		live := r.program != nil
 		for _, c := range r.connected {

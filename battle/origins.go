@@ -240,14 +240,8 @@ func (m *Manager) changedElsewhere(ctx context.Context, id string) {
 
 // reconcileRunning reconciles every battle that has a room here.
 func (m *Manager) reconcileRunning(ctx context.Context) {
-	m.mu.Lock()
-	ids := make([]string, 0, len(m.running))
-	for id := range m.running {
-		ids = append(ids, id)
-	}
-	m.mu.Unlock()
-	for _, id := range ids {
-		m.reconcile(ctx, id)
+	for _, r := range m.runningNow() {
+		m.reconcile(ctx, r.id)
 	}
 }
 
@@ -313,13 +307,7 @@ func (m *Manager) presenceChanged() {
 // storePresence stores the presence of the live battles here that
 // changed since it was last stored, and announces them.
 func (m *Manager) storePresence(ctx context.Context) {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
-	m.mu.Unlock()
-	for _, r := range rs {
+	for _, r := range m.runningNow() {
 		r.mu.Lock()
 		live := r.program != nil && !r.ended
 		p := presence{connected: r.connected}

@@ -18,37 +18,10 @@ import (
 // connections to a real PostgreSQL (as separate servers would have),
 // with fake rooms and programs as in the other tests.
 
-var pgServer struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.srv != nil {
-		pgServer.srv.Stop()
-	}
+	pgtest.StopShared()
 	os.Exit(code)
-}
-
-// newDatabase makes an empty PostgreSQL database for a test, starting
-// the private server on first use.
-func newDatabase(t *testing.T) string {
-	t.Helper()
-	pgServer.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		pgServer.srv, pgServer.err = pgtest.Start(ctx, pgtest.Options{})
-	})
-	if pgServer.err != nil {
-		t.Fatal(pgServer.err)
-	}
-	url, err := pgServer.srv.NewDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
 }
 
 // Origin timing of the tests: short, so that a death is seen quickly.
@@ -84,7 +57,7 @@ func (h *harness) die() {
 // Battles created through either origin are spread over both, and each
 // runs where it was placed: the other refuses its media.
 func TestOriginsShareBattles(t *testing.T) {
-	db := newDatabase(t)
+	db := pgtest.NewTestDatabase(t)
 	a := newOrigin(t, db, "http://a", Config{})
 	b := newOrigin(t, db, "http://b", Config{})
 	per := map[string]int{}
@@ -125,7 +98,7 @@ func TestOriginsShareBattles(t *testing.T) {
 // connected there show here, a start here sets its program's clock, a
 // vote here shows in its program, an end here ends its program.
 func TestChangesReachTheBattlesOrigin(t *testing.T) {
-	db := newDatabase(t)
+	db := pgtest.NewTestDatabase(t)
 	a := newOrigin(t, db, "http://a", Config{})
 	b := newOrigin(t, db, "http://b", Config{})
 	bt, room := a.create(t, CreateRequest{Rounds: ptr(2), TurnSeconds: ptr(60)})
@@ -177,7 +150,7 @@ func TestChangesReachTheBattlesOrigin(t *testing.T) {
 // A battle started on another origin before any singer came gets its
 // room on its own origin, so that its timeline runs there.
 func TestAStartElsewhereOpensTheRoom(t *testing.T) {
-	db := newDatabase(t)
+	db := pgtest.NewTestDatabase(t)
 	a := newOrigin(t, db, "http://a", Config{})
 	b := newOrigin(t, db, "http://b", Config{})
 	bt, _, err := a.m.Create(context.Background(), CreateRequest{Title: ptr("no singer yet")})
@@ -197,7 +170,7 @@ func TestAStartElsewhereOpensTheRoom(t *testing.T) {
 // kept, recordings handed over to be finished) and its waiting battles
 // move to an origin that is alive.
 func TestADeadOriginsBattles(t *testing.T) {
-	db := newDatabase(t)
+	db := pgtest.NewTestDatabase(t)
 	var mu sync.Mutex
 	var orphaned []string
 	a := newOrigin(t, db, "http://a", Config{})

@@ -5,16 +5,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/singoff/singoff/internal/pgtest"
 )
 
 // Origins starting together on a new database migrate it once: the
 // others wait for the first and find the schema up to date.
 func TestPostgresMigratesOnceWhenOriginsStartTogether(t *testing.T) {
 	ctx := context.Background()
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := pgtest.NewTestDatabase(t)
 	const origins = 4
 	var wg sync.WaitGroup
 	errs := make(chan error, origins)
@@ -48,10 +47,7 @@ func TestPostgresMigratesOnceWhenOriginsStartTogether(t *testing.T) {
 // A change announced by one origin reaches the others, not itself.
 func TestPostgresAnnouncesChangesToOtherOrigins(t *testing.T) {
 	ctx := context.Background()
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := pgtest.NewTestDatabase(t)
 	open := func() *Postgres {
 		s, err := OpenPostgres(ctx, url)
 		if err != nil {

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -12,22 +11,9 @@ import (
 	"github.com/singoff/singoff/internal/pgtest"
 )
 
-// pg is the private PostgreSQL server of the tests.
-var pg *pgtest.Server
-
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	pg, err = pgtest.Start(ctx, pgtest.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
+	pgtest.StopShared()
 	os.Exit(code)
 }
 
@@ -49,10 +35,7 @@ func eachStore(t *testing.T, test func(t *testing.T, open func() Store)) {
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		url, err := pg.NewDatabase(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		url := pgtest.NewTestDatabase(t)
 		test(t, func() Store {
 			t.Helper()
 			s, err := OpenPostgres(context.Background(), url)

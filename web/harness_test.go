@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -21,6 +22,22 @@ import (
 // compositor) behind an httptest listener, as the binary wires it.
 func newServer(t testing.TB, cfg app.Config) *httptest.Server {
 	t.Helper()
+	return serveApp(t, listen(t), cfg)
+}
+
+// listen opens a loopback listener for a test server.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serveApp serves the whole server, configured by cfg, on ln.
+func serveApp(t testing.TB, ln net.Listener, cfg app.Config) *httptest.Server {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
 	if cfg.Logger == nil {
@@ -30,7 +47,8 @@ func newServer(t testing.TB, cfg app.Config) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
+	srv.Start()
 	t.Cleanup(func() {
 		now, cancel := context.WithCancel(context.Background())
 		cancel()

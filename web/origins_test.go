@@ -1,18 +1,12 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/singoff/singoff/internal/app"
 	"github.com/singoff/singoff/internal/pgtest"
@@ -21,69 +15,26 @@ import (
 // Two origins in this process, each the whole server as the binary wires
 // it, sharing a real PostgreSQL.
 
-var pgServer struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.srv != nil {
-		pgServer.srv.Stop()
-	}
+	pgtest.StopShared()
 	os.Exit(code)
-}
-
-func newDatabase(t testing.TB) string {
-	t.Helper()
-	pgServer.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		pgServer.srv, pgServer.err = pgtest.Start(ctx, pgtest.Options{})
-	})
-	if pgServer.err != nil {
-		t.Fatal(pgServer.err)
-	}
-	url, err := pgServer.srv.NewDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
 }
 
 // newOrigin is an origin on database db, advertising the URL it serves.
 func newOrigin(t testing.TB, db string, cfg app.Config) *httptest.Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listen(t)
 	cfg.AdvertiseURL = "http://" + ln.Addr().String()
 	cfg.Database = db
-	cfg.DataDir = t.TempDir()
-	cfg.Loopback = true
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := app.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
-	srv.Start()
-	t.Cleanup(func() {
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		a.Close(now)
-		srv.Close()
-	})
-	return srv
+	return serveApp(t, ln, cfg)
 }
 
 // twoOrigins starts two origins and a battle on each; b trusts the
 // loopback address as a proxy, a trusts nothing.
 func twoOrigins(t *testing.T) (a, b *httptest.Server, onA, onB created) {
 	t.Helper()
-	db := newDatabase(t)
+	db := pgtest.NewTestDatabase(t)
 	a = newOrigin(t, db, app.Config{})
 	b = newOrigin(t, db, app.Config{TrustedProxies: []string{"127.0.0.1"}})
 	for range 2 {

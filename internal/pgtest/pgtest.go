@@ -16,8 +16,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver of the admin connection
@@ -190,4 +192,38 @@ func (s *Server) Stop() error {
 		}
 	}
 	return errors.Join(err, os.RemoveAll(s.dir))
+}
+
+// shared is the server the tests of one test binary share.
+var shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// NewTestDatabase makes an empty database for a test, on a server the
+// tests of its package share, started at first use (no fsync). The
+// package's TestMain calls StopShared after its tests.
+func NewTestDatabase(t testing.TB) string {
+	t.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		shared.srv, shared.err = Start(ctx, Options{})
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	url, err := shared.srv.NewDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// StopShared stops the shared server if it was started.
+func StopShared() {
+	if shared.srv != nil {
+		shared.srv.Stop()
+	}
 }

@@ -362,29 +362,18 @@ func (s *S3) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.ETag != "" {
 		h.Set("ETag", `"`+st.ETag+`"`)
 	}
-	switch file {
-	case playlistName:
-		text, err := io.ReadAll(io.LimitReader(obj, 16<<20))
-		if err != nil {
+	var content io.ReadSeeker = obj
+	var text []byte
+	if file == playlistName {
+		if text, err = io.ReadAll(io.LimitReader(obj, 16<<20)); err != nil {
+			w.Header().Set("Retry-After", "5")
 			httpjson.Error(w, http.StatusServiceUnavailable, "the recordings store does not answer; try again")
 			return
 		}
-		h.Set("Content-Type", "application/vnd.apple.mpegurl")
-		if isFinished(string(text)) {
-			h.Set("Cache-Control", cacheVODPlaylist)
-		} else {
-			h.Set("Cache-Control", cacheEventPlaylist)
-		}
-		http.ServeContent(w, r, file, st.LastModified, bytes.NewReader(text))
-	case initName:
-		h.Set("Content-Type", "video/mp4")
-		h.Set("Cache-Control", cacheMedia)
-		http.ServeContent(w, r, file, st.LastModified, obj)
-	default:
-		h.Set("Content-Type", "video/iso.segment")
-		h.Set("Cache-Control", cacheMedia)
-		http.ServeContent(w, r, file, st.LastModified, obj)
+		content = bytes.NewReader(text)
 	}
+	fileHeaders(h, file, text)
+	http.ServeContent(w, r, file, st.LastModified, content)
 }
 
 func isNotFound(err error) bool {
@@ -412,17 +401,6 @@ func (s *S3) get(ctx context.Context, battleID, name string) ([]byte, error) {
 	}
 	defer obj.Close()
 	return io.ReadAll(io.LimitReader(obj, 16<<20))
-}
-
-func contentType(name string) string {
-	switch {
-	case name == playlistName:
-		return "application/vnd.apple.mpegurl"
-	case name == initName:
-		return "video/mp4"
-	default:
-		return "video/iso.segment"
-	}
 }
 
 // retry runs attempt until it succeeds or the store closes, each try
