@@ -34,8 +34,7 @@ type shared struct {
 	s3         *s3test.Server
 }
 
-// startShared starts PostgreSQL and the S3 server for a test; the
-// origins find the S3 keys in their environment.
+// startShared starts PostgreSQL and the S3 server for a test.
 func startShared(t *testing.T) *shared {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -49,6 +48,17 @@ func startShared(t *testing.T) *shared {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sh := startS3(t)
+	sh.database = db
+	return sh
+}
+
+// startS3 starts the S3 server for a test, with the recordings bucket;
+// the servers the test starts find its keys in their environment.
+func startS3(t *testing.T) *shared {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	s3, err := s3test.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +71,7 @@ func startShared(t *testing.T) *shared {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	return &shared{database: db, recordings: s3.URL(recordingsBucket, "recordings"), s3: s3}
+	return &shared{recordings: s3.URL(recordingsBucket, "recordings"), s3: s3}
 }
 
 // startOrigin starts an origin on the shared database and bucket.
@@ -233,7 +243,7 @@ var segmentLine = regexp.MustCompile(`(?m)^seg(\d+)\.m4s$`)
 // of a battle; the program goes on, and once the battle has ended its
 // recording in the bucket holds every segment.
 func TestS3OutageLosesNoSegment(t *testing.T) {
-	sh := startShared(t)
+	sh := startS3(t)
 	o := startServer(t, false, "--recordings", sh.recordings)
 	bt := o.createBattle(t, "outage")
 	o.startBot(t, bt, 1)
