@@ -51,6 +51,12 @@ func (f *fakeRooms) room(t *testing.T, id string) *fakeRoom {
 	return r
 }
 
+func (f *fakeRooms) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rooms[id] != nil
+}
+
 func (r *fakeRoom) Feeds() [2]media.Feed { return [2]media.Feed{} }
 func (r *fakeRoom) Close()               { r.closed.Add(1) }
 
@@ -140,14 +146,16 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	store, err := storage.OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{store: store, rooms: &fakeRooms{}, programs: &fakePrograms{}}
+	h := &harness{rooms: &fakeRooms{}, programs: &fakePrograms{}}
 	if cfg.Store == nil {
+		store, err := storage.OpenSQLite(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
 		cfg.Store = store
 	}
+	h.store = cfg.Store
 	cfg.Rooms, cfg.Programs = h.rooms, h.programs
 	if cfg.MinTurnSeconds == 0 {
 		cfg.MinTurnSeconds = 1
@@ -157,7 +165,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // no drain: end what is live at once
 		h.m.Close(ctx)
-		store.Close()
 	})
 	return h
 }
