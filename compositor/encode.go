@@ -31,12 +31,17 @@ type Rung struct {
 // more x264 time, past the ladder's CPU bar (docs/BENCHMARKS.md).
 var DefaultRenditions = []Rung{{Width: 640, Height: 360, Bitrate: 600_000}}
 
-func openVideoEncoder(preset string, r Rung) (*astiav.CodecContext, error) {
+// openVideoEncoder opens x264 for rung r; threads 0 lets x264 choose
+// (sliced threads, as zerolatency asks).
+func openVideoEncoder(preset string, r Rung, threads int) (*astiav.CodecContext, error) {
 	codec := astiav.FindEncoderByName("libx264")
 	if codec == nil {
 		return nil, errors.New("compositor: encoder libx264 not available")
 	}
 	cc := astiav.AllocCodecContext(codec)
+	if threads > 0 {
+		cc.SetThreadCount(threads)
+	}
 	cc.SetWidth(r.Width)
 	cc.SetHeight(r.Height)
 	cc.SetPixelFormat(astiav.PixelFormatYuv420P)

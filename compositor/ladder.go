@@ -43,7 +43,14 @@ func openRungs(cfg Config, picture *astiav.Frame) ([]*rung, error) {
 			spec.Width > media.ProgramWidth || spec.Height > media.ProgramHeight || spec.Bitrate <= 0) {
 			return fail(fmt.Errorf("compositor: rendition %dx%d at %d bit/s: want an even size within the program's and a bitrate", spec.Width, spec.Height, spec.Bitrate))
 		}
-		enc, err := openVideoEncoder(cfg.Preset, spec)
+		// The top rung takes x264's sliced threads, so a frame is
+		// encoded on both cores at once; a smaller rung is cheaper on
+		// one thread (no slices to synchronise), and quick enough.
+		threads := 0
+		if i > 0 {
+			threads = 1
+		}
+		enc, err := openVideoEncoder(cfg.Preset, spec, threads)
 		if err != nil {
 			return fail(err)
 		}
