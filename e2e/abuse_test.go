@@ -504,7 +504,7 @@ func TestHostLinkCannotReplaceTheHostKey(t *testing.T) {
 	}
 
 	store(b.HostToken)
-	follow(other.HostToken) // another battle's host key
+	follow(other.HostToken)     // another battle's host key
 	time.Sleep(2 * time.Second) // the page checks it with the server
 	if got := stored(); got != b.HostToken || questions() != 0 {
 		t.Fatalf("after a link with another battle's key the browser keeps %q (asked %d times)", got, questions())

@@ -97,6 +97,15 @@ func generateEdgeProgram(dir string) (*testprogram.Program, error) {
 // URL.
 func edgeStartNginx(t testing.TB, origin string) string {
 	t.Helper()
+	return startNginx(t, "nginx.conf", map[string]string{"SINGOFF_ORIGIN": origin}, "")
+}
+
+// startNginx runs nginx with the deploy/ template named, its variables
+// filled in from vars (the listen address, cache directory and user
+// are the test's), plus extra directives at the top of its http block,
+// until the test ends. It returns the edge's root URL.
+func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -104,7 +113,7 @@ func edgeStartNginx(t testing.TB, origin string) string {
 	if _, err := os.Stat(nginx); err != nil {
 		t.Fatalf("nginx is not installed (make deps installs nginx-light): %v", err)
 	}
-	template, err := os.ReadFile(filepath.Join("..", "deploy", "nginx.conf"))
+	text, err := os.ReadFile(filepath.Join("..", "deploy", template))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +129,18 @@ func edgeStartNginx(t testing.TB, origin string) string {
 		me = u.Username
 	}
 	listen := edgeFreeAddr(t)
-	conf := strings.NewReplacer(
+	pairs := []string{
 		"${SINGOFF_NGINX_USER}", me,
 		"${SINGOFF_LISTEN}", listen,
-		"${SINGOFF_ORIGIN}", origin,
 		"${SINGOFF_CACHE_DIR}", dir,
-	).Replace(string(template))
+		"http {", "http {\n" + extra,
+	}
+	for name, value := range vars {
+		pairs = append(pairs, "${"+name+"}", value)
+	}
+	conf := strings.NewReplacer(pairs...).Replace(string(text))
 	if strings.Contains(conf, "${SINGOFF_") {
-		t.Fatalf("deploy/nginx.conf has a variable the test does not fill in")
+		t.Fatalf("deploy/%s has a variable the test does not fill in", template)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
@@ -193,15 +206,35 @@ func edgeFreeAddr(t testing.TB) string {
 }
 
 // TestEdgeStopsRequestSmuggling sends the security review's smuggling
-// requests through the nginx edge of deploy/ in front of the real
-// binary, which trusts the edge (--trusted-proxy): a path whose decoded
-// form carries CR LF and a whole second request is refused at the edge,
-// the origin never receives the smuggled request nor the client's own
-// forwarding headers, and honest watchers and voters still get through.
+// requests through the nginx edges of deploy/ (for one origin, and for
+// several) in front of the real binary, which trusts the edge
+// (--trusted-proxy): a path whose decoded form carries CR LF and a whole
+// second request is refused at the edge, the origin never receives the
+// smuggled request nor the client's own forwarding headers, and honest
+// watchers and voters still get through.
 func TestEdgeStopsRequestSmuggling(t *testing.T) {
-	t.Setenv("SINGOFF_LOG_LEVEL", "debug") // the origin logs every request it serves
-	s := startServer(t, false, "--trusted-proxy", "127.0.0.1", "--max-waiting-per-network", "3")
-	edge := edgeStartNginx(t, strings.TrimPrefix(s.base, "http://"))
+	for _, tc := range []struct {
+		template string
+		origin   string // the variable naming the origin
+		value    func(addr string) string
+	}{
+		{"nginx.conf", "SINGOFF_ORIGIN", func(addr string) string { return addr }},
+		{"nginx-origins.conf", "SINGOFF_ORIGIN_SERVERS", func(addr string) string { return "server " + addr + ";" }},
+	} {
+		t.Run(tc.template, func(t *testing.T) {
+			t.Setenv("SINGOFF_LOG_LEVEL", "debug") // the origin logs every request it serves
+			listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+			// The edge connects from edgeAddr, the one address the origin
+			// trusts; the test's own requests come from 127.0.0.1.
+			s := startServerOn(t, false, listen, "--trusted-proxy", edgeAddr, "--max-waiting-per-network", "3",
+				"--advertise-url", "http://"+listen)
+			edge := startNginx(t, tc.template, map[string]string{tc.origin: tc.value(listen)}, "proxy_bind "+edgeAddr+";")
+			edgeStopsSmuggling(t, s, edge)
+		})
+	}
+}
+
+func edgeStopsSmuggling(t *testing.T, s *server, edge string) {
 	edgeHost := strings.TrimPrefix(edge, "http://")
 
 	// Honest use through the edge: a battle made, sung, watched, voted.

@@ -1,8 +1,8 @@
 // Package storage keeps battle metadata. The Store interface is what the
 // battle package uses; SQLite (pure Go, one file in the data dir) is the
-// default implementation, and a PostgreSQL one can sit behind the same
-// interface when several origins share metadata. Recordings live in the
-// storage/recording package.
+// default implementation, and PostgreSQL the one several origins share.
+// Both run the same queries and apply the same schema description
+// (schema.go). Recordings live in the storage/recording package.
 package storage
 
 import (
@@ -13,6 +13,9 @@ import (
 
 // ErrNotFound is returned for an unknown battle.
 var ErrNotFound = errors.New("not found")
+
+// ErrNoOrigin is returned when no origin is alive to take a battle.
+var ErrNoOrigin = errors.New("no origin is taking battles")
 
 // ErrNoSpace wraps a write the store refused because its disk is full:
 // the write changed nothing and may be tried again later.
@@ -48,6 +51,15 @@ type Battle struct {
 	// ClockStartedAt is when the host started the rounds' clock; zero
 	// until then. The timeline follows from it.
 	ClockStartedAt time.Time
+
+	// Origin is the URL of the origin that runs the battle when several
+	// share the store ("" for a server on its own).
+	Origin string
+	// Connected and Viewers are what the battle's origin last stored of
+	// its singers and watchers while live, for the other origins.
+	Connected [2]bool
+	Viewers   int
+
 	// CreatorNetwork is the network of the client that created the
 	// battle (an IPv4 /24 or IPv6 /64 prefix such as "203.0.113.0/24"),
 	// which the per-network caps count; "" when unknown.
@@ -64,6 +76,27 @@ type Ballot struct {
 	Network string
 	Slot    int
 	At      time.Time
+}
+
+// Origin is one of several servers sharing the store.
+type Origin struct {
+	// URL is its --advertise-url; it names the origin.
+	URL string
+	// Capacity is how many live battles it may run; 0 while it takes no
+	// new battle (draining).
+	Capacity int
+	// Live is how many battles it ran live at its last heartbeat.
+	Live int
+	// SeenAt is its last heartbeat.
+	SeenAt time.Time
+}
+
+// Reaped is what ReapOrigin did with a dead origin's battles.
+type Reaped struct {
+	// Ended are its live battles, now ended.
+	Ended []string
+	// Moved are its waiting battles, now on origins that are alive.
+	Moved []string
 }
 
 // Store keeps battles.
@@ -86,14 +119,15 @@ type Store interface {
 	// SetRecording says whether the battle has a recording and, when
 	// not, why (a sentence fit for the public battle object).
 	SetRecording(ctx context.Context, id string, recorded bool, why string) error
-	// EndUnfinished marks every battle that is not ended as ended at
-	// `at` when it was live (a crash cut it short), and returns their ids.
-	EndUnfinished(ctx context.Context, at time.Time) ([]string, error)
+	// EndUnfinished marks the live battles of origin ("" for a server
+	// on its own) as ended at `at` (a crash cut them short), and returns
+	// their ids.
+	EndUnfinished(ctx context.Context, origin string, at time.Time) ([]string, error)
 	// Vote records a ballot, replacing the watcher's earlier vote in
 	// the same round. A watcher who has not voted in the round yet is
 	// refused (false, nil) when maxPerNetwork watchers of the ballot's
 	// network have voted in it already; 0 means no cap. The check and
-	// the write are one atomic step.
+	// the write are one atomic step, on every origin.
 	Vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error)
 	// Tally counts votes per round: [slot 1, slot 2] for rounds 1..rounds.
 	Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error)
@@ -106,5 +140,31 @@ type Store interface {
 	// createdBefore (one conditional write each, so a battle going live
 	// meanwhile is left alone) and returns their ids.
 	ExpireWaiting(ctx context.Context, createdBefore, at time.Time) ([]string, error)
+
+	// The origins registry, when several servers share the store.
+	//
+	// Heartbeat registers origin o, or refreshes its entry, as seen at
+	// o.SeenAt.
+	Heartbeat(ctx context.Context, o Origin) error
+	// Origins lists the registered origins by URL.
+	Origins(ctx context.Context) ([]Origin, error)
+	// PlaceBattle stores the new battle b on the origin with the most
+	// free capacity (its capacity minus its battles not ended) among
+	// those seen since `alive` that take battles, and sets b.Origin; the
+	// choice and the insert are one step, so concurrent placements
+	// never count the same free place. ErrNoOrigin when none is alive.
+	PlaceBattle(ctx context.Context, b *Battle, alive time.Time) error
+	// ReapOrigin removes origin url from the registry if it was last
+	// seen before `dead`, ends its live battles at `at` (their votes
+	// kept) and moves its waiting battles to the origins seen since
+	// `alive` that take battles (they stay where they are when there is
+	// none). An origin seen since `dead`, or reaped by another server
+	// first, is left alone: the zero Reaped. An origin that stops
+	// cleanly reaps itself, with `dead` now.
+	ReapOrigin(ctx context.Context, url string, dead, alive, at time.Time) (Reaped, error)
+	// SetPresence stores what a live battle's origin sees of its
+	// singers and watchers.
+	SetPresence(ctx context.Context, id string, connected [2]bool, viewers int) error
+
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -21,16 +22,32 @@ import (
 // compositor) behind an httptest listener, as the binary wires it.
 func newServer(t testing.TB, cfg app.Config) *httptest.Server {
 	t.Helper()
-	return startApp(t, cfg, httptest.NewServer)
+	return serveApp(t, listen(t), cfg)
 }
 
 // newTLSServer is newServer over TLS, with httptest's certificate.
 func newTLSServer(t testing.TB, cfg app.Config) *httptest.Server {
 	t.Helper()
-	return startApp(t, cfg, httptest.NewTLSServer)
+	return startApp(t, listen(t), cfg, true)
 }
 
-func startApp(t testing.TB, cfg app.Config, listen func(http.Handler) *httptest.Server) *httptest.Server {
+// listen opens a loopback listener for a test server.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serveApp serves the whole server, configured by cfg, on ln.
+func serveApp(t testing.TB, ln net.Listener, cfg app.Config) *httptest.Server {
+	t.Helper()
+	return startApp(t, ln, cfg, false)
+}
+
+func startApp(t testing.TB, ln net.Listener, cfg app.Config, withTLS bool) *httptest.Server {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
@@ -41,7 +58,12 @@ func startApp(t testing.TB, cfg app.Config, listen func(http.Handler) *httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := listen(a.Handler())
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
+	if withTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		now, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -81,7 +103,7 @@ type created struct {
 }
 
 // call makes one request and reads a JSON answer.
-func call(t *testing.T, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
+func call(t testing.TB, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
@@ -105,7 +127,7 @@ func call(t *testing.T, method, url, token, contentType, body string) (int, map[
 	return resp.StatusCode, out, resp.Header
 }
 
-func create(t *testing.T, base, body string) created {
+func create(t testing.TB, base, body string) created {
 	t.Helper()
 	resp, err := http.Post(base+"/api/battles", "application/json", strings.NewReader(body))
 	if err != nil {

@@ -39,18 +39,19 @@ type file struct {
 
 // registerPages serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
 // (sing), /b/{id}/replay (replay) and the static files under /assets/.
-// The watch page runs watchPage first (it issues the watcher identity).
-func registerPages(e *gin.Engine, watchPage gin.HandlerFunc) {
+// toOrigin runs before the watch and sing pages; then the watch page
+// runs watchPage (it issues the watcher identity).
+func registerPages(e *gin.Engine, toOrigin, watchPage gin.HandlerFunc) {
 	byPath := loadFiles()
 	page := func(name string) gin.HandlerFunc {
 		f := byPath["pages/"+name]
 		return func(c *gin.Context) { serve(c.Writer, c.Request, f) }
 	}
 	e.GET("/", page("home.html"))
-	e.GET("/b/:id", watchPage, page("watch.html"))
+	e.GET("/b/:id", toOrigin, watchPage, page("watch.html"))
 	e.GET("/b/:id/replay", page("replay.html"))
 	sing := page("sing.html")
-	e.GET("/b/:id/sing/:slot", func(c *gin.Context) {
+	e.GET("/b/:id/sing/:slot", toOrigin, func(c *gin.Context) {
 		if slot := c.Param("slot"); slot != "1" && slot != "2" {
 			notFound(c)
 			return

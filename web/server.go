@@ -118,9 +118,10 @@ func New(cfg Config) (*Server, error) {
 		log:        cfg.Logger,
 	}
 	rtc.register(e)
+	registerOrigin(e, cfg.Battles, cfg.Logger)
 	streams := &streams{live: cfg.Live, vod: cfg.VOD}
 	streams.register(e)
-	registerPages(e, s.issueWatcher)
+	registerPages(e, s.toBattlesOrigin(cfg.Battles), s.issueWatcher)
 	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs, api.votes)))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *gin.Context) {
@@ -207,19 +208,33 @@ func (s *Server) requestHost(c *gin.Context) string {
 	return host
 }
 
-// baseURL is the base of the URLs the API returns: --advertise-url when
-// set, else the scheme and host the client used (the X-Forwarded-*
-// headers honoured only from trusted proxies), so they work behind a
-// TLS-terminating proxy.
-func (s *Server) baseURL(c *gin.Context) string {
-	if s.advertise != nil {
-		return s.advertise.String()
+// urlBase is where the URLs a request is answered with point.
+type urlBase struct {
+	// url is the scheme and host of this server as the client reaches
+	// it.
+	url string
+	// direct is true when the client came straight to this origin, not
+	// through a trusted proxy (an edge).
+	direct bool
+}
+
+// baseURL is where the URLs a request is answered with point: built
+// from the configured or a trusted address only. A client that came
+// straight here gets --advertise-url when it is set; through a trusted
+// proxy, the scheme and host the proxy says the client used
+// (X-Forwarded-Proto/Host), so URLs work behind a TLS-terminating proxy
+// or an edge. Without either, the Host the client sent, if it is a
+// valid host name.
+func (s *Server) baseURL(c *gin.Context) urlBase {
+	direct := !s.fromTrustedProxy(c)
+	if direct && s.advertise != nil {
+		return urlBase{url: s.advertise.String(), direct: true}
 	}
 	scheme := "http"
 	if s.https(c) {
 		scheme = "https"
 	}
-	return scheme + "://" + s.requestHost(c)
+	return urlBase{url: scheme + "://" + s.requestHost(c), direct: direct}
 }
 
 // parseAdvertiseURL checks an --advertise-url: http or https, a valid

@@ -36,6 +36,9 @@ type serveConfig struct {
 	demo           bool
 	minTurnSeconds int
 	maxLive        int
+	database       string
+	recordings     string
+	advertiseURL   string
 
 	maxLivePerNetwork     int
 	maxWaitingPerNetwork  int
@@ -43,7 +46,6 @@ type serveConfig struct {
 	waitingExpiry         time.Duration
 	maxEventStreams       int
 	maxEventStreamsPerNet int
-	advertiseURL          string
 	watcherKeyFile        string
 }
 
@@ -70,14 +72,16 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.BoolVar(&c.demo, "demo", false, "start a demo battle with two synthetic singers")
 	fs.IntVar(&c.maxLive, "max-live-battles", 8, "battles live at once; a first publish past it gets 503")
 	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
+	fs.StringVar(&c.database, "database", "", "a postgres:// URL shared by several origins (default: SQLite in the data dir)")
+	fs.StringVar(&c.recordings, "recordings", "", "an s3://bucket/prefix?endpoint=… URL (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: the data dir)")
+	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this origin's base URL as clients and the other origins reach it (needed with a shared database); the base of the URLs the API returns")
 	fs.IntVar(&c.maxLivePerNetwork, "max-live-per-network", 4, "live battles created from one client network (IPv4 /24, IPv6 /64); a first publish past it gets 429")
 	fs.IntVar(&c.maxWaitingPerNetwork, "max-waiting-per-network", 50, "waiting battles created from one client network; a creation past it gets 429")
 	fs.IntVar(&c.maxVotersPerNetwork, "max-voters-per-network", 20, "watchers of one client network whose votes count in a round")
 	fs.DurationVar(&c.waitingExpiry, "waiting-expiry", time.Hour, "a battle nobody published to ends this long after its creation")
 	fs.IntVar(&c.maxEventStreams, "max-event-streams", 20_000, "events streams open at once on the server; past it 503")
 	fs.IntVar(&c.maxEventStreamsPerNet, "max-event-streams-per-network", 200, "events streams open at once from one client network; past it 429")
-	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this server's base URL as clients reach it (http(s)://host[:port]): the base of the URLs the API returns; default the address each client used")
-	fs.StringVar(&c.watcherKeyFile, "watcher-key-file", "", "file of the key that signs watchers' identities (made if missing); default watcher.key in the data dir")
+	fs.StringVar(&c.watcherKeyFile, "watcher-key-file", "", "file of the key that signs watchers' identities (made if missing; origins sharing their watchers share it); default watcher.key in the data dir")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -108,12 +112,14 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		RetentionDays:  cfg.retentionDays,
 		MaxLive:        cfg.maxLive,
 		MinTurnSeconds: cfg.minTurnSeconds,
+		Database:       cfg.database,
+		Recordings:     cfg.recordings,
+		AdvertiseURL:   cfg.advertiseURL,
 
 		MaxLivePerNetwork:    cfg.maxLivePerNetwork,
 		MaxWaitingPerNetwork: cfg.maxWaitingPerNetwork,
 		MaxVotersPerNetwork:  cfg.maxVotersPerNetwork,
 		WaitingExpiry:        cfg.waitingExpiry,
-		AdvertiseURL:         cfg.advertiseURL,
 		WatcherKeyFile:       cfg.watcherKeyFile,
 		Limits:               web.Limits{EventStreams: cfg.maxEventStreams, EventStreamsPerNetwork: cfg.maxEventStreamsPerNet},
 		Logger:               log,
@@ -157,7 +163,8 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		scheme = "https"
 	}
 	base := scheme + "://" + displayAddr(ln.Addr().String())
-	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback)
+	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback,
+		"advertise_url", cfg.advertiseURL)
 	if cfg.demo {
 		go runDemo(ctx, log, base, cfg.loopback, a.Battles)
 	}
