@@ -34,9 +34,9 @@ var singerTones = [2]int{440, 660}
 
 // lossFigures sum what one singer's watchers got over a window.
 type lossFigures struct {
-	Freezes    []time.Duration // each stretch without a new picture, freezeAtLeast or more
-	Gaps       []time.Duration // each drop of the tone, gapAtLeast or more
-	PerSeconds time.Duration   // the window the figures cover
+	Freezes []time.Duration // each stretch without a new picture, freezeAtLeast or more
+	Gaps    []time.Duration // each drop of the tone, gapAtLeast or more
+	Window  time.Duration   // the window the figures cover
 }
 
 func (f lossFigures) longestFreeze() time.Duration { return longest(f.Freezes) }
@@ -58,7 +58,7 @@ func (f lossFigures) clicks() int {
 func (f lossFigures) String() string {
 	return fmt.Sprintf("longest freeze %v, %v frozen (%d stretches); audio gaps %v in all, longest %v, %d clicks, in %v",
 		f.longestFreeze().Round(time.Millisecond), f.frozen().Round(time.Millisecond), len(f.Freezes),
-		f.gapTotal().Round(time.Millisecond), f.longestGap().Round(time.Millisecond), f.clicks(), f.PerSeconds)
+		f.gapTotal().Round(time.Millisecond), f.longestGap().Round(time.Millisecond), f.clicks(), f.Window)
 }
 
 func longest(ds []time.Duration) time.Duration {
@@ -112,9 +112,9 @@ func measureProgram(t testing.TB, path string, skip, length time.Duration) [2]lo
 	var out [2]lossFigures
 	for slot := 1; slot <= 2; slot++ {
 		out[slot-1] = lossFigures{
-			Freezes:    spans(t, file(fmt.Sprintf("freeze%d.txt", slot)), "lavfi.freezedetect.freeze_start", "lavfi.freezedetect.freeze_end", length),
-			Gaps:       spans(t, file(fmt.Sprintf("silence%d.txt", slot)), "lavfi.silence_start", "lavfi.silence_end", length),
-			PerSeconds: length,
+			Freezes: spans(t, file(fmt.Sprintf("freeze%d.txt", slot)), "lavfi.freezedetect.freeze_start", "lavfi.freezedetect.freeze_end", length),
+			Gaps:    spans(t, file(fmt.Sprintf("silence%d.txt", slot)), "lavfi.silence_start", "lavfi.silence_end", length),
+			Window:  length,
 		}
 	}
 	return out

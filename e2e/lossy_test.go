@@ -329,7 +329,7 @@ func (v *viewRecorder) figures(t testing.TB, slot int, from time.Time, length ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lossFigures{Freezes: frameStretches(capture, arrival), Gaps: measureTone(t, pcm, slot), PerSeconds: length}
+	return lossFigures{Freezes: frameStretches(capture, arrival), Gaps: measureTone(t, pcm, slot), Window: length}
 }
 
 // play runs the recorded audio through the jitter buffer and returns the

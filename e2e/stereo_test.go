@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/ingest/whipclient"
+	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/internal/testmedia"
 )
 
@@ -73,8 +74,8 @@ func TestProgramKeepsStereoAndHighs(t *testing.T) {
 		t.Fatalf("%d samples of program audio", len(left))
 	}
 	low, high := 1000.0, 15000.0
-	l1, l15 := tonePower(left, low), tonePower(left, high)
-	r1, r15 := tonePower(right, low), tonePower(right, high)
+	l1, l15 := mediacheck.TonePower(left, low), mediacheck.TonePower(left, high)
+	r1, r15 := mediacheck.TonePower(right, low), mediacheck.TonePower(right, high)
 	t.Logf("left: 1 kHz %.3g, 15 kHz %.3g; right: 1 kHz %.3g, 15 kHz %.3g", l1, l15, r1, r15)
 	db := func(a, b float64) float64 { return 10 * math.Log10(a/b) }
 	if l1 < 1e-3 || db(l1, l15) < 20 || r15 < 1e-3 || db(r15, r1) < 20 {
@@ -84,16 +85,4 @@ func TestProgramKeepsStereoAndHighs(t *testing.T) {
 	if d := db(r15, l1); d < -6 {
 		t.Errorf("15 kHz comes out %.1f dB below 1 kHz: the highs are cut", d)
 	}
-}
-
-// tonePower is the Goertzel power of hz in pcm (48 kHz), per sample
-// squared: a full-scale sine gives 0.25.
-func tonePower(pcm []float64, hz float64) float64 {
-	w := 2 * math.Pi * hz / 48000
-	coeff := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, x := range pcm {
-		s1, s2 = x+coeff*s1-s2, s1
-	}
-	return (s1*s1 + s2*s2 - coeff*s1*s2) / float64(len(pcm)*len(pcm))
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/singoff/singoff/internal/mediacheck"
 )
 
 // frameSamples is the 20 ms packet browsers send.
@@ -85,17 +87,6 @@ func channel(pcm []float32, ch int) []float64 {
 	return out
 }
 
-// power is the Goertzel power of hz in x, per sample squared.
-func power(x []float64, hz float64) float64 {
-	w := 2 * math.Pi * hz / SampleRate
-	coeff := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, v := range x {
-		s1, s2 = v+coeff*s1-s2, s1
-	}
-	return (s1*s1 + s2*s2 - coeff*s1*s2) / float64(len(x)*len(x))
-}
-
 func rms(x []float64) float64 {
 	var s float64
 	for _, v := range x {
@@ -166,7 +157,7 @@ func TestDecodeKeepsStereo(t *testing.T) {
 		{"left", left, 440, 15000},
 		{"right", right, 15000, 440},
 	} {
-		if p, o := power(c.x, c.want), power(c.x, c.other); p < 1e-3 || p < 100*o {
+		if p, o := mediacheck.TonePower(c.x, c.want), mediacheck.TonePower(c.x, c.other); p < 1e-3 || p < 100*o {
 			t.Errorf("%s: %v Hz power %.3g, %v Hz %.3g", c.name, c.want, p, c.other, o)
 		}
 	}
@@ -226,7 +217,7 @@ func TestConcealContinuesThenFades(t *testing.T) {
 	if first < level/2 {
 		t.Errorf("first concealed packet at level %.3f, the tone was %.3f", first, level)
 	}
-	if p, o := power(out[30*frameSamples:31*frameSamples], 440), power(out[30*frameSamples:31*frameSamples], 700); p < 100*o {
+	if p, o := mediacheck.TonePower(out[30*frameSamples:31*frameSamples], 440), mediacheck.TonePower(out[30*frameSamples:31*frameSamples], 700); p < 100*o {
 		t.Errorf("concealment is not the tone: 440 Hz %.3g, 700 Hz %.3g", p, o)
 	}
 	if last > first/2 {
