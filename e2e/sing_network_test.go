@@ -377,7 +377,9 @@ func TestSingPageRecoversFromADrop(t *testing.T) {
 	pcs := len(sing.connections())
 	cut(5 * time.Second)
 	restore()
+	restored := time.Now()
 	sing.waitStatus("You are live", 30*time.Second)
+	t.Logf("live again %.1f s after the network came back, by an ICE restart", time.Since(restored).Seconds())
 	sing.waitPlaying("#remote", 30*time.Second)
 	if n := len(sing.requests(http.MethodPost, "/whip")); n != posts {
 		t.Errorf("the page POSTed %d new WHIP offers, want the session kept", n-posts)
@@ -412,7 +414,9 @@ func TestSingPageRecoversFromADrop(t *testing.T) {
 	s.call(t, http.MethodDelete, location, b.SingerTokens[0], nil, http.StatusOK, nil)
 	time.Sleep(time.Second)
 	restore()
+	restored = time.Now()
 	sing.waitStatus("You are live", 45*time.Second)
+	t.Logf("live again %.1f s after the network came back, by a new session", time.Since(restored).Seconds())
 	sing.waitPlaying("#remote", 30*time.Second)
 	if n := len(sing.requests(http.MethodPost, "/whip")); n != len(whip)+1 {
 		t.Errorf("the page POSTed %d WHIP offers after losing its session, want 1", n-len(whip))

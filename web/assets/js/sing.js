@@ -269,11 +269,17 @@ async function sendTracks() {
 }
 
 // setHeadphones takes the singer's answer: the microphone is opened again
-// with or without the browser's voice processing, and sent in place.
-async function setHeadphones(yes) {
+// with or without the browser's voice processing, and sent in place. One
+// change at a time.
+let micChange = Promise.resolve();
+function setHeadphones(yes) {
   headphones = yes;
   sessionStorage.setItem(headphonesKey, yes ? "yes" : "no");
   showHeadphones();
+  micChange = micChange.then(reopenMic);
+}
+
+async function reopenMic() {
   if (!stream) return;
   const old = stream.getAudioTracks()[0];
   const micId = old?.getSettings().deviceId;
