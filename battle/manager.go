@@ -28,10 +28,12 @@ type Manager struct {
 	netLive  map[string]int      // places held by battles of each creator network
 	draining bool
 	closed   bool
-	subs     map[string]map[chan struct{}]struct{} // change listeners by battle
 	// unwritten are battles ended here whose ended state could not be
 	// stored yet; the watchdog retries.
 	unwritten map[string]time.Time
+
+	// subs listen for battles' changes, chat for their chats'.
+	subs, chat listeners
 
 	watchStop chan struct{}
 	watchDone chan struct{}
@@ -99,7 +101,6 @@ func NewManager(cfg Config) *Manager {
 		cfg:       cfg,
 		running:   map[string]*running{},
 		netLive:   map[string]int{},
-		subs:      map[string]map[chan struct{}]struct{}{},
 		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),

@@ -236,6 +236,7 @@ func (m *Manager) changedElsewhere(ctx context.Context, id string) {
 	defer cancel()
 	m.reconcile(ctx, id)
 	m.notifyHere(id)
+	m.chat.wake(id) // its chat may have changed too
 }
 
 // reconcileRunning reconciles every battle that has a room here.

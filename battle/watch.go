@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/singoff/singoff/media"
@@ -195,25 +196,51 @@ func (m *Manager) writeEnds() {
 	}
 }
 
+// listeners wake subscribers of battles.
+type listeners struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+// add listens for battle id: the channel gets a value (coalesced) on
+// every wake.
+func (l *listeners) add(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	l.mu.Lock()
+	if l.subs == nil {
+		l.subs = map[string]map[chan struct{}]struct{}{}
+	}
+	if l.subs[id] == nil {
+		l.subs[id] = map[chan struct{}]struct{}{}
+	}
+	l.subs[id][ch] = struct{}{}
+	l.mu.Unlock()
+	return ch, func() {
+		l.mu.Lock()
+		delete(l.subs[id], ch)
+		if len(l.subs[id]) == 0 {
+			delete(l.subs, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *listeners) wake(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ch := range l.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default: // one pending wake-up is enough
+		}
+	}
+}
+
 // Subscribe listens for changes to battle id: the channel gets a value
 // (coalesced) whenever something watchers see may have changed. Call
 // the returned func to stop.
 func (m *Manager) Subscribe(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	m.mu.Lock()
-	if m.subs[id] == nil {
-		m.subs[id] = map[chan struct{}]struct{}{}
-	}
-	m.subs[id][ch] = struct{}{}
-	m.mu.Unlock()
-	return ch, func() {
-		m.mu.Lock()
-		delete(m.subs[id], ch)
-		if len(m.subs[id]) == 0 {
-			delete(m.subs, id)
-		}
-		m.mu.Unlock()
-	}
+	return m.subs.add(id)
 }
 
 // notify tells battle id's watchers here, and the other origins, that it
@@ -225,12 +252,5 @@ func (m *Manager) notify(id string) {
 
 // notifyHere wakes battle id's subscribers on this server.
 func (m *Manager) notifyHere(id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for ch := range m.subs[id] {
-		select {
-		case ch <- struct{}{}:
-		default: // one pending wake-up is enough
-		}
-	}
+	m.subs.wake(id)
 }

@@ -46,6 +46,7 @@ func (a *api) register(e *gin.Engine) {
 	g.POST("/:id/start", a.start)
 	g.POST("/:id/votes", a.voteLimit, a.vote)
 	g.GET("/:id/host", a.checkHost)
+	a.registerChat(g)
 }
 
 func withTimeout(d time.Duration) gin.HandlerFunc {
