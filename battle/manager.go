@@ -61,6 +61,9 @@ type running struct {
 	liveSince     time.Time // when the program started (monotonic)
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
+	// cheers are the cheers stored; pendingCheers those since the last
+	// tick, which the watchdog stores.
+	cheers, pendingCheers [2]int
 	seen          watched   // what watchers last heard of
 	cued          cueLog    // the cues handed to program
 	// storedPresence is what the other origins were last told of the
@@ -326,7 +329,7 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 	if r := m.running[id]; r != nil {
 		return r, nil
 	}
-	r := &running{id: id, network: b.CreatorNetwork, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally}
+	r := &running{id: id, network: b.CreatorNetwork, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally, cheers: b.Cheers}
 	room, err := m.cfg.Rooms.Open(id, RoomHooks{
 		Admit:      func(int) error { return m.admit(r) },
 		Negotiated: func(_ int, ok bool) { m.negotiated(r, ok) },

@@ -79,6 +79,7 @@ func (m *Manager) step(r *running, now time.Time) string {
 	if live {
 		viewers = m.cfg.Viewers(r.id)
 	}
+	cheered := m.flushCheers(r)
 
 	r.mu.Lock()
 	if r.ended {
@@ -88,7 +89,7 @@ func (m *Manager) step(r *running, now time.Time) string {
 	tl := r.format.timing.at(r.clock, now)
 	w := watched{round: tl.Round, turn: tl.Turn, votingOpen: tl.VotingOpen, done: tl.Finished,
 		connected: r.connected, live: r.program != nil, viewers: viewers}
-	changed := w != r.seen
+	changed := w != r.seen || cheered
 	r.seen = w
 	prog := r.program
 	scene := r.scene(tl, now)
@@ -163,7 +164,7 @@ func stopped(p Program) bool {
 // scene is what the program shows at now; r.mu is held.
 func (r *running) scene(tl Timeline, now time.Time) media.Scene {
 	s := media.Scene{Names: r.format.names, Round: tl.Round, Rounds: r.format.timing.rounds, Turn: tl.Turn,
-		VotingOpen: tl.VotingOpen}
+		VotingOpen: tl.VotingOpen, Cheers: r.cheers}
 	if tl.Turn != 0 {
 		s.Remaining = int(math.Ceil(tl.TurnEndsAt.Sub(now).Seconds()))
 	}

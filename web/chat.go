@@ -26,6 +26,7 @@ func (a *api) registerChat(g *gin.RouterGroup) {
 	g.DELETE("/:id/chat/:message", a.deleteChat)
 	g.POST("/:id/chat/settings", a.chatSettings)
 	g.POST("/:id/mutes", a.mute)
+	g.POST("/:id/cheers", a.limits.cheers.middleware, a.cheer)
 }
 
 // chatView is a message of the HTTP contract.

@@ -33,8 +33,10 @@ type Limits struct {
 	ChatPerMinute          int
 	ChatPerPosterPerMinute int
 	// CheersPerSecond bounds one watcher's cheers (default 20, the most
-	// one request may carry).
-	CheersPerSecond int
+	// one request may carry); CheerRequestsPerMinute the cheer requests
+	// of a client network (default 1,200, burst 5 × Burst).
+	CheersPerSecond        int
+	CheerRequestsPerMinute int
 }
 
 func (l *Limits) setDefaults() {
@@ -46,6 +48,7 @@ func (l *Limits) setDefaults() {
 		{&l.ReadsPerMinute, 600}, {&l.Burst, 20},
 		{&l.EventStreams, 20_000}, {&l.EventStreamsPerNetwork, 200},
 		{&l.ChatPerMinute, 120}, {&l.ChatPerPosterPerMinute, 20}, {&l.CheersPerSecond, 20},
+		{&l.CheerRequestsPerMinute, 1200},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -54,7 +57,7 @@ func (l *Limits) setDefaults() {
 }
 
 type limiters struct {
-	creates, webrtc, votes, reads, chat *limiter
+	creates, webrtc, votes, reads, chat, cheers *limiter
 	// chatters count each poster's chat posts (by author), cheerers
 	// each watcher's cheers.
 	chatters, cheerers *keyed[string]
@@ -70,6 +73,7 @@ func newLimiters(l Limits) limiters {
 		votes:    newLimiter(l.VotesPerMinute, l.Burst),
 		reads:    newLimiter(l.ReadsPerMinute, l.Burst*3),
 		chat:     newLimiter(l.ChatPerMinute, l.Burst),
+		cheers:   newLimiter(l.CheerRequestsPerMinute, l.Burst*5),
 		chatters: newKeyed[string](time.Minute/time.Duration(l.ChatPerPosterPerMinute), chatPosterBurst),
 		cheerers: newKeyed[string](time.Second/time.Duration(l.CheersPerSecond), l.CheersPerSecond),
 	}
