@@ -64,8 +64,8 @@ type running struct {
 	// cheers are the cheers stored; pendingCheers those since the last
 	// tick, which the watchdog stores.
 	cheers, pendingCheers [2]int
-	seen          watched   // what watchers last heard of
-	cued          cueLog    // the cues handed to program
+	seen                  watched // what watchers last heard of
+	cued                  cueLog  // the cues handed to program
 	// storedPresence is what the other origins were last told of the
 	// singers and viewers.
 	storedPresence presence
