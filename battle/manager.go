@@ -61,11 +61,8 @@ type running struct {
 	liveSince     time.Time // when the program started (monotonic)
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
-	// cheers are the cheers stored; pendingCheers those since the last
-	// tick, which the watchdog stores.
-	cheers, pendingCheers [2]int
-	seen                  watched // what watchers last heard of
-	cued                  cueLog  // the cues handed to program
+	seen          watched   // what watchers last heard of
+	cued          cueLog    // the cues handed to program
 	// storedPresence is what the other origins were last told of the
 	// singers and viewers.
 	storedPresence presence
@@ -75,6 +72,10 @@ type running struct {
 	// stopped at the disk floor.
 	recorded  bool
 	storedWhy string
+
+	// cheers are the cheers stored; pendingCheers those since the last
+	// tick, which the watchdog stores.
+	cheers, pendingCheers [2]int
 }
 
 // unstored marks a recording error the store does not have yet.
