@@ -1,9 +1,13 @@
 package hls
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,7 +39,7 @@ func TestCollapserOneCallPerKey(t *testing.T) {
 			answers := make(chan answer, requests)
 			for range requests {
 				asking.Go(func() {
-					a, ok := cl.do(t.Context(), "video1_stream.m3u8?_HLS_msn=3&_HLS_part=1", c.cache, produce)
+					a, ok := cl.do(t.Context(), "720p.m3u8?_HLS_msn=3&_HLS_part=1", use{cache: c.cache}, produce)
 					if !ok {
 						t.Error("do gave up with its context alive")
 					}
@@ -58,7 +62,7 @@ func TestCollapserOneCallPerKey(t *testing.T) {
 			if n := calls.Load(); n != 1 {
 				t.Fatalf("%d calls for %d identical requests in flight, want 1", n, requests)
 			}
-			if _, ok := cl.do(t.Context(), "video1_stream.m3u8?_HLS_msn=3&_HLS_part=1", c.cache, produce); !ok {
+			if _, ok := cl.do(t.Context(), "720p.m3u8?_HLS_msn=3&_HLS_part=1", use{cache: c.cache}, produce); !ok {
 				t.Fatal("do gave up")
 			}
 			if n := calls.Load(); n != c.wantCalls {
@@ -84,7 +88,7 @@ func TestCollapserClientsLeave(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		left := make(chan bool)
 		go func() {
-			_, ok := cl.do(ctx, key, true, produce)
+			_, ok := cl.do(ctx, key, use{cache: true}, produce)
 			left <- ok
 		}()
 		for calls.Load() == 0 {
@@ -116,7 +120,7 @@ func TestCollapserClientsLeave(t *testing.T) {
 
 func TestCollapserPanic(t *testing.T) {
 	cl := newCollapser(testLogger(t))
-	a, ok := cl.do(t.Context(), "index.m3u8", false, func(http.ResponseWriter) { panic("gohlslib") })
+	a, ok := cl.do(t.Context(), "index.m3u8", use{}, func(http.ResponseWriter) { panic("gohlslib") })
 	if !ok || a.status != http.StatusInternalServerError {
 		t.Errorf("a panicking call answered %d, %v; want 500", a.status, ok)
 	}
@@ -126,7 +130,7 @@ func TestCollapserCacheIsBounded(t *testing.T) {
 	cl := newCollapser(testLogger(t))
 	name := func(i int) string { return fmt.Sprintf("x_video1_part%d.mp4", i) }
 	for i := range maxCachedFiles + 1 {
-		cl.do(t.Context(), name(i), true, func(w http.ResponseWriter) { fmt.Fprint(w, i) })
+		cl.do(t.Context(), name(i), use{cache: true}, func(w http.ResponseWriter) { fmt.Fprint(w, i) })
 	}
 	if len(cl.cached) != maxCachedFiles || len(cl.order) != maxCachedFiles {
 		t.Errorf("%d answers cached (%d in order), want %d", len(cl.cached), len(cl.order), maxCachedFiles)
@@ -138,8 +142,55 @@ func TestCollapserCacheIsBounded(t *testing.T) {
 		t.Errorf("the newest answer: %q, %v", a.body, ok)
 	}
 	// A failed answer is not kept.
-	cl.do(t.Context(), "x_video1_part999.mp4", true, func(w http.ResponseWriter) { w.WriteHeader(http.StatusNotFound) })
+	cl.do(t.Context(), "x_video1_part999.mp4", use{cache: true}, func(w http.ResponseWriter) { w.WriteHeader(http.StatusNotFound) })
 	if _, ok := cl.cachedAnswer("x_video1_part999.mp4"); ok {
 		t.Error("a 404 was cached")
+	}
+}
+
+// The cache also holds no more than maxCachedBytes: large answers push
+// out the oldest ones, and an answer too large for it is not kept.
+func TestCollapserCacheBytesAreBounded(t *testing.T) {
+	cl := newCollapser(testLogger(t))
+	size := maxCachedBytes / 5
+	for i := range 8 {
+		body := bytes.Repeat([]byte{byte(i)}, size)
+		cl.do(t.Context(), fmt.Sprintf("x_video1_seg%d.mp4", i), use{cache: true}, func(w http.ResponseWriter) { w.Write(body) })
+	}
+	if cl.bytes > maxCachedBytes || len(cl.cached) != 5 {
+		t.Errorf("%d bytes in %d answers cached, want at most %d in 5", cl.bytes, len(cl.cached), maxCachedBytes)
+	}
+	if _, ok := cl.cachedAnswer("x_video1_seg7.mp4"); !ok {
+		t.Error("the newest answer is not cached")
+	}
+	huge := make([]byte, maxCachedBytes/4+1)
+	cl.do(t.Context(), "x_video1_seg99.mp4", use{cache: true}, func(w http.ResponseWriter) { w.Write(huge) })
+	if _, ok := cl.cachedAnswer("x_video1_seg99.mp4"); ok {
+		t.Error("an answer of more than a quarter of the cache was kept")
+	}
+}
+
+// Playlist answers are compressed once for every client that asks.
+func TestCollapserCompressesOnce(t *testing.T) {
+	cl := newCollapser(testLogger(t))
+	a, _ := cl.do(t.Context(), "720p.m3u8", use{compress: true}, func(w http.ResponseWriter) { fmt.Fprint(w, strings.Repeat("#EXT-X-PART\n", 50)) })
+	if a.gzip == nil {
+		t.Fatal("a compressible answer has no gzip form")
+	}
+	first, _ := a.gzip.get(a.body)
+	second, _ := a.gzip.get(a.body)
+	if &first[0] != &second[0] || len(first) >= len(a.body) {
+		t.Errorf("compressed twice, or not smaller: %d then %d bytes of %d", len(first), len(second), len(a.body))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(plain, a.body) {
+		t.Errorf("gunzipped %q, %v; want the answer's body", plain, err)
+	}
+	if b, _ := cl.do(t.Context(), "x_video1_part1.mp4", use{cache: true}, func(w http.ResponseWriter) {}); b.gzip != nil {
+		t.Error("a part has a gzip form")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
+	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/media"
 )
 
@@ -77,6 +78,9 @@ type recorder struct {
 	audio       []audioSample
 	nextSeq     int
 	dropped     bool // a segment was dropped since the last one queued
+
+	cues   m3u8.Cues
+	stills stills
 
 	jobs    chan segmentJob
 	done    chan struct{}
@@ -274,9 +278,10 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 			start:         job.start,
 			discontinuity: job.discontinuity || afterHole,
 		})
-		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, false)); err != nil {
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), false)); err != nil {
 			r.fail(err)
 		}
+		r.saveThumb(false)
 	}
 	if len(entries) == 0 {
 		// Nothing playable was recorded; leave no recording behind.
@@ -285,8 +290,9 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 		}
 		return
 	}
+	r.saveThumb(true)
 	if r.ended {
-		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, true)); err != nil {
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), true)); err != nil {
 			r.fail(err)
 		}
 	}

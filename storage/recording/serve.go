@@ -20,6 +20,8 @@ const (
 	cacheEventPlaylist = "public, max-age=1"
 	cacheVODPlaylist   = "public, max-age=3600"
 	cacheMedia         = "public, max-age=31536000, immutable"
+	// The thumbnail is rewritten now and then while the battle goes on.
+	cacheThumb = "public, max-age=60"
 )
 
 // vodPrefix is where the lead mounts Handler.
@@ -43,7 +45,7 @@ func parseVODPath(escapedPath string) (id, file string, ok bool) {
 }
 
 // Handler implements Store: it serves /vod/{id}/index.m3u8 and the files
-// it names, with Range requests. Mount it at "/vod/" as is (no prefix
+// it names, and thumb.jpg, with Range requests. Mount it at "/vod/" as is (no prefix
 // stripping) in a mux that does not clean paths first, or traversal
 // attempts get a redirect rather than a 404.
 func (l *Local) Handler() http.Handler {
@@ -90,6 +92,10 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("Cache-Control", cacheEventPlaylist)
 		}
 		http.ServeContent(w, r, file, st.ModTime(), bytes.NewReader(text))
+	case thumbName:
+		h.Set("Content-Type", "image/jpeg")
+		h.Set("Cache-Control", cacheThumb)
+		http.ServeContent(w, r, file, st.ModTime(), f)
 	case initName:
 		h.Set("Content-Type", "video/mp4")
 		h.Set("Cache-Control", cacheMedia)
