@@ -94,6 +94,20 @@ func generateEdgeProgram(dir string) (*testprogram.Program, error) {
 // URL.
 func edgeStartNginx(t testing.TB, origin string) string {
 	t.Helper()
+	plain, _ := edgeStart(t, origin, "", "")
+	return plain
+}
+
+// edgeStartNginxTLS runs the edge as edgeStartNginx does, with
+// deploy/tls.conf (HTTPS and HTTP/2) on another port, with the given
+// certificate and key. It returns the edge's plain and HTTPS root URLs.
+func edgeStartNginxTLS(t testing.TB, origin, certPath, keyPath string) (plain, secure string) {
+	t.Helper()
+	return edgeStart(t, origin, certPath, keyPath)
+}
+
+func edgeStart(t testing.TB, origin, certPath, keyPath string) (plain, secure string) {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -129,6 +143,26 @@ func edgeStartNginx(t testing.TB, origin string) string {
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	var tlsListen string
+	if certPath != "" {
+		tlsTemplate, err := os.ReadFile(filepath.Join("..", "deploy", "tls.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsListen = edgeFreeAddr(t)
+		tlsConf := strings.NewReplacer(
+			"${SINGOFF_TLS_LISTEN}", tlsListen,
+			"${SINGOFF_TLS_CERT}", certPath,
+			"${SINGOFF_TLS_KEY}", keyPath,
+		).Replace(string(tlsTemplate))
+		if strings.Contains(tlsConf, "${SINGOFF_") {
+			t.Fatalf("deploy/tls.conf has a variable the test does not fill in")
+		}
+		// Where nginx.conf includes it from: next to it.
+		if err := os.WriteFile(filepath.Join(dir, "singoff-tls.conf"), []byte(tlsConf), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath,
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid")))
@@ -169,7 +203,10 @@ func edgeStartNginx(t testing.TB, origin string) string {
 		}
 		if conn, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 			conn.Close()
-			return "http://" + listen
+			if tlsListen == "" {
+				return "http://" + listen, ""
+			}
+			return "http://" + listen, "https://" + tlsListen
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx does not listen on %s:\n%s", listen, nginxLog())
