@@ -63,22 +63,12 @@ func (c *collapser) cachedAnswer(key string) (answer, bool) {
 	return a, ok
 }
 
-// use says what becomes of an answer besides going to the requests in
-// flight.
-type use struct {
-	// cache keeps an answer with status 200 for later requests: the
-	// file never changes under its name.
-	cache bool
-	// compress lets the answer go gzip-encoded to clients that accept
-	// it: a playlist.
-	compress bool
-}
-
 // do returns the answer to the request identified by key: a cached one,
-// or that of produce, which writes a response to the recorder it is
-// given and is called once for all the identical requests in flight. It
-// returns false when ctx ends first.
-func (c *collapser) do(ctx context.Context, key string, u use, produce func(http.ResponseWriter)) (answer, bool) {
+// or that of produce, called once for all the identical requests in
+// flight. An answer with status 200 is kept for later requests when
+// cache is true: the file never changes under its name. It returns false
+// when ctx ends first.
+func (c *collapser) do(ctx context.Context, key string, cache bool, produce func() answer) (answer, bool) {
 	if a, ok := c.cachedAnswer(key); ok {
 		return a, true
 	}
@@ -87,10 +77,7 @@ func (c *collapser) do(ctx context.Context, key string, u use, produce func(http
 	// get their answer even if the client that asked first has gone.
 	flight := c.flights.DoChan(key, func() (any, error) {
 		a := c.produce(key, produce)
-		if u.compress {
-			a.gzip = &gzipped{}
-		}
-		if u.cache && a.status == http.StatusOK {
+		if cache && a.status == http.StatusOK {
 			c.store(key, a)
 		}
 		return a, nil
@@ -103,18 +90,16 @@ func (c *collapser) do(ctx context.Context, key string, u use, produce func(http
 	}
 }
 
-// produce records produce's response. A panic, which off the request's
-// goroutine would end the process, answers 500 instead.
-func (c *collapser) produce(key string, produce func(http.ResponseWriter)) (a answer) {
+// produce calls produce. A panic, which off the request's goroutine
+// would end the process, answers 500 instead.
+func (c *collapser) produce(key string, produce func() answer) (a answer) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.logger.Error("hls: answering a request", "file", key, "err", fmt.Errorf("panic: %v", v))
 			a = answer{status: http.StatusInternalServerError, contentLength: []string{"0"}}
 		}
 	}()
-	rec := &recorder{header: make(http.Header)}
-	produce(rec)
-	return rec.answer()
+	return produce()
 }
 
 func (c *collapser) store(key string, a answer) {

@@ -10,9 +10,11 @@ import (
 
 // Playlists go gzip-encoded to clients that accept it (Apple's authoring
 // rules ask for it: a live playlist is fetched several times a second).
-// An answer is compressed once, by the first request that wants it, and
-// the compressed bytes serve every later one. Playlist answers name
-// Accept-Encoding in Vary, so caches keep the two forms apart.
+// A playlist is compressed once, by the first request that wants it, and
+// the compressed bytes serve every later request for it, whatever their
+// LL-HLS directives (a rung's latest playlists are kept, see
+// rung.playlistAnswer). Playlist answers name Accept-Encoding in Vary,
+// so caches keep the two forms apart.
 
 // gzipped is the gzip form of an answer's body, made once.
 type gzipped struct {
@@ -21,15 +23,25 @@ type gzipped struct {
 	length []string
 }
 
-// get returns body compressed, and its length as a header value.
-func (g *gzipped) get(body []byte) ([]byte, []string) {
+// get returns body compressed, and its length as a header value. The
+// compressor comes from writers: a flate compressor holds hundreds of
+// kilobytes, too many to make for every playlist of thousands of
+// watchers.
+func (g *gzipped) get(body []byte, writers *sync.Pool) ([]byte, []string) {
 	g.once.Do(func() {
 		var buf bytes.Buffer
-		// Playlists are small and made a few times a second: the default
-		// level costs little more than the fastest and saves more.
-		zw := gzip.NewWriter(&buf)
+		buf.Grow(len(body)/2 + 64)
+		zw, _ := writers.Get().(*gzip.Writer)
+		if zw == nil {
+			// The fastest level: playlists are small, and most of what
+			// they save is their repeated names.
+			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		} else {
+			zw.Reset(&buf)
+		}
 		zw.Write(body)
 		zw.Close()
+		writers.Put(zw)
 		g.body = buf.Bytes()
 		g.length = []string{strconv.Itoa(len(g.body))}
 	})

@@ -107,9 +107,9 @@ func (m *Muxer) finish(f *final, r *rung) error {
 		}
 		f.files[seg.uri] = answer{
 			status:        http.StatusOK,
-			contentType:   []string{"video/mp4"},
+			contentType:   headerMP4,
 			contentLength: []string{fmt.Sprint(len(body))},
-			cacheControl:  []string{cacheMedia},
+			cacheControl:  cacheHeaders[cacheMedia],
 			body:          body,
 		}
 		p.segments, p.parts = append(p.segments, seg), nil
@@ -146,8 +146,6 @@ func (m *Muxer) finish(f *final, r *rung) error {
 // fileAnswer is the answer to a request for rung r's file name, from the
 // cache or made now.
 func (m *Muxer) fileAnswer(r *rung, name string, kind fileKind) answer {
-	a, _ := m.files.do(context.Background(), name, use{cache: true}, func(w http.ResponseWriter) {
-		m.produceFile(w, r, name, kind)
-	})
+	a, _ := m.files.do(context.Background(), name, true, func() answer { return m.produceFile(r, name, kind) })
 	return a
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -45,20 +46,18 @@ func audioName(name string) (string, bool) {
 // produceMuxed answers a request for a rung's video init file, part or
 // segment named name with the file merged with the audio's of the same
 // name (audio).
-func (m *Muxer) produceMuxed(w http.ResponseWriter, rg *rung, name, audio string, kind fileKind) {
+func (m *Muxer) produceMuxed(rg *rung, name, audio string, kind fileKind) answer {
 	videoRec := &recorder{header: make(http.Header)}
 	rg.muxer.Handle(videoRec, fileRequest(name, ""))
 	if videoRec.status != http.StatusOK {
-		videoRec.copyTo(w)
-		return
+		return videoRec.answer()
 	}
 	// The audio file exists once the video one does (gohlslib publishes
 	// them under one lock).
 	audioRec := &recorder{header: make(http.Header)}
 	rg.muxer.Handle(audioRec, fileRequest(audio, ""))
 	if audioRec.status != http.StatusOK {
-		audioRec.copyTo(w)
-		return
+		return audioRec.answer()
 	}
 
 	var merged []byte
@@ -70,14 +69,18 @@ func (m *Muxer) produceMuxed(w http.ResponseWriter, rg *rung, name, audio string
 	}
 	if err != nil {
 		m.logger.Error("hls: merging audio into video", "file", name, "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		return answer{status: http.StatusInternalServerError}
 	}
-	w.Header().Set("Content-Type", "video/mp4")
-	w.Header().Set("Cache-Control", cacheMedia)
-	w.WriteHeader(http.StatusOK)
-	w.Write(merged)
+	return answer{
+		status:        http.StatusOK,
+		contentType:   headerMP4,
+		contentLength: []string{strconv.Itoa(len(merged))},
+		cacheControl:  cacheHeaders[cacheMedia],
+		body:          merged,
+	}
 }
+
+var headerMP4 = []string{"video/mp4"}
 
 // fileRequest is a request to gohlslib for one of its files, with a
 // query.

@@ -7,10 +7,12 @@
 package hls
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,7 +105,9 @@ type Muxer struct {
 	cues  m3u8.Cues
 	still atomic.Pointer[still]
 
-	files        *collapser
+	files *collapser
+	// gzipWriters are the compressors of playlists (see gzipped).
+	gzipWriters  sync.Pool
 	viewers      *viewers
 	counters     counters
 	multivariant struct {
@@ -281,26 +285,22 @@ func (m *Muxer) serve(w http.ResponseWriter, r *http.Request, name, client strin
 	switch kind {
 	case kindMultivariant:
 		extendDeadline(w) // until every rung has a segment
-		a, ok = m.files.do(r.Context(), name, use{compress: true}, m.produceMultivariant)
+		a, ok = m.multivariantAnswer(r.Context())
 	case kindMediaPlaylist:
-		d, err := parseDirectives(r.URL.Query())
+		d, err := parseDirectives(r.URL.RawQuery)
 		if err != nil {
 			w.Header().Set("Cache-Control", cacheError)
 			httpjson.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		extendDeadline(w)
-		a, ok = m.files.do(r.Context(), name+"?"+d.String(), use{compress: true}, func(w http.ResponseWriter) {
-			m.producePlaylist(w, rg, d)
-		})
+		a, ok = m.files.do(r.Context(), d.key(name), false, func() answer { return m.producePlaylist(rg, d) })
 	default:
 		if a, ok = m.files.cachedAnswer(name); ok {
 			break
 		}
 		extendDeadline(w)
-		a, ok = m.files.do(r.Context(), name, use{cache: true}, func(w http.ResponseWriter) {
-			m.produceFile(w, rg, name, kind)
-		})
+		a, ok = m.files.do(r.Context(), name, true, func() answer { return m.produceFile(rg, name, kind) })
 	}
 	if !ok {
 		return // the client has gone
@@ -322,14 +322,15 @@ func extendDeadline(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 }
 
-// produceMultivariant answers with the ladder's multivariant playlist,
-// once every rung has a segment to measure.
-func (m *Muxer) produceMultivariant(w http.ResponseWriter) {
+// multivariantAnswer is the ladder's multivariant playlist, once every
+// rung has a segment to measure; false when ctx ends first.
+func (m *Muxer) multivariantAnswer(ctx context.Context) (answer, bool) {
 	select {
 	case <-m.ready:
 	case <-m.ended:
-		w.WriteHeader(http.StatusGone)
-		return
+		return answer{status: http.StatusGone}, true
+	case <-ctx.Done():
+		return answer{}, false
 	}
 	m.multivariant.Lock()
 	defer m.multivariant.Unlock()
@@ -337,7 +338,7 @@ func (m *Muxer) produceMultivariant(w http.ResponseWriter) {
 		m.multivariant.answer = playlistAnswer(renderMultivariant(m.rungs, m.fps), cacheMultivariant)
 		m.multivariant.at = time.Now()
 	}
-	writeAnswer(w, m.multivariant.answer)
+	return m.multivariant.answer, true
 }
 
 // producePlaylist answers with rung's media playlist for the LL-HLS
@@ -345,7 +346,7 @@ func (m *Muxer) produceMultivariant(w http.ResponseWriter) {
 // request asks for) and with singoff's rules (see playlist.go). A
 // blocking request for a segment already gone from the playlist is
 // answered at once with the current playlist (gohlslib refuses it).
-func (m *Muxer) producePlaylist(w http.ResponseWriter, rg *rung, d directives) {
+func (m *Muxer) producePlaylist(rg *rung, d directives) answer {
 	cache := cacheMediaPlaylist
 	status, p, err := http.StatusOK, mediaPlaylist{}, error(nil)
 	if d.hasMSN && d.msn >= gohlslibFirstMSN {
@@ -358,51 +359,56 @@ func (m *Muxer) producePlaylist(w http.ResponseWriter, rg *rung, d directives) {
 		cache = cacheMediaPlaylist
 		status, p, err = rg.gohlslibPlaylist(d.nonBlocking())
 		if status == http.StatusOK && d.hasMSN && d.msn > p.nextMSN()+1 {
-			httpjson.Error(w, http.StatusBadRequest, "_HLS_msn %d is more than two segments ahead of the playlist", d.msn)
-			return
+			return errorAnswer(http.StatusBadRequest, fmt.Sprintf("_HLS_msn %d is more than two segments ahead of the playlist", d.msn))
 		}
 	}
 	if err != nil {
 		m.logger.Error("hls: writing a media playlist", "rung", rg.name, "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		return answer{status: http.StatusInternalServerError}
 	}
 	if status != http.StatusOK {
-		w.WriteHeader(status) // 500 when gohlslib was closed
-		return
+		return answer{status: status} // 500 when gohlslib was closed
 	}
-	writeAnswer(w, playlistAnswer(p.render(rg.initName(), m.cues.List(), m.reports[rg.index]), cache))
+	return rg.playlistAnswer(p.render(rg.initName(), m.cues.List(), m.reports[rg.index]), d.skip != "", cache)
 }
 
 // produceFile answers a request for a rung's init file, part or
 // segment, the audio merged into it (see muxed.go).
-func (m *Muxer) produceFile(w http.ResponseWriter, rg *rung, name string, kind fileKind) {
+func (m *Muxer) produceFile(rg *rung, name string, kind fileKind) answer {
 	audio, ok := audioName(name)
 	if !ok {
-		return // not a video file: a 404
+		return answer{} // not a video file: a 404
 	}
-	m.produceMuxed(w, rg, name, audio, kind)
+	return m.produceMuxed(rg, name, audio, kind)
 }
+
+// Cache-Control header values, made once.
+var cacheHeaders = map[string][]string{
+	cacheMultivariant:     {cacheMultivariant},
+	cacheMediaPlaylist:    {cacheMediaPlaylist},
+	cacheBlockingPlaylist: {cacheBlockingPlaylist},
+	cacheMedia:            {cacheMedia},
+}
+
+var headerPlaylist = []string{"application/vnd.apple.mpegurl"}
 
 // playlistAnswer is the answer of a playlist.
 func playlistAnswer(body []byte, cache string) answer {
 	return answer{
 		status:        http.StatusOK,
-		contentType:   []string{"application/vnd.apple.mpegurl"},
+		contentType:   headerPlaylist,
 		contentLength: []string{strconv.Itoa(len(body))},
-		cacheControl:  []string{cache},
+		cacheControl:  cacheHeaders[cache],
 		body:          body,
 		gzip:          &gzipped{},
 	}
 }
 
-// writeAnswer records a into a producer's recorder.
-func writeAnswer(w http.ResponseWriter, a answer) {
-	h := w.Header()
-	h["Content-Type"] = a.contentType
-	h["Cache-Control"] = a.cacheControl
-	w.WriteHeader(a.status)
-	w.Write(a.body)
+// errorAnswer is the contract's JSON error.
+func errorAnswer(status int, msg string) answer {
+	rec := &recorder{header: make(http.Header)}
+	httpjson.Error(rec, status, "%s", msg)
+	return rec.answer()
 }
 
 // write sends a to the client: compressed when it is a playlist and the
@@ -431,7 +437,7 @@ func (m *Muxer) write(w http.ResponseWriter, r *http.Request, a answer) {
 	if a.gzip != nil && a.status == http.StatusOK {
 		h["Vary"] = headerAcceptEncoding
 		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-			body, length = a.gzip.get(a.body)
+			body, length = a.gzip.get(a.body, &m.gzipWriters)
 			h["Content-Encoding"] = headerGzip
 		}
 	}
@@ -459,34 +465,44 @@ type directives struct {
 	skip            string // "", "YES" or "v2"
 }
 
-// parseDirectives reads the first value of each directive; a malformed
-// number, or a part without a segment, is an error, an unknown skip
-// value is left out.
-func parseDirectives(q map[string][]string) (directives, error) {
+// parseDirectives reads the first value of each directive of a raw
+// query; a malformed number, or a part without a segment, is an error,
+// an unknown skip value is left out.
+func parseDirectives(rawQuery string) (directives, error) {
 	var d directives
-	number := func(name string) (int, bool, error) {
-		v, ok := q[name]
-		if !ok {
-			return 0, false, nil
+	var seen [3]bool // of msn, part and skip: their first values count
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		name, value, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(pair, "%+") {
+			var err1, err2 error
+			name, err1 = url.QueryUnescape(name)
+			value, err2 = url.QueryUnescape(value)
+			if err1 != nil || err2 != nil {
+				continue // not a directive any more than url.ParseQuery would read it
+			}
 		}
-		n, err := parseUint(v[0])
+		var err error
+		switch {
+		case name == "_HLS_msn" && !seen[0]:
+			seen[0] = true
+			d.msn, err = parseUint(value)
+			d.hasMSN = true
+		case name == "_HLS_part" && !seen[1]:
+			seen[1] = true
+			d.part, err = parseUint(value)
+			d.hasPart = true
+		case name == "_HLS_skip" && !seen[2]:
+			seen[2] = true
+			if value == "YES" || value == "v2" {
+				d.skip = value
+			}
+		}
 		if err != nil {
-			return 0, false, fmt.Errorf("%s %q is not a number", name, v[0])
+			return d, fmt.Errorf("%s %q is not a number", name, value)
 		}
-		return n, true, nil
-	}
-	var err error
-	if d.msn, d.hasMSN, err = number("_HLS_msn"); err != nil {
-		return d, err
-	}
-	if d.part, d.hasPart, err = number("_HLS_part"); err != nil {
-		return d, err
 	}
 	if d.hasPart && !d.hasMSN {
 		return d, errors.New("_HLS_part without _HLS_msn")
-	}
-	if v := q["_HLS_skip"]; len(v) > 0 && (v[0] == "YES" || v[0] == "v2") {
-		d.skip = v[0]
 	}
 	return d, nil
 }
@@ -508,20 +524,35 @@ func parseUint(s string) (int, error) {
 
 // String writes d as a query, in a canonical order.
 func (d directives) String() string {
-	var b strings.Builder
+	return string(d.append(make([]byte, 0, 48)))
+}
+
+// key identifies a request for playlist name with d.
+func (d directives) key(name string) string {
+	b := make([]byte, 0, len(name)+49)
+	b = append(b, name...)
+	b = append(b, '?')
+	return string(d.append(b))
+}
+
+func (d directives) append(b []byte) []byte {
+	start := len(b)
 	if d.hasMSN {
-		fmt.Fprintf(&b, "_HLS_msn=%d", d.msn)
+		b = append(b, "_HLS_msn="...)
+		b = strconv.AppendInt(b, int64(d.msn), 10)
 	}
 	if d.hasPart {
-		fmt.Fprintf(&b, "&_HLS_part=%d", d.part)
+		b = append(b, "&_HLS_part="...)
+		b = strconv.AppendInt(b, int64(d.part), 10)
 	}
 	if d.skip != "" {
-		if b.Len() > 0 {
-			b.WriteByte('&')
+		if len(b) > start {
+			b = append(b, '&')
 		}
-		b.WriteString("_HLS_skip=" + d.skip)
+		b = append(b, "_HLS_skip="...)
+		b = append(b, d.skip...)
 	}
-	return b.String()
+	return b
 }
 
 // nonBlocking is d without what makes a request wait.

@@ -1,7 +1,6 @@
 package hls
 
 import (
-	"net/url"
 	"reflect"
 	"strconv"
 	"testing"
@@ -298,17 +297,15 @@ func TestDirectives(t *testing.T) {
 		{name: "skip v2", query: "_HLS_skip=v2", want: "_HLS_skip=v2", nonBlocking: "_HLS_skip=v2"},
 		{name: "unknown skip left out", query: "_HLS_msn=7&_HLS_skip=maybe", want: "_HLS_msn=7"},
 		{name: "leading zeros", query: "_HLS_msn=007", want: "_HLS_msn=7"},
+		{name: "escaped", query: "_HLS_%6Dsn=%37&_HLS_part=2", want: "_HLS_msn=7&_HLS_part=2"},
+		{name: "badly escaped dropped", query: "_HLS_msn=%zz&_HLS_msn=8", want: "_HLS_msn=8"},
 		{name: "empty number", query: "_HLS_msn=", err: `_HLS_msn "" is not a number`},
 		{name: "negative", query: "_HLS_msn=7&_HLS_part=-1", err: `_HLS_part "-1" is not a number`},
 		{name: "huge", query: "_HLS_msn=99999999999999999999", err: `_HLS_msn "99999999999999999999" is not a number`},
 		{name: "part alone", query: "_HLS_part=2", err: "_HLS_part without _HLS_msn"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			q, err := url.ParseQuery(c.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := parseDirectives(q)
+			d, err := parseDirectives(c.query)
 			if c.err != "" {
 				if err == nil || err.Error() != c.err {
 					t.Errorf("error %v, want %s", err, c.err)
@@ -320,6 +317,9 @@ func TestDirectives(t *testing.T) {
 			}
 			if got := d.String(); got != c.want {
 				t.Errorf("%q = %q, want %q", c.query, got, c.want)
+			}
+			if got := d.key("720p.m3u8"); got != "720p.m3u8?"+c.want {
+				t.Errorf("key %q", got)
 			}
 			if got := d.nonBlocking(); got != c.nonBlocking {
 				t.Errorf("%q non-blocking = %q, want %q", c.query, got, c.nonBlocking)

@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,31 @@ type rung struct {
 	// learnt from its first playlist (no file can be asked for before).
 	prefix atomic.Pointer[string]
 	starts segmentStarts
+
+	// latest are the rung's latest playlist answers, full and delta
+	// update: requests with other directives that get the same playlist
+	// share its answer, and its compressed form.
+	latestMu sync.Mutex
+	latest   [2]answer
+}
+
+// playlistAnswer is the answer of a playlist of the rung, body, a delta
+// update or not: the latest one of its kind when it is the same
+// playlist.
+func (r *rung) playlistAnswer(body []byte, delta bool, cache string) answer {
+	kind := 0
+	if delta {
+		kind = 1
+	}
+	r.latestMu.Lock()
+	defer r.latestMu.Unlock()
+	latest := r.latest[kind]
+	if latest.status != http.StatusOK || !bytes.Equal(latest.body, body) {
+		latest = playlistAnswer(body, cache)
+		r.latest[kind] = latest
+	}
+	latest.cacheControl = cacheHeaders[cache]
+	return latest
 }
 
 func newRung(index int, info media.ProgramInfo, logger *slog.Logger) (*rung, error) {
