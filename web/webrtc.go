@@ -162,17 +162,12 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 // and are answered with the server's (200), else 204.
 func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
 			return
 		}
 		frag, ok := body(c, contentTypeSDPFrag)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		restart, err := room.Patch(c.Request.Context(), req.slot, c.Param("session"), frag, c.GetHeader("If-Match"))
@@ -194,13 +189,8 @@ func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 // hangup ends a session (DELETE on its Location).
 func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		if err := room.Hangup(req.slot, c.Param("session")); err != nil {
@@ -209,6 +199,22 @@ func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 		}
 		c.Status(http.StatusOK)
 	}
+}
+
+// sessionRoom authorizes a request on a session and finds the battle's
+// room; a battle without one has no sessions (404). When it fails it has
+// answered.
+func (w *webrtcRoutes) sessionRoom(c *gin.Context, k kind) (slotRequest, *ingest.Room, bool) {
+	req, ok := w.authorize(c, k)
+	if !ok {
+		return req, nil, false
+	}
+	room := w.ingest.Room(req.battle.ID)
+	if room == nil {
+		httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
+		return req, nil, false
+	}
+	return req, room, true
 }
 
 // options answers OPTIONS on a WHIP/WHEP resource or session: what it
