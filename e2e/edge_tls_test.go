@@ -13,19 +13,26 @@ import (
 	"github.com/singoff/singoff/internal/m3u8"
 )
 
+// startEdgeOrigin serves the 2 Mb/s clip live (testorigin) until the
+// test ends; it returns the origin and the test's logger.
+func startEdgeOrigin(t *testing.T) (*testorigin.Origin, *slog.Logger) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	origin, err := testorigin.Start(edgeProgram(t), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(origin.Close)
+	return origin, logger
+}
+
 // TestEdgeTLS runs the nginx edge of deploy/ with tls.conf in front of
 // a live origin: it answers over HTTPS and HTTP/2, playlists
 // gzip-encoded (and decompressed for a client that takes no gzip), and
 // caches a blocking playlist answer for the identical requests after it
 // (the origin's s-maxage) while telling browsers not to reuse it.
 func TestEdgeTLS(t *testing.T) {
-	program := edgeProgram(t)
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(origin.Close)
+	origin, _ := startEdgeOrigin(t)
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeSelfSignedCert(t, certPath, keyPath)

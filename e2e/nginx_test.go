@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -23,13 +22,7 @@ import (
 // serve each part and each blocking playlist about once, not once per
 // watcher, and the watchers must miss nothing.
 func TestEdgeCollapsesRequests(t *testing.T) {
-	program := edgeProgram(t)
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(origin.Close)
+	origin, logger := startEdgeOrigin(t)
 	edge := edgeStartNginx(t, strings.TrimPrefix(origin.URL, "http://"))
 	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
 

@@ -138,18 +138,6 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.body.Write(p)
 }
 
-// copyTo writes what was recorded to w; nothing if nothing was.
-func (r *recorder) copyTo(w http.ResponseWriter) {
-	if r.status == 0 {
-		return
-	}
-	if ct := r.header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
-	}
-	w.WriteHeader(r.status)
-	w.Write(r.body.Bytes())
-}
-
 // answer is what was recorded.
 func (r *recorder) answer() answer {
 	a := answer{status: r.status, body: r.body.Bytes()}

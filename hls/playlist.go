@@ -97,19 +97,6 @@ func (p *mediaPlaylist) lastPart() (msn, index int, ok bool) {
 	return 0, 0, false
 }
 
-// end is when the newest part listed ends.
-func (p *mediaPlaylist) end() time.Time {
-	if len(p.segments) == 0 {
-		return time.Time{}
-	}
-	last := p.segments[len(p.segments)-1]
-	end := last.start.Add(last.duration)
-	for _, part := range p.parts {
-		end = end.Add(part.duration)
-	}
-	return end
-}
-
 // segmentStarts remembers when each segment of a rung starts: gohlslib
 // dates only the last two segments of its playlists, singoff every one.
 // A segment is the newest one (and dated) in gohlslib's playlist for a
@@ -234,15 +221,9 @@ func (p *mediaPlaylist) render(mapURI string, cues []media.Cue, reports []string
 	next := 0
 	for _, seg := range p.segments {
 		b, next = m3u8.AppendDateRangesBefore(b, cues, next, seg.start.Add(seg.duration))
-		b = append(b, "#EXT-X-PROGRAM-DATE-TIME:"...)
-		b = m3u8.AppendDate(b, seg.start)
-		b = append(b, '\n')
+		b = m3u8.AppendProgramDateTime(b, seg.start)
 		b = appendParts(b, seg.parts)
-		b = append(b, "#EXTINF:"...)
-		b = m3u8.AppendSeconds(b, seg.duration)
-		b = append(b, ",\n"...)
-		b = append(b, seg.uri...)
-		b = append(b, '\n')
+		b = m3u8.AppendSegment(b, seg.duration, seg.uri)
 	}
 	b, _ = m3u8.AppendDateRangesBefore(b, cues, next, time.Time{})
 	b = appendParts(b, p.parts)

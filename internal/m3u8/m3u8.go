@@ -25,6 +25,23 @@ func AppendDate(b []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(b, DateLayout)
 }
 
+// AppendProgramDateTime appends the EXT-X-PROGRAM-DATE-TIME line of a
+// segment starting at t.
+func AppendProgramDateTime(b []byte, t time.Time) []byte {
+	b = append(b, "#EXT-X-PROGRAM-DATE-TIME:"...)
+	b = AppendDate(b, t)
+	return append(b, '\n')
+}
+
+// AppendSegment appends a segment's EXTINF line and URI.
+func AppendSegment(b []byte, d time.Duration, uri string) []byte {
+	b = append(b, "#EXTINF:"...)
+	b = AppendSeconds(b, d)
+	b = append(b, ",\n"...)
+	b = append(b, uri...)
+	return append(b, '\n')
+}
+
 // AppendSeconds appends d in seconds with five decimals, as EXTINF and
 // DURATION attributes write it.
 func AppendSeconds(b []byte, d time.Duration) []byte {

@@ -62,13 +62,8 @@ func renderPlaylist(entries []segmentEntry, nominal time.Duration, cues []media.
 		if e.discontinuity {
 			b = append(b, "#EXT-X-DISCONTINUITY\n"...)
 		}
-		b = append(b, "#EXT-X-PROGRAM-DATE-TIME:"...)
-		b = m3u8.AppendDate(b, e.start)
-		b = append(b, "\n#EXTINF:"...)
-		b = m3u8.AppendSeconds(b, e.duration)
-		b = append(b, ",\n"...)
-		b = append(b, e.name...)
-		b = append(b, '\n')
+		b = m3u8.AppendProgramDateTime(b, e.start)
+		b = m3u8.AppendSegment(b, e.duration, e.name)
 	}
 	b, _ = m3u8.AppendDateRangesBefore(b, cues, next, time.Time{})
 	if ended {
