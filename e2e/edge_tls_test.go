@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,30 @@ func startEdgeOrigin(t *testing.T) (*testorigin.Origin, *slog.Logger) {
 	}
 	t.Cleanup(origin.Close)
 	return origin, logger
+}
+
+// edgeStartNginxTLS runs the edge of deploy/nginx.conf in front of
+// origin (host:port), as edgeStartNginx does, with deploy/tls.conf next
+// to it (HTTPS and HTTP/2 on another port) with the given certificate
+// and key. It returns the edge's plain and HTTPS root URLs.
+func edgeStartNginxTLS(t testing.TB, origin, certPath, keyPath string) (plain, secure string) {
+	t.Helper()
+	template, err := os.ReadFile(filepath.Join("..", "deploy", "tls.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := edgeFreeAddr(t)
+	conf := strings.NewReplacer(
+		"${SINGOFF_TLS_LISTEN}", listen,
+		"${SINGOFF_TLS_CERT}", certPath,
+		"${SINGOFF_TLS_KEY}", keyPath,
+	).Replace(string(template))
+	if strings.Contains(conf, "${SINGOFF_") {
+		t.Fatalf("deploy/tls.conf has a variable the test does not fill in")
+	}
+	// nginx.conf includes it from next to itself.
+	plain = startNginxWith(t, "nginx.conf", map[string]string{"SINGOFF_ORIGIN": origin}, "", map[string]string{"singoff-tls.conf": conf})
+	return plain, "https://" + listen
 }
 
 // TestEdgeTLS runs the nginx edge of deploy/ with tls.conf in front of

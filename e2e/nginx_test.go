@@ -87,19 +87,22 @@ func generateEdgeProgram(dir string) (*testprogram.Program, error) {
 // URL.
 func edgeStartNginx(t testing.TB, origin string) string {
 	t.Helper()
-	plain, _ := edgeStart(t, origin, "", "")
-	return plain
+	return startNginx(t, "nginx.conf", map[string]string{"SINGOFF_ORIGIN": origin}, "")
 }
 
-// edgeStartNginxTLS runs the edge as edgeStartNginx does, with
-// deploy/tls.conf (HTTPS and HTTP/2) on another port, with the given
-// certificate and key. It returns the edge's plain and HTTPS root URLs.
-func edgeStartNginxTLS(t testing.TB, origin, certPath, keyPath string) (plain, secure string) {
+// startNginx runs nginx with the deploy/ template named, its variables
+// filled in from vars (the listen address, cache directory and user
+// are the test's), plus extra directives at the top of its http block,
+// until the test ends. It returns the edge's root URL.
+func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
 	t.Helper()
-	return edgeStart(t, origin, certPath, keyPath)
+	return startNginxWith(t, template, vars, extra, nil)
 }
 
-func edgeStart(t testing.TB, origin, certPath, keyPath string) (plain, secure string) {
+// startNginxWith runs nginx as startNginx does, with files (by name:
+// their contents) written next to its configuration first, for it to
+// include.
+func startNginxWith(t testing.TB, template string, vars map[string]string, extra string, files map[string]string) string {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -108,7 +111,7 @@ func edgeStart(t testing.TB, origin, certPath, keyPath string) (plain, secure st
 	if _, err := os.Stat(nginx); err != nil {
 		t.Fatalf("nginx is not installed (make deps installs nginx-light): %v", err)
 	}
-	template, err := os.ReadFile(filepath.Join("..", "deploy", "nginx.conf"))
+	text, err := os.ReadFile(filepath.Join("..", "deploy", template))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,36 +127,25 @@ func edgeStart(t testing.TB, origin, certPath, keyPath string) (plain, secure st
 		me = u.Username
 	}
 	listen := edgeFreeAddr(t)
-	conf := strings.NewReplacer(
+	pairs := []string{
 		"${SINGOFF_NGINX_USER}", me,
 		"${SINGOFF_LISTEN}", listen,
-		"${SINGOFF_ORIGIN}", origin,
 		"${SINGOFF_CACHE_DIR}", dir,
-	).Replace(string(template))
+		"http {", "http {\n" + extra,
+	}
+	for name, value := range vars {
+		pairs = append(pairs, "${"+name+"}", value)
+	}
+	conf := strings.NewReplacer(pairs...).Replace(string(text))
 	if strings.Contains(conf, "${SINGOFF_") {
-		t.Fatalf("deploy/nginx.conf has a variable the test does not fill in")
+		t.Fatalf("deploy/%s has a variable the test does not fill in", template)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var tlsListen string
-	if certPath != "" {
-		tlsTemplate, err := os.ReadFile(filepath.Join("..", "deploy", "tls.conf"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tlsListen = edgeFreeAddr(t)
-		tlsConf := strings.NewReplacer(
-			"${SINGOFF_TLS_LISTEN}", tlsListen,
-			"${SINGOFF_TLS_CERT}", certPath,
-			"${SINGOFF_TLS_KEY}", keyPath,
-		).Replace(string(tlsTemplate))
-		if strings.Contains(tlsConf, "${SINGOFF_") {
-			t.Fatalf("deploy/tls.conf has a variable the test does not fill in")
-		}
-		// Where nginx.conf includes it from: next to it.
-		if err := os.WriteFile(filepath.Join(dir, "singoff-tls.conf"), []byte(tlsConf), 0o644); err != nil {
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,10 +188,7 @@ func edgeStart(t testing.TB, origin, certPath, keyPath string) (plain, secure st
 		}
 		if conn, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 			conn.Close()
-			if tlsListen == "" {
-				return "http://" + listen, ""
-			}
-			return "http://" + listen, "https://" + tlsListen
+			return "http://" + listen
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx does not listen on %s:\n%s", listen, nginxLog())

@@ -61,7 +61,8 @@ type slotRequest struct {
 
 // authorize reads the battle and slot in the path and checks the token:
 // WHIP takes the slot's singer token; WHEP the other singer's or the
-// host's. When it fails it has answered.
+// host's. A battle another origin runs is redirected there. When it
+// fails it has answered.
 func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	b, err := w.battles.Get(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, battle.ErrNotFound) {
@@ -70,6 +71,13 @@ func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	}
 	if err != nil {
 		internalError(c, w.log, err)
+		return slotRequest{}, false
+	}
+	if owner, elsewhere := w.battles.Owner(b); elsewhere && b.State != storage.StateEnded {
+		// Another origin runs the battle: its media go there (RFC 9725
+		// lets a WHIP/WHEP server redirect with 307).
+		c.Header("Location", owner+c.Request.URL.RequestURI())
+		c.Status(http.StatusTemporaryRedirect)
 		return slotRequest{}, false
 	}
 	slot := 0
@@ -258,7 +266,7 @@ func (w *webrtcRoutes) fail(c *gin.Context, err error) {
 			httpjson.Error(c.Writer, http.StatusNotFound, "no such session: the battle has ended")
 		}
 		return
-	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining):
+	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrElsewhere):
 		unavailable(c, err)
 		return
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -120,5 +120,9 @@ func (r *recorder) saveThumb(final bool) {
 	}
 	if err := writeFileAtomic(r.dir, thumbName, jpeg); err != nil {
 		r.logger.Warn("recording: writing the thumbnail", "dir", r.dir, "err", err)
+		return
+	}
+	if r.stage != nil {
+		r.stage.file(thumbName)
 	}
 }
