@@ -73,10 +73,9 @@ func renderPlaylist(entries []segmentEntry, nominal time.Duration, cues []media.
 }
 
 // finishPlaylist turns an EVENT playlist into the VOD playlist of the
-// same segments. It also returns the file names the recording keeps:
-// those the playlist lists, and the thumbnail.
+// same segments. It also returns the file names the playlist lists.
 func finishPlaylist(text string) (finished string, listed map[string]bool) {
-	listed = map[string]bool{initName: true, thumbName: true}
+	listed = map[string]bool{initName: true}
 	var b strings.Builder
 	for line := range strings.Lines(text) {
 		trimmed := strings.TrimSpace(line)
