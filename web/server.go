@@ -33,7 +33,8 @@ type Config struct {
 	VOD http.Handler
 	// Metrics are read at every scrape of /metrics.
 	Metrics MetricsSources
-	// ICEServers are STUN/TURN URLs handed to WebRTC clients.
+	// ICEServers are the STUN/TURN servers handed to WebRTC clients, as
+	// ParseICEServer reads them.
 	ICEServers []string
 	// TrustedProxies are the CIDRs whose X-Forwarded-For/-Proto/-Host
 	// headers are believed; none by default.
@@ -65,6 +66,11 @@ func New(cfg Config) (*Server, error) {
 		s.trusted = append(s.trusted, prefix)
 	}
 
+	iceServers, err := parseICEServers(cfg.ICEServers)
+	if err != nil {
+		return nil, err
+	}
+
 	e := newEngine()
 	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
@@ -93,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 	rtc := &webrtcRoutes{
 		battles:    cfg.Battles,
 		ingest:     cfg.Ingest,
-		iceServers: cfg.ICEServers,
+		iceServers: iceServers,
 		limit:      api.limits.webrtc,
 		log:        cfg.Logger,
 	}
