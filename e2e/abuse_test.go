@@ -268,7 +268,7 @@ func TestJunkQueryParametersCollapse(t *testing.T) {
 	b := s.createBattle(t, "junk")
 	s.startBot(t, b, 1)
 	s.liveProgram(t, b.ID)
-	playlist := s.base + "/hls/" + b.ID + "/video1_stream.m3u8"
+	playlist := s.base + "/hls/" + b.ID + "/720p.m3u8"
 	status, body := s.get(t, playlist)
 	if status != http.StatusOK {
 		t.Fatalf("the media playlist: %d", status)

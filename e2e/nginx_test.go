@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -27,13 +26,7 @@ import (
 // serve each part and each blocking playlist about once, not once per
 // watcher, and the watchers must miss nothing.
 func TestEdgeCollapsesRequests(t *testing.T) {
-	program := edgeProgram(t)
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(origin.Close)
+	origin, logger := startEdgeOrigin(t)
 	edge := edgeStartNginx(t, strings.TrimPrefix(origin.URL, "http://"))
 	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
 
@@ -107,6 +100,14 @@ func edgeStartNginx(t testing.TB, origin string) string {
 // until the test ends. It returns the edge's root URL.
 func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
 	t.Helper()
+	return startNginxWith(t, template, vars, extra, nil)
+}
+
+// startNginxWith runs nginx as startNginx does, with files (by name:
+// their contents) written next to its configuration first, for it to
+// include.
+func startNginxWith(t testing.TB, template string, vars map[string]string, extra string, files map[string]string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -146,6 +147,11 @@ func startNginx(t testing.TB, template string, vars map[string]string, extra str
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath,
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid")))
@@ -258,7 +264,7 @@ func edgeStopsSmuggling(t *testing.T, s *server, edge string) {
 	if status := edgeServer.vote(t, viewer, b.ID, 1); status != http.StatusNoContent {
 		t.Fatalf("an honest vote through the edge: %d", status)
 	}
-	if status, _ := edgeServer.get(t, strings.Replace(live, "index.m3u8", "video1_stream.m3u8", 1)+"?junk=1"); status != 200 {
+	if status, _ := edgeServer.get(t, strings.Replace(live, "index.m3u8", "720p.m3u8", 1)+"?junk=1"); status != 200 {
 		t.Errorf("a media playlist with a junk parameter through the edge: %d", status)
 	}
 
@@ -272,7 +278,7 @@ func edgeStopsSmuggling(t *testing.T, s *server, edge string) {
 		{"header injection in a /hls path", "/hls/" + percentEncode("abc\r\nX-Injected: yes\r\n") + "/index.m3u8"},
 		{"a request smuggled in a /hls path", "/hls/" + percentEncode("x HTTP/1.1\r\nHost: o\r\n\r\n"+smuggledCreate+"\r\nGET /hls/y") + "/index.m3u8"},
 		{"a request smuggled in a /vod path", "/vod/" + b.ID + "/" + percentEncode("index.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n"+smuggledCreate)},
-		{"a request smuggled in an LL-HLS directive", "/hls/" + b.ID + "/video1_stream.m3u8?_HLS_msn=" + percentEncode("1 HTTP/1.1\r\nHost: o\r\n\r\n"+smuggledCreate)},
+		{"a request smuggled in an LL-HLS directive", "/hls/" + b.ID + "/720p.m3u8?_HLS_msn=" + percentEncode("1 HTTP/1.1\r\nHost: o\r\n\r\n"+smuggledCreate)},
 		{"an encoded slash out of the battle", "/hls/" + b.ID + "%2F..%2F..%2Fapi%2Fbattles/index.m3u8"},
 	}
 	for _, a := range attacks {

@@ -39,7 +39,10 @@ var _ Store = (*Postgres)(nil)
 const (
 	pgMigrateLock   = 0x5349_4e47_4f46_4601
 	pgPlacementLock = 0x5349_4e47_4f46_4602
-	pgVoteLock      = 0x5349_4e47_4f46_4603
+	// pgVoteLocks is the class of the votes' locks, one per battle (keyed
+	// by the hash of its id): PostgreSQL keeps locks of two int4 keys
+	// apart from those of one int8 key.
+	pgVoteLocks = 0x5349_4e47 // "SING"
 )
 
 // pgChannel carries "<store> <battle id>" for every changed battle.
@@ -58,7 +61,7 @@ var postgresDialect = &dialect{
 	version:       "SELECT version FROM singoff_schema",
 	setVersion:    "UPDATE singoff_schema SET version = %d",
 	lockPlacement: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", pgPlacementLock),
-	lockVotes:     fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", pgVoteLock),
+	lockVotes:     fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(?))", pgVoteLocks),
 	noSpace: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "53100" // disk_full

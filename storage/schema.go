@@ -170,9 +170,9 @@ type dialect struct {
 	// that places battles, so that two placements never count the same
 	// free place.
 	lockPlacement string
-	// lockVotes, when not "", is run first in every transaction that
-	// records a vote, so that two first votes of one network never both
-	// pass its cap.
+	// lockVotes, when not "", is run first, with the battle's id, in
+	// every transaction that records a vote in that battle, so that two
+	// first votes of one network never both pass its cap.
 	lockVotes string
 	// noSpace tells whether err is the database's disk being full.
 	noSpace func(err error) bool

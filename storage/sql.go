@@ -272,8 +272,8 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Vote implements Store: in one transaction (under the dialect's vote
-// lock), whether the watcher voted in the round already, how many
+// Vote implements Store: in one transaction (under the dialect's lock of
+// the battle's votes), whether the watcher voted in the round already, how many
 // watchers of the network did, then the vote.
 func (s *sqlStore) Vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error) {
 	ok, err := s.vote(ctx, b, maxPerNetwork)
@@ -290,7 +290,7 @@ func (s *sqlStore) vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool,
 	}
 	defer t.Rollback()
 	if l := s.db.dialect.lockVotes; l != "" {
-		if _, err := t.ExecContext(ctx, l); err != nil {
+		if _, err := t.ExecContext(ctx, l, b.BattleID); err != nil {
 			return false, err
 		}
 	}
