@@ -37,6 +37,8 @@ var (
 	// ErrSlowMode wraps the wait of a watcher in slow mode.
 	ErrSlowMode  = errors.New("the chat is in slow mode")
 	ErrNoMessage = errors.New("no such chat message")
+	// ErrBadChat wraps what is wrong with a message or a chat setting.
+	ErrBadChat = errors.New("invalid chat request")
 	// ErrNotMutable refuses muting the host or a singer.
 	ErrNotMutable = errors.New("the host and the singers cannot be muted")
 )
@@ -112,11 +114,11 @@ func entryOf(m storage.ChatMessage, b *storage.Battle) ChatEntry {
 func chatText(s string, what string, maxLen int) (string, error) {
 	s = strings.TrimSpace(s)
 	if !validText(s, maxLen) {
-		return "", fmt.Errorf("%w: %q must be 1 to %d characters", ErrInvalid, what, maxLen)
+		return "", fmt.Errorf("%w: %q must be 1 to %d characters", ErrBadChat, what, maxLen)
 	}
 	for _, r := range s {
 		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
-			return "", fmt.Errorf("%w: %q holds a control character", ErrInvalid, what)
+			return "", fmt.Errorf("%w: %q holds a control character", ErrBadChat, what)
 		}
 	}
 	return s, nil
@@ -126,7 +128,7 @@ func chatText(s string, what string, maxLen int) (string, error) {
 // poster (ErrMuted), a chat the host turned off (ErrChatOff), a battle
 // that has ended (ErrEnded), a watcher posting again too soon in slow
 // mode (*SlowModeError) and a watcher without a display name
-// (ErrInvalid).
+// (ErrBadChat).
 func (m *Manager) PostChat(ctx context.Context, id string, p ChatPost) (ChatEntry, error) {
 	text, err := chatText(p.Text, "text", MaxChatText)
 	if err != nil {
@@ -192,7 +194,7 @@ func (m *Manager) posterName(ctx context.Context, b *storage.Battle, p ChatPost)
 		return "", err
 	}
 	if name == "" {
-		return "", fmt.Errorf("%w: pick a \"name\" (1 to %d characters) for your first message", ErrInvalid, MaxChatName)
+		return "", fmt.Errorf("%w: pick a \"name\" (1 to %d characters) for your first message", ErrBadChat, MaxChatName)
 	}
 	return name, nil
 }
@@ -281,7 +283,7 @@ func (m *Manager) Mute(ctx context.Context, id string, msg int64) error {
 func (m *Manager) SetChatMode(ctx context.Context, id, mode string) error {
 	stored, ok := map[string]string{ChatOn: storage.ChatOn, ChatSlow: storage.ChatSlow, ChatOff: storage.ChatOff}[mode]
 	if !ok {
-		return fmt.Errorf("%w: the chat mode must be %q, %q or %q", ErrInvalid, ChatOn, ChatSlow, ChatOff)
+		return fmt.Errorf("%w: the chat mode must be %q, %q or %q", ErrBadChat, ChatOn, ChatSlow, ChatOff)
 	}
 	ok, err := m.cfg.Store.SetChatMode(ctx, id, stored)
 	if err != nil {

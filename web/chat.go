@@ -252,7 +252,7 @@ func (a *api) chatError(c *gin.Context, err error) {
 		httpjson.Error(c.Writer, http.StatusConflict, "%v", err)
 	case errors.Is(err, battle.ErrNoMessage):
 		httpjson.Error(c.Writer, http.StatusNotFound, "%v", err)
-	case errors.Is(err, battle.ErrInvalid), errors.Is(err, battle.ErrNotMutable):
+	case errors.Is(err, battle.ErrBadChat), errors.Is(err, battle.ErrNotMutable):
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 	default:
 		a.battleError(c, err)

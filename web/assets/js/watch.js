@@ -2,8 +2,11 @@
 // rounds, voting, viewers, and for the host the start and end controls.
 // When the battle ends the page moves to the replay.
 import {
-  api, ApiError, battleIdFromPath, isHostToken, loadHost, saveHost, setStatus, setText, singersLine, sleep, takeFragment,
+  api, ApiError, battleIdFromPath, isHostToken, loadHost, offerRematch, saveHost, setStatus, setText, showRematch,
+  singersLine, sleep, takeFragment,
 } from "./common.js";
+import { Chat } from "./chat.js";
+import { Cheers } from "./cheers.js";
 import {
   clock, followBattle, resultText, roundLine, roundVotes, secondsLeft, singerName, ticker,
   votingClosedReason, votingSecondsLeft,
@@ -51,8 +54,13 @@ async function adoptHostLink(token) {
   saveHost(id, { ...loadHost(id), host_token: token });
   hostToken = token;
   endButton.hidden = false;
+  chat.becomeHost(token);
   if (battle) showBattle(battle);
 }
+
+const chat = new Chat(id, { token: hostToken || "", role: hostToken ? "host" : "watcher" });
+const cheers = new Cheers(id);
+const rematchButton = document.getElementById("offer-rematch");
 
 let hlsURL = `/hls/${encodeURIComponent(id)}/index.m3u8`;
 let ended = false;
@@ -79,6 +87,10 @@ function showBattle(b) {
   if (b.hls_url) hlsURL = b.hls_url;
   battle = b;
   showFormat(b);
+  chat.setBattle(b);
+  cheers.setBattle(b);
+  showRematch(b);
+  rematchButton.hidden = !hostToken || Boolean(b.rematch_id) || (b.winner == null && b.state !== "ended");
   if (b.state === "ended") battleEnded();
 }
 
@@ -168,6 +180,11 @@ function battleEnded() {
   if (ended) return;
   ended = true;
   endButton.hidden = true;
+  if (battle?.rematch_id) {
+    // The page stays, with its link to the rematch.
+    setStatus("The battle has ended; its rematch is on.", "ok");
+    return;
+  }
   setStatus("The battle has ended. Moving to the replay…", "ok");
   setTimeout(() => location.replace(`/b/${encodeURIComponent(id)}/replay`), REPLAY_DELAY_MS);
 }
@@ -246,6 +263,18 @@ endButton.addEventListener("click", async () => {
   }
 });
 
+rematchButton.addEventListener("click", async () => {
+  rematchButton.disabled = true;
+  try {
+    const b = await offerRematch(id, hostToken);
+    location.assign("/"); // the home page lists it with its invite links
+  } catch (err) {
+    setStatus(`Could not make the rematch: ${err.message}`, "error");
+  } finally {
+    rematchButton.disabled = false;
+  }
+});
+
 // The program starts once the battle is known to exist.
 let playerRunning = false;
 followBattle(id, {
@@ -259,6 +288,8 @@ followBattle(id, {
   onMissing() {
     setStatus("This battle does not exist.", "error");
   },
+  onChat: (c) => chat.change(c),
+  onStreamOpen: () => chat.resync(),
 });
 ticker(() => {
   if (battle) showTurn(battle);
