@@ -377,6 +377,7 @@ function showBattle(b) {
   setText("remote-caption", `${singerName(b, other)}, your opponent`);
   setText("round", roundLine(b));
   showTurn(b);
+  showRematch(b);
   if (b.state === "ended") battleEnded();
 }
 
@@ -413,7 +414,6 @@ function follow() {
     onBattle(b) {
       showBattle(b);
       chat.setBattle(b);
-      showRematch(b);
     },
     onChat: (c) => chat.change(c),
     onStreamOpen: () => chat.resync(),
