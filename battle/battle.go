@@ -54,6 +54,9 @@ type Programs interface {
 type Program interface {
 	// Show makes the program show s; cheap when s is what it shows.
 	Show(s media.Scene)
+	// Cue places a battle event on the program's clock (its Start is
+	// the event's wall time): the live and recorded playlists carry it.
+	Cue(c media.Cue)
 	// RecordingError is nil while the battle is recorded, else a public
 	// sentence saying why it is not.
 	RecordingError() error

@@ -54,6 +54,7 @@ type running struct {
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
 	seen          watched   // what watchers last heard of
+	cued          cueLog    // the cues handed to program
 	// storedPresence is what the other origins were last told of the
 	// singers and viewers.
 	storedPresence presence

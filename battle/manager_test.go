@@ -86,6 +86,7 @@ type fakeProgram struct {
 	ends     atomic.Int32
 	mu       sync.Mutex
 	scenes   []media.Scene
+	cues     []media.Cue
 }
 
 func (f *fakePrograms) Start(id string, _ [2]media.Feed) (Program, error) {
@@ -120,6 +121,11 @@ func (p *fakeProgram) Show(s media.Scene) {
 	if n := len(p.scenes); n == 0 || p.scenes[n-1] != s {
 		p.scenes = append(p.scenes, s)
 	}
+}
+func (p *fakeProgram) Cue(c media.Cue) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cues = append(p.cues, c)
 }
 func (p *fakeProgram) RecordingError() error { return p.recError }
 func (p *fakeProgram) Done() <-chan struct{} { return p.done }

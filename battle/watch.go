@@ -62,6 +62,11 @@ func (m *Manager) step(r *running, now time.Time) string {
 	r.seen = w
 	prog := r.program
 	scene := r.scene(tl, now)
+	// The timeline's events, at their own times, once to each program.
+	var cues []media.Cue
+	if prog != nil && (changed || prog != r.cued.program) {
+		cues = r.cued.next(prog, r.format.timing.cues(r.clock, now, r.tally))
+	}
 	reason := ""
 	switch {
 	case tl.Finished && !now.Before(tl.EndsAt):
@@ -80,6 +85,9 @@ func (m *Manager) step(r *running, now time.Time) string {
 
 	if prog != nil {
 		prog.Show(scene)
+		for _, c := range cues {
+			prog.Cue(c)
+		}
 	}
 	if changed {
 		m.notify(r.id)
