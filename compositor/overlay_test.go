@@ -304,48 +304,14 @@ func typicalOverlay(b *testing.B) []*image.RGBA {
 }
 
 // BenchmarkProgramOverlayCPU measures a battle's CPU cores without an
-// overlay (cores-bare), then with the battle overlay redrawn and set
-// every second as the countdown runs (cores-overlay), each making b.N
-// seconds of program, and the overlay's share (overlay-%); see
-// programLength.
+// overlay, then with the battle overlay redrawn and set every second as
+// the countdown runs (overlayCores).
 func BenchmarkProgramOverlayCPU(b *testing.B) {
-	d := programLength(b)
-	b.StopTimer()
-	clips := benchClips(b, d)
 	r, err := overlay.NewRenderer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.StartTimer()
-	run := func(withOverlay bool) float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		before := cpuTime()
-		bt := startBattle(ctx, b, Config{}, clips)
-		if withOverlay {
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			s := battleState([2]int{12, 7})
-			for remaining := 90; ctx.Err() == nil; remaining-- {
-				s.Remaining = remaining
-				bt.c.setOverlay(r.Render(s))
-				select {
-				case <-ctx.Done():
-				case <-tick.C:
-				}
-			}
-		}
-		if err := <-bt.done; err != nil {
-			b.Fatal(err)
-		}
-		if st := bt.c.Stats(); st.FramesRepeated > 0 {
-			b.Logf("%d frames repeated", st.FramesRepeated)
-		}
-		return (cpuTime() - before).Seconds() / d.Seconds()
-	}
-	without := run(false)
-	with := run(true)
-	b.ReportMetric(without, "cores-bare")
-	b.ReportMetric(with, "cores-overlay")
-	b.ReportMetric(100*(with-without)/without, "overlay-%")
+	overlayCores(b, func(ctx context.Context, c *Compositor) {
+		showEvery(ctx, c, r, battleState([2]int{12, 7}), time.Second, func(s *media.Scene, i int) { s.Remaining = 90 - i })
+	})
 }
