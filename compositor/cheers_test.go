@@ -64,44 +64,7 @@ func TestCheerMeterOnProgram(t *testing.T) {
 		t.Fatalf("%d points of the left bar and %d of the right switch colour from 0–0 to 40–10", onLeft, onRight)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	left, right := newTestFeed(), newTestFeed()
-	left.publish(ctx, t, singer(1, red, media.CodecH264), 1, nil)
-	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil)
-	var setA, setB time.Time
-	rec, _ := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		for _, step := range []struct {
-			layers []*image.RGBA
-			at     *time.Time
-		}{{layersA, &setA}, {layersB, &setB}} {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(1500 * time.Millisecond):
-			}
-			*step.at = time.Now()
-			c.setOverlay(step.layers)
-		}
-	})
-	if setA.IsZero() || setB.IsZero() {
-		t.Fatal("the program ended before both overlays were set")
-	}
-	h264, _ := rec.files(t)
-	frames := decodeFrames(t, h264)
-	margin := 3 * frameInterval
-	var phaseA, phaseB [][]byte
-	for i, f := range frames {
-		switch ntp := rec.videoNTP[i]; {
-		case ntp.After(setA.Add(margin)) && ntp.Before(setB.Add(-margin)):
-			phaseA = append(phaseA, f)
-		case ntp.After(setB.Add(margin)):
-			phaseB = append(phaseB, f)
-		}
-	}
-	if len(phaseA) < 8 || len(phaseB) < 8 {
-		t.Fatalf("frames at 0–0, at 40–10: %d, %d", len(phaseA), len(phaseB))
-	}
+	_, phaseA, phaseB := overlaidProgram(t, layersA, layersB)
 	for _, phase := range []struct {
 		name   string
 		frames [][]byte
@@ -121,6 +84,61 @@ func TestCheerMeterOnProgram(t *testing.T) {
 		t.Errorf("the other %d changed pixels differ by %.1f on average from 0–0 to 40–10", len(changed), d)
 	}
 	t.Logf("%d + %d bar points switched; %d other pixels changed", onLeft, onRight, len(changed))
+}
+
+// overlaidProgram runs a program of two singers for 4.5 s, sets the
+// overlay a after 1.5 s and b after 3 s, and decodes it: the frames
+// before a, while a shows and while b shows, each with a few frames'
+// margin around the switches. It clears the layers once set: the
+// compositor converted them, the caller may reuse them.
+func overlaidProgram(t *testing.T, a, b []*image.RGBA) (before, phaseA, phaseB [][]byte) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	left, right := newTestFeed(), newTestFeed()
+	left.publish(ctx, t, singer(1, red, media.CodecH264), 1, nil)
+	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil)
+	var setA, setB time.Time
+	rec, _ := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
+		for _, step := range []struct {
+			layers []*image.RGBA
+			at     *time.Time
+		}{{a, &setA}, {b, &setB}} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(1500 * time.Millisecond):
+			}
+			*step.at = time.Now()
+			c.setOverlay(step.layers)
+			for _, l := range step.layers {
+				clear(l.Pix)
+			}
+		}
+	})
+	if setA.IsZero() || setB.IsZero() {
+		t.Fatal("the program ended before both overlays were set")
+	}
+	h264, _ := rec.files(t)
+	frames := decodeFrames(t, h264)
+	if len(frames) != len(rec.videoPTS) {
+		t.Fatalf("decoded %d frames of %d", len(frames), len(rec.videoPTS))
+	}
+	margin := 3 * frameInterval
+	for i, f := range frames {
+		switch ntp := rec.videoNTP[i]; {
+		case ntp.Before(setA.Add(-margin)):
+			before = append(before, f)
+		case ntp.After(setA.Add(margin)) && ntp.Before(setB.Add(-margin)):
+			phaseA = append(phaseA, f)
+		case ntp.After(setB.Add(margin)):
+			phaseB = append(phaseB, f)
+		}
+	}
+	if len(before) < 8 || len(phaseA) < 8 || len(phaseB) < 8 {
+		t.Fatalf("frames before the overlays, with the first, with the second: %d, %d, %d", len(before), len(phaseA), len(phaseB))
+	}
+	return before, phaseA, phaseB
 }
 
 // meanDiff is the mean absolute difference of two decoded frames at

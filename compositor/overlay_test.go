@@ -90,55 +90,7 @@ func TestOverlayOnProgram(t *testing.T) {
 		return true
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	left, right := newTestFeed(), newTestFeed()
-	left.publish(ctx, t, singer(1, red, media.CodecH264), 1, nil)
-	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil)
-	var setA, setB time.Time
-	rec, _ := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		// One overlay after 1.5 s, the other after 3 s.
-		for _, step := range []struct {
-			layers []*image.RGBA
-			at     *time.Time
-		}{{layersA, &setA}, {layersB, &setB}} {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(1500 * time.Millisecond):
-			}
-			*step.at = time.Now()
-			c.setOverlay(step.layers)
-			// The compositor converted them: the caller may reuse them.
-			for _, l := range step.layers {
-				clear(l.Pix)
-			}
-		}
-	})
-	if setA.IsZero() || setB.IsZero() {
-		t.Fatal("the program ended before both overlays were set")
-	}
-	h264, _ := rec.files(t)
-	frames := decodeFrames(t, h264)
-	if len(frames) != len(rec.videoPTS) {
-		t.Fatalf("decoded %d frames of %d", len(frames), len(rec.videoPTS))
-	}
-	// Frames by phase, a few frames' margin around each switch.
-	margin := 3 * frameInterval
-	var before, phaseA, phaseB [][]byte
-	for i, f := range frames {
-		switch ntp := rec.videoNTP[i]; {
-		case ntp.Before(setA.Add(-margin)):
-			before = append(before, f)
-		case ntp.After(setA.Add(margin)) && ntp.Before(setB.Add(-margin)):
-			phaseA = append(phaseA, f)
-		case ntp.After(setB.Add(margin)):
-			phaseB = append(phaseB, f)
-		}
-	}
-	if len(before) < 8 || len(phaseA) < 8 || len(phaseB) < 8 {
-		t.Fatalf("frames before, at 1–0, at 0–3: %d, %d, %d", len(before), len(phaseA), len(phaseB))
-	}
+	before, phaseA, phaseB := overlaidProgram(t, layersA, layersB)
 
 	wantA, wantB := flatA.RGBAAt(bar.X, bar.Y), flatB.RGBAAt(bar.X, bar.Y)
 	if got := pixel(before[len(before)-1], bar.X, bar.Y); near(got, wantA, 40) || near(got, wantB, 40) {

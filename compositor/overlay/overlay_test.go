@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/singoff/singoff/media"
@@ -282,6 +283,25 @@ func TestCheerMeterShowsEachSide(t *testing.T) {
 	if changed < 50 {
 		t.Errorf("a cheer changed %d pixels", changed)
 	}
+}
+
+// TestConcurrentRenders: programs render at once from their own
+// goroutines with one renderer (run with -race).
+func TestConcurrentRenders(t *testing.T) {
+	r := newRenderer(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			s := midTurn
+			for i := range 20 {
+				s.Names[0] = names[(g+i)%len(names)].text
+				s.Cheers[1] = i
+				r.Render(s)
+				r.Coverage()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestFormatCount(t *testing.T) {
