@@ -226,6 +226,11 @@ func (p *Pipeline) RecordingError() error {
 
 // recorderFailed is the tee's hook for a recorder it dropped.
 func (p *Pipeline) recorderFailed(err error) {
+	if p.ps.cfg.DiskFloor != nil && errors.Is(err, p.ps.cfg.DiskFloor) {
+		p.log.Warn("the recording stopped at the disk floor; the live program goes on unrecorded", "err", err)
+		p.setRecordingError(&notRecorded{reason: errLowDiskStopped, cause: err})
+		return
+	}
 	p.log.Error("recording failed; the live program goes on unrecorded", "err", err)
 	p.setRecordingError(&notRecorded{reason: errRecordingFailed, cause: err})
 }
@@ -273,6 +278,7 @@ const (
 	errNotRecorded     = "this battle is not being recorded"
 	errLowDisk         = "the server is low on free disk space; this battle is not being recorded"
 	errRecordingFailed = "the recording failed; this battle is no longer being recorded"
+	errLowDiskStopped  = "the server ran low on free disk space; the recording stopped there"
 )
 
 // notRecorded says publicly why a battle is not recorded and keeps the

@@ -137,6 +137,10 @@ func (sl *slot) add(sess *session) error {
 		sl.mu.Unlock()
 		return errRoomClosed
 	}
+	if !sess.publish && sl.subscribersLocked() >= maxSubscribers {
+		sl.mu.Unlock()
+		return errTooManySubscribers
+	}
 	sl.sessions[sess.id] = sess
 	var replaced *session
 	if sess.publish {
@@ -153,6 +157,22 @@ func (sl *slot) add(sess *session) error {
 		replaced.close()
 	}
 	return nil
+}
+
+// subscribersLocked counts the slot's WHEP sessions; sl.mu is held.
+func (sl *slot) subscribersLocked() int {
+	n := len(sl.sessions)
+	if sl.publisher.Load() != nil {
+		n--
+	}
+	return n
+}
+
+// subscribers counts the slot's WHEP sessions.
+func (sl *slot) subscribers() int {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.subscribersLocked()
 }
 
 func (sl *slot) isClosed() bool {

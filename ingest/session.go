@@ -26,9 +26,12 @@ type session struct {
 	keyframeWanted atomic.Bool
 	closeOnce      sync.Once
 
-	// mu serializes PATCHes and guards etag.
+	// mu serializes PATCHes and guards etag and remoteCandidates.
 	mu   sync.Mutex
 	etag string
+	// remoteCandidates counts the client's candidates taken (see
+	// maxRemoteCandidates).
+	remoteCandidates int
 }
 
 func (sess *session) close() {
@@ -69,6 +72,9 @@ func (r *Room) offer(ctx context.Context, n int, offer []byte, publish bool) (An
 	info, err := checkOffer(offer, publish)
 	if err != nil {
 		return Answer{}, err
+	}
+	if !publish && sl.subscribers() >= maxSubscribers {
+		return Answer{}, errTooManySubscribers // before the work of a peer connection
 	}
 	if publish && r.hooks.Admit != nil {
 		if err := r.hooks.Admit(n); err != nil {
@@ -141,6 +147,7 @@ func (s *Server) negotiate(ctx context.Context, sess *session, offer string, inf
 			sl.keyframes.request() // the new subscriber starts at a keyframe
 		}
 	})
+	offer = s.filterOfferCandidates(sess, offer)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		s.log.Info("offer rejected", "battle", sl.room.id, "slot", sl.n, "err", err)
 		return "", fmt.Errorf("%w: the offer cannot be negotiated", ErrUnusable)

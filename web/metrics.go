@@ -27,7 +27,7 @@ type MetricsSources struct {
 }
 
 // metricsHandler serves /metrics.
-func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
+func metricsHandler(src MetricsSources, errs *statusCounter, votes *voteCounter) http.Handler {
 	rtc, live := src.Ingest, src.Live
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -58,9 +58,12 @@ func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
 	hlsRequests("part", func(s hls.Stats) uint64 { return s.PartRequests })
 	hlsRequests("segment", func(s hls.Stats) uint64 { return s.SegmentRequests })
 	counter("hls_bytes_out_total", "LL-HLS bytes served.", func() float64 { return float64(live.Stats().BytesOut) })
+	counter("hls_muxer_answers_total", "LL-HLS answers the muxer made; identical requests in flight together share one.",
+		func() float64 { return float64(live.Stats().MuxerAnswers) })
 	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(src.RecordingBytes()) })
 
 	reg.MustRegister(errs.vec)
+	reg.MustRegister(votes.collectors()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
