@@ -1,6 +1,7 @@
 // Package pionapi builds the pion WebRTC API that the ingest server and
 // the WHIP client share: codecs, interceptors (NACK, RTCP reports,
-// congestion-control feedback) and ICE settings, from one small Options.
+// congestion-control feedback, send-side bandwidth estimation) and ICE
+// settings, from one small Options.
 package pionapi
 
 import (
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -21,6 +23,15 @@ type Options struct {
 	// TWCC sends transport-wide congestion control feedback on the
 	// media received, for the sender's bandwidth estimate.
 	TWCC bool
+	// Estimate, when its Max is set, stamps transport-wide sequence
+	// numbers on the media sent and estimates each connection's send
+	// bandwidth, within Estimate, from the peer's TWCC feedback (Google
+	// congestion control); BandwidthEstimate reads it.
+	Estimate Bitrates
+	// OwnSenderReports leaves the RTCP sender reports of the media sent
+	// to the caller (a forwarder translates its sources' own); pion then
+	// makes only receiver reports.
+	OwnSenderReports bool
 	// Loopback keeps ICE on 127.0.0.1: IPv4 only, the loopback
 	// candidate included (tests).
 	Loopback bool
@@ -57,7 +68,7 @@ func New(o Options) (*webrtc.API, error) {
 	if err := webrtc.ConfigureNack(&me, ir); err != nil {
 		return nil, fmt.Errorf("NACK interceptors: %w", err)
 	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	if err := configureReports(ir, o.OwnSenderReports); err != nil {
 		return nil, fmt.Errorf("RTCP report interceptors: %w", err)
 	}
 	if o.TWCC {
@@ -65,13 +76,23 @@ func New(o Options) (*webrtc.API, error) {
 			return nil, fmt.Errorf("TWCC interceptor: %w", err)
 		}
 	}
-
-	var se webrtc.SettingEngine
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	se.LoggerFactory = slogFactory{log: logger}
+	logs := slogFactory{log: logger}
+	if o.Estimate.Max > 0 {
+		// The estimator reads the transport-wide sequence number that
+		// the header-extension interceptor, registered after it (so
+		// running before it on the way out), stamps on each packet.
+		ir.Add(estimatorFactory{bounds: o.Estimate, logs: logs})
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, ir); err != nil {
+			return nil, fmt.Errorf("TWCC header extension: %w", err)
+		}
+	}
+
+	var se webrtc.SettingEngine
+	se.LoggerFactory = logs
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
@@ -95,6 +116,20 @@ func New(o Options) (*webrtc.API, error) {
 		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// configureReports registers the receiver reports, and the sender
+// reports unless the caller makes its own.
+func configureReports(ir *interceptor.Registry, ownSenderReports bool) error {
+	if !ownSenderReports {
+		return webrtc.ConfigureRTCPReports(ir)
+	}
+	receiver, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(receiver)
+	return nil
 }
 
 // networkTypes are where ICE runs: UDP unless TCPOnly, TCP with a TCPMux
