@@ -143,14 +143,18 @@ var (
 
 func (s *Server) newAPI() (*webrtc.API, error) {
 	return pionapi.New(pionapi.Options{
-		Video:      videoCodecs,
-		Audio:      audioCodecs,
-		TWCC:       true,
-		Loopback:   s.cfg.Loopback,
-		UDPMux:     s.udpMux,
-		TCPMux:     s.tcpMux,
-		NAT1To1IPs: s.cfg.PublicIPs,
-		Logger:     s.log,
+		Video: videoCodecs,
+		Audio: audioCodecs,
+		TWCC:  true,
+		// Subscribers' downlinks are estimated (congestion.go); their
+		// sender reports are the publishers', translated (forward.go).
+		Estimate:         estimateBounds,
+		OwnSenderReports: true,
+		Loopback:         s.cfg.Loopback,
+		UDPMux:           s.udpMux,
+		TCPMux:           s.tcpMux,
+		NAT1To1IPs:       s.cfg.PublicIPs,
+		Logger:           s.log,
 	})
 }
 
