@@ -42,11 +42,12 @@ type forwardTrack struct {
 }
 
 // translatedReport is a publisher's sender report mapped onto the
-// output: the publisher's wall clock unchanged, the RTP timestamp moved
-// by the forwarding offset.
+// output: the publisher's wall-clock time, and the RTP timestamp it
+// names moved by the forwarding offset. The reports sent from it state
+// the same mapping at the time they are sent (reportLocked).
 type translatedReport struct {
 	valid bool
-	ntp   uint64
+	ntp   time.Time
 	rtp   uint32
 }
 
@@ -210,10 +211,11 @@ func (t *forwardTrack) senderReport(source uint64, sr *rtcp.SenderReport) {
 		t.mu.Unlock()
 		return
 	}
-	t.report = translatedReport{valid: true, ntp: sr.NTPTime, rtp: sr.RTPTime + t.tsDelta}
+	t.report = translatedReport{valid: true, ntp: ntpTime(sr.NTPTime), rtp: sr.RTPTime + t.tsDelta}
+	now := time.Now()
 	out := make([]reportFor, 0, len(t.bindings))
 	for _, b := range t.bindings {
-		out = append(out, reportFor{b.sub, t.reportLocked(b)})
+		out = append(out, reportFor{b.sub, t.reportLocked(b, now)})
 	}
 	t.mu.Unlock()
 	for _, r := range out {
@@ -227,9 +229,10 @@ func (t *forwardTrack) resendReport(sub *session) {
 	t.mu.Lock()
 	var out []reportFor
 	if t.report.valid {
+		now := time.Now()
 		for _, b := range t.bindings {
 			if b.sub == sub {
-				out = append(out, reportFor{b.sub, t.reportLocked(b)})
+				out = append(out, reportFor{b.sub, t.reportLocked(b, now)})
 			}
 		}
 	}
@@ -239,11 +242,30 @@ func (t *forwardTrack) resendReport(sub *session) {
 	}
 }
 
-func (t *forwardTrack) reportLocked(b *binding) *rtcp.SenderReport {
+// reportLocked is the sender report for binding b at now: the
+// publisher's mapping of RTP to wall-clock time, stated at now, so that
+// the receiver's reports (which echo the time of the last sender report)
+// measure the round trip against the server's own clock. Publisher and
+// server clocks need not agree: an offset between them moves the audio's
+// and the video's mappings alike, and lip sync compares the two.
+func (t *forwardTrack) reportLocked(b *binding, now time.Time) *rtcp.SenderReport {
 	return &rtcp.SenderReport{
-		SSRC: b.ssrc, NTPTime: t.report.ntp, RTPTime: t.report.rtp,
+		SSRC: b.ssrc, NTPTime: toNTP(now), RTPTime: t.report.rtp + rtpTicks(now.Sub(t.report.ntp), t.clockRate),
 		PacketCount: b.packets, OctetCount: b.octets,
 	}
+}
+
+// rtpTicks is d in ticks of clockRate, modulo 2³² as RTP time wraps.
+func rtpTicks(d time.Duration, clockRate uint32) uint32 {
+	secs, frac := int64(d/time.Second), int64(d%time.Second)
+	return uint32(secs*int64(clockRate) + frac*int64(clockRate)/int64(time.Second))
+}
+
+// toNTP is t in the NTP format of RTCP (the inverse of ntpTime).
+func toNTP(t time.Time) uint64 {
+	secs := uint64(t.Unix() + ntpEpochOffset)
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
 }
 
 // reportFor is a sender report for one subscriber.

@@ -175,10 +175,7 @@ func newRawPublisher(ctx context.Context, t testing.TB, h *harness, room string,
 		go p.readRTCP(sender)
 	}
 	connected := connectedChan(pc)
-	answer := postOffer(ctx, t, pc, h.url(room, slot, "whip"))
-	if cfg.relay != nil {
-		answer = throughRelay(answer, cfg.relay)
-	}
+	answer := postOffer(ctx, t, pc, h.url(room, slot, "whip"), cfg.relay)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
@@ -337,13 +334,6 @@ func (p *rawPublisher) received() (rembs, estimates []timedValue) {
 	return append([]timedValue(nil), p.rembs...), append([]timedValue(nil), p.estimates...)
 }
 
-// toNTP is t in NTP format.
-func toNTP(t time.Time) uint64 {
-	secs := uint64(t.Unix() + ntpEpochOffset)
-	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
-	return secs<<32 | frac
-}
-
 // rawSubscriber receives a slot's media and records every packet and
 // sender report, acknowledging what it receives (TWCC) as a browser
 // does.
@@ -394,10 +384,7 @@ func newRawSubscriber(ctx context.Context, t testing.TB, h *harness, room string
 	}
 	pc.OnTrack(s.read)
 	connected := connectedChan(pc)
-	answer := postOffer(ctx, t, pc, h.url(room, slot, "whep"))
-	if via != nil {
-		answer = throughRelay(answer, via)
-	}
+	answer := postOffer(ctx, t, pc, h.url(room, slot, "whep"), via)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
@@ -458,8 +445,8 @@ func connectedChan(pc *webrtc.PeerConnection) <-chan struct{} {
 }
 
 // postOffer makes pc's complete offer, posts it to url and returns the
-// answer.
-func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url string) string {
+// answer; through the relay via when it is not nil.
+func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url string, via *relay) string {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -470,7 +457,11 @@ func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url
 		t.Fatal(err)
 	}
 	<-gathered
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
+	local := pc.LocalDescription().SDP
+	if via != nil {
+		local = withoutCandidates(local)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(local))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,6 +474,9 @@ func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatal(fmt.Errorf("offer to %s: %d %s %v", url, resp.StatusCode, body, err))
+	}
+	if via != nil {
+		return throughRelay(string(body), via)
 	}
 	return string(body)
 }

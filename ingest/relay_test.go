@@ -22,6 +22,8 @@ type relay struct {
 	client *net.UDPConn // where the client sends, as if it were the server
 	server *net.UDPConn // connected to the server's port
 
+	toServer, toClient *shaper
+
 	mu   sync.Mutex
 	peer *net.UDPAddr // the client, once it has sent
 	done chan struct{}
@@ -50,11 +52,13 @@ func newRelay(t testing.TB, serverPort int, up, down link) *relay {
 	}
 	r := &relay{t: t, client: client, server: server, done: make(chan struct{})}
 	toServer := newShaper(up, func(b []byte) { _, _ = server.Write(b) })
+	r.toServer = toServer
 	toClient := newShaper(down, func(b []byte) {
 		if peer := r.clientAddr(); peer != nil {
 			_, _ = client.WriteToUDP(b, peer)
 		}
 	})
+	r.toClient = toClient
 	r.wg.Add(4)
 	go r.pump(func(b []byte) (int, error) {
 		n, from, err := client.ReadFromUDP(b)
@@ -77,6 +81,9 @@ func (r *relay) clientAddr() *net.UDPAddr {
 	defer r.mu.Unlock()
 	return r.peer
 }
+
+// setUp changes the client's direction's link.
+func (r *relay) setUp(l link) { r.toServer.setLink(l) }
 
 // port is where the client is to send.
 func (r *relay) port() int { return r.client.LocalAddr().(*net.UDPAddr).Port }
@@ -121,14 +128,21 @@ func newShaper(l link, deliver func([]byte)) *shaper {
 	return &shaper{link: l, deliver: deliver, queue: make(chan timedPacket, 4096)}
 }
 
+func (s *shaper) setLink(l link) {
+	s.mu.Lock()
+	s.link = l
+	s.mu.Unlock()
+}
+
 // offer puts b on the link at now, or drops it.
 func (s *shaper) offer(b []byte, now time.Time) {
 	media := len(b) > 0 && b[0] >= 128 && b[0] < 192
+	s.mu.Lock()
 	if s.link.rate == 0 || !media {
+		s.mu.Unlock()
 		s.deliver(b)
 		return
 	}
-	s.mu.Lock()
 	start := s.free
 	if start.Before(now) {
 		start = now
@@ -166,6 +180,14 @@ func (s *shaper) run(done <-chan struct{}) {
 // candidateLine matches a candidate attribute's transport, address and
 // port.
 var candidateLine = regexp.MustCompile(`(?m)^a=candidate:(\S+) (\d+) (\S+) (\d+) (\S+) (\d+) typ host(.*)\r?\n`)
+
+// anyCandidate matches any candidate attribute.
+var anyCandidate = regexp.MustCompile(`(?m)^a=candidate:.*\r?\n`)
+
+// withoutCandidates is an offer without its candidates: a client behind
+// a relay sends it, so that the server knows it only by the relay's
+// address (else ICE may find the direct way around the relay).
+func withoutCandidates(sdp string) string { return anyCandidate.ReplaceAllString(sdp, "") }
 
 // throughRelay rewrites an SDP so that its UDP host candidates name the
 // relay's port, and leaves out the TCP ones: a client that applies it

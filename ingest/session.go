@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -94,7 +96,11 @@ const gatherTimeout = 5 * time.Second
 // newSession answers offer for sl and registers the session there. It
 // changes nothing when it fails.
 func (s *Server) newSession(ctx context.Context, sl *slot, offer string, info offerInfo, publish bool) (Answer, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	api := s.subscribeAPI
+	if publish {
+		api = s.publishAPI
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return Answer{}, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -254,7 +260,7 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 func readSenderReports(pub *session, recv *webrtc.RTPReceiver, ssrc uint32, clock *senderClock, fwd *forwardTrack) {
 	for {
 		pkts, _, err := recv.ReadRTCP()
-		if err != nil {
+		if closing(pub, err) {
 			return
 		}
 		for _, p := range pkts {
@@ -277,7 +283,7 @@ func forwardFeedback(sender *webrtc.RTPSender, sub *session) {
 	defer sl.uncapBitrate(sub)
 	for {
 		pkts, attrs, err := sender.ReadRTCP()
-		if err != nil {
+		if closing(sub, err) {
 			return
 		}
 		for _, p := range pkts {
@@ -293,4 +299,14 @@ func forwardFeedback(sender *webrtc.RTPSender, sub *session) {
 			sl.capBitrate(sub, bps)
 		}
 	}
+}
+
+// closing tells whether err, from reading sess's RTCP, means that the
+// connection is closing. Any other error is a malformed packet, which
+// costs its sender only that packet: RTCP goes through pion's
+// interceptors (NACKs answered, feedback estimated) only as it is read,
+// so reading must go on.
+func closing(sess *session, err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) ||
+		sess.pc.ConnectionState() == webrtc.PeerConnectionStateClosed)
 }

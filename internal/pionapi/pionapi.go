@@ -62,7 +62,25 @@ func New(o Options) (*webrtc.API, error) {
 			return nil, fmt.Errorf("audio codec %s: %w", c.MimeType, err)
 		}
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logs := slogFactory{log: logger}
 	ir := &interceptor.Registry{}
+	// Interceptors registered later run first on the way out and see the
+	// RTCP read after those registered earlier.
+	if o.Estimate.Max > 0 {
+		// The estimator notes each packet sent with the transport-wide
+		// sequence number the header-extension interceptor stamps on
+		// it just before; both come before the NACK responder, so that
+		// a retransmission gets a number of its own and the responder
+		// finds the estimate, which bounds its retransmissions.
+		ir.Add(estimatorFactory{bounds: o.Estimate, logs: logs})
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, ir); err != nil {
+			return nil, fmt.Errorf("TWCC header extension: %w", err)
+		}
+	}
 	// NACK generator (to senders) and responder (to receivers), sender
 	// and receiver reports.
 	if err := webrtc.ConfigureNack(&me, ir); err != nil {
@@ -74,20 +92,6 @@ func New(o Options) (*webrtc.API, error) {
 	if o.TWCC {
 		if err := webrtc.ConfigureTWCCSender(&me, ir); err != nil {
 			return nil, fmt.Errorf("TWCC interceptor: %w", err)
-		}
-	}
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	logs := slogFactory{log: logger}
-	if o.Estimate.Max > 0 {
-		// The estimator reads the transport-wide sequence number that
-		// the header-extension interceptor, registered after it (so
-		// running before it on the way out), stamps on each packet.
-		ir.Add(estimatorFactory{bounds: o.Estimate, logs: logs})
-		if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, ir); err != nil {
-			return nil, fmt.Errorf("TWCC header extension: %w", err)
 		}
 	}
 

@@ -1,0 +1,274 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPage publishes Chromium's fake camera and microphone over WHIP
+// to the URL given as whip in the query, or receives over WHEP from the
+// URL given as whep, and keeps the peer connection in window.pc for the
+// test to read its statistics. With relay=PORT in the query, it sends to
+// that UDP port on loopback in place of the server's: the answer's UDP
+// candidates are rewritten, its TCP ones left out, and the offer names
+// no candidate, so that the server knows the page only by the relay's
+// address.
+const chromiumPage = `<!doctype html><meta charset="utf-8"><title>publish</title>
+<script type="module">
+const query = new URLSearchParams(location.search);
+const pc = new RTCPeerConnection();
+window.pc = pc;
+if (query.get("whep")) {
+	pc.addTransceiver("video", {direction: "recvonly"});
+	pc.addTransceiver("audio", {direction: "recvonly"});
+} else {
+	const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: true});
+	for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+}
+await pc.setLocalDescription(await pc.createOffer());
+await new Promise((done) => {
+	if (pc.iceGatheringState === "complete") return done();
+	pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && done());
+});
+let offer = pc.localDescription.sdp;
+if (query.get("relay")) offer = offer.replace(/^a=candidate:.*\r\n/gm, "");
+const answer = await fetch(query.get("whip") || query.get("whep"), {method: "POST", headers: {"Content-Type": "application/sdp"}, body: offer});
+let sdp = await answer.text();
+if (query.get("relay")) {
+	sdp = sdp.replace(/^a=candidate:.* tcp .*\r\n/gmi, "")
+		.replace(/^(a=candidate:\S+ \d+ udp \d+ \S+ )\d+( typ host.*)$/gmi, "$1" + query.get("relay") + "$2");
+}
+await pc.setRemoteDescription({type: "answer", sdp});
+window.negotiated = true;
+</script>`
+
+// chromium is a headless Chromium whose fake camera plays video, a
+// file of moving noise that takes every bit an encoder is allowed (the
+// built-in fake picture is so simple that it fills a fifth of the
+// target), and whose fake microphone beeps. The test fails if a page
+// throws.
+func chromium(t *testing.T, video string) context.Context {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatalf("chromium is not installed: %v", err)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath("/usr/bin/chromium"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-file-for-fake-video-capture", video),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		// Both tabs run at once; neither may be throttled as hidden.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+	)
+	ctx, cancel := chromedp.NewContext(alloc)
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			t.Errorf("the page threw: %s", e.ExceptionDetails.Error())
+		}
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		cancelAlloc()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// noiseVideo writes a Y4M clip for Chromium's fake camera: 640×480 at
+// 20 fps, the test pattern under strong moving noise.
+func noiseVideo(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "noise.y4m")
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc2=size=640x480:rate=20", "-vf", "noise=alls=60:allf=t+u",
+		"-t", "3", "-pix_fmt", "yuv420p", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	return path
+}
+
+// chromiumSite serves the page, and the harness's offers from the same
+// origin.
+func chromiumSite(t *testing.T, h *harness) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte(chromiumPage))
+	})
+	mux.HandleFunc("POST /r/{room}/{slot}/{kind}", h.serveOffer)
+	site := httptest.NewServer(mux)
+	t.Cleanup(site.Close)
+	return site.URL
+}
+
+// chromiumOpen opens the page in a new tab of browser, publishing
+// (kind "whip") or receiving ("whep") room/slot of the site, through the
+// relay when there is one, and waits until it has negotiated.
+func chromiumOpen(t *testing.T, browser context.Context, site, kind, room string, slot int, via *relay) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	query := url.Values{kind: {fmt.Sprintf("/r/%s/%d/%s", room, slot, kind)}}
+	if via != nil {
+		query.Set("relay", strconv.Itoa(via.port()))
+	}
+	if err := chromedp.Run(tab); err != nil {
+		t.Fatalf("opening a tab: %v", err)
+	}
+	c, cancelRun := context.WithTimeout(tab, 30*time.Second)
+	defer cancelRun()
+	err := chromedp.Run(c, chromedp.Navigate(site+"/?"+query.Encode()),
+		chromedp.Poll(`window.negotiated === true`, nil, chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("%s page: %v", kind, err)
+	}
+	return tab
+}
+
+// outbound is what Chromium's getStats says of the video it sends.
+type outbound struct {
+	Bytes  float64 `json:"bytes"`  // bytesSent
+	At     float64 `json:"at"`     // the stats' timestamp, ms
+	Target float64 `json:"target"` // targetBitrate
+}
+
+func chromiumOutbound(t *testing.T, browser context.Context) outbound {
+	t.Helper()
+	var o outbound
+	err := chromedp.Run(browser, chromedp.Evaluate(`(async () => {
+		for (const r of (await window.pc.getStats()).values()) {
+			if (r.type === "outbound-rtp" && r.kind === "video") return {bytes: r.bytesSent, at: r.timestamp, target: r.targetBitrate || 0};
+		}
+		return {bytes: 0, at: 0, target: 0};
+	})()`, &o, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if err != nil {
+		t.Fatalf("getStats: %v", err)
+	}
+	return o
+}
+
+// chromiumRate is Chromium's outbound video rate, bit/s, averaged over
+// d from now, and its target at the end.
+func chromiumRate(t *testing.T, browser context.Context, d time.Duration) (rate, target float64) {
+	t.Helper()
+	a := chromiumOutbound(t, browser)
+	time.Sleep(d)
+	b := chromiumOutbound(t, browser)
+	return (b.Bytes - a.Bytes) * 8 / ((b.At - a.At) / 1000), b.Target
+}
+
+// A singer in Chromium lowers the bitrate it sends when the way to the
+// opponent cannot carry it, on either leg:
+//
+//   - the opponent's downlink (the opponent in Chromium too): the server
+//     estimates it from the opponent's TWCC feedback and caps the singer
+//     with REMB. Before, no REMB was sent and the singer went on at full
+//     rate into a link that lost most of it.
+//   - the singer's own uplink: Chromium's own estimate, from the
+//     server's TWCC feedback.
+//
+// The singer first sends freely until its rate settles, then the
+// bottleneck (a relay of 600 kb/s, 200 ms of queue) comes into the way:
+// the rate the singer sends must fall near the bottleneck's within
+// seconds, and stay near it (not far below: the estimate recovers).
+func TestChromiumFollowsTheBottleneck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Chromium, in real time")
+	}
+	const limit = 600_000
+	cases := []struct {
+		name string
+		up   bool // the singer's uplink, else the opponent's downlink
+	}{
+		{"the opponent's downlink", false},
+		{"the singer's uplink", true},
+	}
+	h := newHarness(t)
+	site := chromiumSite(t, h)
+	port := h.srv.udp.LocalAddr().(*net.UDPAddr).Port
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := testContext(t, 2*time.Minute)
+			browser := chromium(t, noiseVideo(ctx, t))
+			room := fmt.Sprintf("chromium%d", i)
+			// The uplink's relay is in the way from the start, free at
+			// first.
+			var up *relay
+			if c.up {
+				up = newRelay(t, port, link{}, link{})
+			}
+			singer := chromiumOpen(t, browser, site, "whip", room, 1, up)
+			free := 0.0
+			for range 15 { // until the rate stops rising
+				rate, _ := chromiumRate(t, singer, 2*time.Second)
+				if rate < free*1.05 && free > 2*limit {
+					break
+				}
+				free = max(free, rate)
+			}
+			t.Logf("free: the singer sends %.0f bit/s", free)
+			if free < 2*limit {
+				t.Fatalf("free: the singer sends %.0f bit/s, too little to see a %d bit/s bottleneck", free, limit)
+			}
+			bottleneck := link{rate: limit, queue: 200 * time.Millisecond}
+			if c.up {
+				up.setUp(bottleneck)
+			} else {
+				chromiumOpen(t, browser, site, "whep", room, 1, newRelay(t, port, link{}, bottleneck))
+			}
+			start := time.Now()
+			var rates []float64
+			for time.Since(start) < 30*time.Second {
+				rate, target := chromiumRate(t, singer, 2*time.Second)
+				t.Logf("%2.0fs behind the bottleneck: the singer sends %.0f bit/s (target %.0f)", time.Since(start).Seconds(), rate, target)
+				rates = append(rates, rate)
+			}
+			fell := slices.IndexFunc(rates, func(r float64) bool { return r <= 1.3*limit })
+			if fell < 0 || fell > 5 {
+				t.Errorf("behind a %d bit/s bottleneck the singer still sent more than 1.3× that after 10 s (%.0f free): %.0f", limit, free, rates)
+			}
+			// The last 10 s: near the bottleneck's rate, after the
+			// video's share of it.
+			settled := rates[len(rates)-5:]
+			mean := 0.0
+			for _, r := range settled {
+				mean += r / float64(len(settled))
+			}
+			if mean > 1.3*limit || mean < 0.4*limit {
+				t.Errorf("behind a %d bit/s bottleneck the singer sends %.0f bit/s on average over the last 10 s, want 0.4–1.3× the bottleneck", limit, mean)
+			}
+		})
+	}
+}
