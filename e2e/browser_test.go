@@ -93,9 +93,10 @@ type tab struct {
 	errors []string
 }
 
-// open loads url in a new tab. The test fails at its end if the page
-// threw an uncaught exception.
-func (b *browser) open(name, url string) *tab {
+// open loads url in a new tab, after running initScripts (JavaScript
+// that every document of the tab runs before its own scripts). The test
+// fails at its end if the page threw an uncaught exception.
+func (b *browser) open(name, url string, initScripts ...string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	tb := &tab{ctx: ctx, t: b.t, name: name}
@@ -118,6 +119,12 @@ func (b *browser) open(name, url string) *tab {
 	// get a context that ends sooner.
 	if err := chromedp.Run(ctx); err != nil {
 		b.t.Fatalf("opening a tab: %v", err)
+	}
+	for _, js := range initScripts {
+		tb.run(chromedp.ActionFunc(func(ctx context.Context) error {
+			_, err := page.AddScriptToEvaluateOnNewDocument(js).Do(ctx)
+			return err
+		}))
 	}
 	tb.run(chromedp.Navigate(url))
 	return tb

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -23,13 +22,7 @@ import (
 // serve each part and each blocking playlist about once, not once per
 // watcher, and the watchers must miss nothing.
 func TestEdgeCollapsesRequests(t *testing.T) {
-	program := edgeProgram(t)
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(origin.Close)
+	origin, logger := startEdgeOrigin(t)
 	edge := edgeStartNginx(t, strings.TrimPrefix(origin.URL, "http://"))
 	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
 
@@ -94,6 +87,23 @@ func generateEdgeProgram(dir string) (*testprogram.Program, error) {
 // URL.
 func edgeStartNginx(t testing.TB, origin string) string {
 	t.Helper()
+	return startNginx(t, "nginx.conf", map[string]string{"SINGOFF_ORIGIN": origin}, "")
+}
+
+// startNginx runs nginx with the deploy/ template named, its variables
+// filled in from vars (the listen address, cache directory and user
+// are the test's), plus extra directives at the top of its http block,
+// until the test ends. It returns the edge's root URL.
+func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
+	t.Helper()
+	return startNginxWith(t, template, vars, extra, nil)
+}
+
+// startNginxWith runs nginx as startNginx does, with files (by name:
+// their contents) written next to its configuration first, for it to
+// include.
+func startNginxWith(t testing.TB, template string, vars map[string]string, extra string, files map[string]string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -101,7 +111,7 @@ func edgeStartNginx(t testing.TB, origin string) string {
 	if _, err := os.Stat(nginx); err != nil {
 		t.Fatalf("nginx is not installed (make deps installs nginx-light): %v", err)
 	}
-	template, err := os.ReadFile(filepath.Join("..", "deploy", "nginx.conf"))
+	text, err := os.ReadFile(filepath.Join("..", "deploy", template))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,18 +127,27 @@ func edgeStartNginx(t testing.TB, origin string) string {
 		me = u.Username
 	}
 	listen := edgeFreeAddr(t)
-	conf := strings.NewReplacer(
+	pairs := []string{
 		"${SINGOFF_NGINX_USER}", me,
 		"${SINGOFF_LISTEN}", listen,
-		"${SINGOFF_ORIGIN}", origin,
 		"${SINGOFF_CACHE_DIR}", dir,
-	).Replace(string(template))
+		"http {", "http {\n" + extra,
+	}
+	for name, value := range vars {
+		pairs = append(pairs, "${"+name+"}", value)
+	}
+	conf := strings.NewReplacer(pairs...).Replace(string(text))
 	if strings.Contains(conf, "${SINGOFF_") {
-		t.Fatalf("deploy/nginx.conf has a variable the test does not fill in")
+		t.Fatalf("deploy/%s has a variable the test does not fill in", template)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath,
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid")))

@@ -25,6 +25,7 @@ type server struct {
 	args    []string // the serve command line, to start it again
 	proc    *process // the running server
 	starts  int
+	bots    []int // the process ids of the bots startBot started
 }
 
 // process is one run of the server's command line.
@@ -51,8 +52,13 @@ const stopWithin = 30 * time.Second
 // the defaults here); tlsOn makes the base URL https.
 func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
+	return startServerOn(t, tlsOn, fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), extra...)
+}
+
+// startServerOn is startServer on the listen address given.
+func startServerOn(t testing.TB, tlsOn bool, listen string, extra ...string) *server {
+	t.Helper()
 	needBinary(t)
-	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	dataDir := t.TempDir()
 	args := append([]string{
 		"serve",
@@ -302,6 +308,7 @@ func (s *server) startBot(t testing.TB, b battle, slot int) (stop func()) {
 		cancel()
 		t.Fatalf("starting singoff bot: %v", err)
 	}
+	s.bots = append(s.bots, cmd.Process.Pid)
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

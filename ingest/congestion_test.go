@@ -2,16 +2,17 @@ package ingest
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/singoff/singoff/internal/netsim"
 )
 
 // Congestion control on both legs, with pion standing in for the
 // browsers. A publisher would send 1.5 Mb/s of video and lowers it, as a
 // browser's encoder does, to what the REMB it gets and its own estimate
-// allow; between it or its subscriber and the server, a relay is a link
-// of a set rate with a 200 ms drop-tail queue.
+// allow; between it or its subscriber and the server, a relay (netsim)
+// is a link of a set rate with a 200 ms drop-tail queue.
 //
 //   - Downlink: the subscriber's link is the bottleneck. The server
 //     estimates it from the subscriber's TWCC feedback and tells the
@@ -42,19 +43,18 @@ func TestCongestionFeedback(t *testing.T) {
 		{"uplink free", true, 0},
 	}
 	h := newHarness(t)
-	port := h.srv.udp.LocalAddr().(*net.UDPAddr).Port
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel() // a few Mbit/s each: they run in real time side by side
 			ctx := testContext(t, 60*time.Second)
 			room := fmt.Sprintf("cc%d", i)
-			l := link{rate: c.rate, queue: 200 * time.Millisecond}
+			l := netsim.Impairment{Rate: c.rate, Queue: 200 * time.Millisecond}
 			cfg := rawPublisherConfig{videoBitrate: sent, adapt: true}
-			var via *relay
+			var via *netsim.Relay
 			if c.up {
-				cfg.estimate, cfg.relay = true, newRelay(t, port, l, link{})
+				cfg.estimate, cfg.relay = true, startRelay(t, netsim.Config{Up: l})
 			} else {
-				via = newRelay(t, port, link{}, l)
+				via = startRelay(t, netsim.Config{Down: l})
 			}
 			newRawSubscriber(ctx, t, h, room, 1, via)
 			pub := newRawPublisher(ctx, t, h, room, 1, cfg)

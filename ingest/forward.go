@@ -31,7 +31,7 @@ type forwardTrack struct {
 	source     uint64
 	sourceSSRC uint32
 	started    bool
-	seq        renumber
+	seq        seqRenumber
 	tsDelta    uint32
 	lastSeq    uint16
 	lastTS     uint32
@@ -150,7 +150,7 @@ func (t *forwardTrack) acceptedByAll(want []media.Codec) []media.Codec {
 // subscriber. A new source (session or SSRC) continues the output where
 // the previous one stopped: the next sequence number, and the timestamp
 // advanced by the wall-clock time in between. Padding-only packets are
-// left out of the output's numbering (renumber).
+// left out of the output's numbering (seqRenumber).
 func (t *forwardTrack) write(source uint64, codec media.Codec, clockRate uint32, pkt *rtp.Packet, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -255,10 +255,15 @@ func (t *forwardTrack) reportLocked(b *binding, now time.Time) *rtcp.SenderRepor
 	}
 }
 
-// rtpTicks is d in ticks of clockRate, modulo 2³² as RTP time wraps.
+// rtpTicks is d in ticks of clockRate, to the nearest, modulo 2³² as
+// RTP time wraps.
 func rtpTicks(d time.Duration, clockRate uint32) uint32 {
 	secs, frac := int64(d/time.Second), int64(d%time.Second)
-	return uint32(secs*int64(clockRate) + frac*int64(clockRate)/int64(time.Second))
+	half := int64(time.Second / 2)
+	if frac < 0 {
+		half = -half
+	}
+	return uint32(secs*int64(clockRate) + (frac*int64(clockRate)+half)/int64(time.Second))
 }
 
 // toNTP is t in the NTP format of RTCP (the inverse of ntpTime).

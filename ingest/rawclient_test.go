@@ -15,6 +15,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/singoff/singoff/internal/netsim"
 	"github.com/singoff/singoff/internal/pionapi"
 )
 
@@ -72,6 +73,14 @@ func (c rawClock) captureOf(ts uint32) time.Time {
 	return c.start.Add(time.Duration(d * int64(time.Second) / int64(c.clockRate)))
 }
 
+// report is the sender report of the track ssrc at now: the RTP
+// timestamp of the latest tick at or before now and its exact capture
+// time, so that the report states the capture clock's mapping exactly.
+func (c rawClock) report(ssrc uint32, now time.Time) *rtcp.SenderReport {
+	ts := c.rtpAt(now)
+	return &rtcp.SenderReport{SSRC: ssrc, NTPTime: toNTP(c.captureOf(ts)), RTPTime: ts}
+}
+
 // rtpAt is the RTP timestamp of wall time t on the capture clock.
 func (c rawClock) rtpAt(t time.Time) uint32 {
 	return c.base + uint32(t.Sub(c.start).Seconds()*float64(c.clockRate))
@@ -99,7 +108,7 @@ type rawPublisherConfig struct {
 	// estimate allow.
 	adapt bool
 	// relay, when set, is the way to the server.
-	relay *relay
+	relay *netsim.Relay
 }
 
 const (
@@ -300,10 +309,7 @@ func (p *rawPublisher) sendReports(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		_ = p.pc.WriteRTCP([]rtcp.Packet{
-			&rtcp.SenderReport{SSRC: p.videoSSRC, NTPTime: toNTP(now), RTPTime: p.videoClock.rtpAt(now)},
-			&rtcp.SenderReport{SSRC: p.audioSSRC, NTPTime: toNTP(now), RTPTime: p.audioClock.rtpAt(now)},
-		})
+		_ = p.pc.WriteRTCP([]rtcp.Packet{p.videoClock.report(p.videoSSRC, now), p.audioClock.report(p.audioSSRC, now)})
 	}
 }
 
@@ -356,7 +362,7 @@ type rawPacket struct {
 	at      time.Time
 }
 
-func newRawSubscriber(ctx context.Context, t testing.TB, h *harness, room string, slot int, via *relay) *rawSubscriber {
+func newRawSubscriber(ctx context.Context, t testing.TB, h *harness, room string, slot int, via *netsim.Relay) *rawSubscriber {
 	t.Helper()
 	api, err := pionapi.New(pionapi.Options{
 		Video:    []webrtc.RTPCodecParameters{pionapi.H264(102, "42e01f", nil)},
@@ -446,7 +452,7 @@ func connectedChan(pc *webrtc.PeerConnection) <-chan struct{} {
 
 // postOffer makes pc's complete offer, posts it to url and returns the
 // answer; through the relay via when it is not nil.
-func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url string, via *relay) string {
+func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url string, via *netsim.Relay) string {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -459,7 +465,7 @@ func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url
 	<-gathered
 	local := pc.LocalDescription().SDP
 	if via != nil {
-		local = withoutCandidates(local)
+		local = via.Offer(local)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(local))
 	if err != nil {
@@ -476,7 +482,18 @@ func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url
 		t.Fatal(fmt.Errorf("offer to %s: %d %s %v", url, resp.StatusCode, body, err))
 	}
 	if via != nil {
-		return throughRelay(string(body), via)
+		return via.Answer(string(body))
 	}
 	return string(body)
+}
+
+// startRelay starts an impairment relay for the test.
+func startRelay(t testing.TB, cfg netsim.Config) *netsim.Relay {
+	t.Helper()
+	r, err := netsim.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }

@@ -5,7 +5,7 @@ package ingest
 // well past the time a retransmission takes.
 const renumberWindow = 4096
 
-// renumber maps the sequence numbers of one source onto the output's,
+// seqRenumber maps the sequence numbers of one source onto the output's,
 // leaving out the padding-only packets it drops, so that what a
 // subscriber receives has no holes the publisher did not make.
 //
@@ -20,7 +20,7 @@ const renumberWindow = 4096
 //
 // Sequence numbers are unwrapped to 64 bits inside, so that a late
 // packet is placed with the drops made after it left out.
-type renumber struct {
+type seqRenumber struct {
 	started bool
 	// newest is the unwrapped sequence number of the newest packet.
 	newest uint64
@@ -33,7 +33,7 @@ type renumber struct {
 
 // reset starts a new source whose first packet (numbered in) is to come
 // out as in + delta.
-func (r *renumber) reset(delta uint16) {
+func (r *seqRenumber) reset(delta uint16) {
 	r.started = false
 	r.delta = delta
 	r.drops = r.drops[:0]
@@ -43,7 +43,7 @@ func (r *renumber) reset(delta uint16) {
 // it carries no payload; ok is false when the packet is to be dropped: a
 // padding packet in order, one dropped before, or a packet too late to
 // place.
-func (r *renumber) next(in uint16, padding bool) (out uint16, ok bool) {
+func (r *seqRenumber) next(in uint16, padding bool) (out uint16, ok bool) {
 	if !r.started {
 		// Far from zero, so that packets before the first unwrap
 		// without going below it.
@@ -75,7 +75,7 @@ func (r *renumber) next(in uint16, padding bool) (out uint16, ok bool) {
 }
 
 // forgetOld drops the drops that fell out of the window.
-func (r *renumber) forgetOld() {
+func (r *seqRenumber) forgetOld() {
 	i := 0
 	for i < len(r.drops) && r.newest-r.drops[i] >= renumberWindow {
 		i++

@@ -82,7 +82,7 @@ func TestRenumber(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var r renumber
+			var r seqRenumber
 			r.reset(c.delta)
 			var got []int
 			for _, p := range c.in {
@@ -102,7 +102,7 @@ func TestRenumber(t *testing.T) {
 
 // A long stream of padding keeps the drops within the window.
 func TestRenumberForgetsOldDrops(t *testing.T) {
-	var r renumber
+	var r seqRenumber
 	r.reset(0)
 	seq := uint16(0)
 	for range 10 * renumberWindow {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +38,7 @@ const (
 type webrtcRoutes struct {
 	battles    *battle.Manager
 	ingest     *ingest.Server
-	iceServers []string
+	iceServers []ICEServer
 	limit      *limiter
 	log        *slog.Logger
 }
@@ -46,10 +47,10 @@ func (w *webrtcRoutes) register(e *gin.Engine) {
 	g := e.Group("/api/battles/:id/singers/:slot", withTimeout(apiTimeout), noStore)
 	for _, k := range []kind{whip, whep} {
 		g.POST("/"+string(k), w.limit.middleware, w.offer(k))
-		g.OPTIONS("/"+string(k), w.options)
+		g.OPTIONS("/"+string(k), w.options(k))
 		g.PATCH("/"+string(k)+"/:session", w.limit.middleware, w.patch(k))
 		g.DELETE("/"+string(k)+"/:session", w.hangup(k))
-		g.OPTIONS("/"+string(k)+"/:session", w.options)
+		g.OPTIONS("/"+string(k)+"/:session", w.options(k))
 	}
 }
 
@@ -61,7 +62,8 @@ type slotRequest struct {
 
 // authorize reads the battle and slot in the path and checks the token:
 // WHIP takes the slot's singer token; WHEP the other singer's or the
-// host's. When it fails it has answered.
+// host's. A battle another origin runs is redirected there. When it
+// fails it has answered.
 func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	b, err := w.battles.Get(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, battle.ErrNotFound) {
@@ -70,6 +72,13 @@ func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	}
 	if err != nil {
 		internalError(c, w.log, err)
+		return slotRequest{}, false
+	}
+	if owner, elsewhere := w.battles.Owner(b); elsewhere && b.State != storage.StateEnded {
+		// Another origin runs the battle: its media go there (RFC 9725
+		// lets a WHIP/WHEP server redirect with 307).
+		c.Header("Location", owner+c.Request.URL.RequestURI())
+		c.Status(http.StatusTemporaryRedirect)
 		return slotRequest{}, false
 	}
 	slot := 0
@@ -152,7 +161,7 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 		h.Set("Location", fmt.Sprintf("/api/battles/%s/singers/%d/%s/%s", req.battle.ID, req.slot, k, a.Session))
 		h.Set("ETag", a.ETag)
 		h.Set("Accept-Patch", contentTypeSDPFrag)
-		w.iceServerLinks(h)
+		w.iceServerLinks(h, true)
 		c.Writer.WriteHeader(http.StatusCreated)
 		_, _ = c.Writer.WriteString(a.SDP)
 	}
@@ -162,17 +171,12 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 // and are answered with the server's (200), else 204.
 func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
 			return
 		}
 		frag, ok := body(c, contentTypeSDPFrag)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		restart, err := room.Patch(c.Request.Context(), req.slot, c.Param("session"), frag, c.GetHeader("If-Match"))
@@ -194,13 +198,8 @@ func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 // hangup ends a session (DELETE on its Location).
 func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		if err := room.Hangup(req.slot, c.Param("session")); err != nil {
@@ -211,21 +210,76 @@ func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 	}
 }
 
-// options answers OPTIONS on a WHIP/WHEP resource or session: what it
-// accepts and the ICE servers to use (the CORS middleware answers the
-// preflight part).
-func (w *webrtcRoutes) options(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Accept-Post", contentTypeSDP)
-	h.Set("Accept-Patch", contentTypeSDPFrag)
-	h.Set("Allow", "OPTIONS, POST, PATCH, DELETE")
-	w.iceServerLinks(h)
-	c.Status(http.StatusNoContent)
+// sessionRoom authorizes a request on a session and finds the battle's
+// room; a battle without one has no sessions (404). When it fails it has
+// answered.
+func (w *webrtcRoutes) sessionRoom(c *gin.Context, k kind) (slotRequest, *ingest.Room, bool) {
+	req, ok := w.authorize(c, k)
+	if !ok {
+		return req, nil, false
+	}
+	room := w.ingest.Room(req.battle.ID)
+	if room == nil {
+		httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
+		return req, nil, false
+	}
+	return req, room, true
 }
 
-func (w *webrtcRoutes) iceServerLinks(h http.Header) {
-	for _, u := range w.iceServers {
-		h.Add("Link", fmt.Sprintf(`<%s>; rel="ice-server"`, u))
+// options answers OPTIONS on a WHIP/WHEP resource or session: what it
+// accepts and the ICE servers to use (the CORS middleware answers the
+// preflight part). Anyone may ask; TURN credentials go only to a request
+// whose token may use the resource, so that the server's TURN relay is
+// not handed to the whole Internet.
+func (w *webrtcRoutes) options(k kind) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("Accept-Post", contentTypeSDP)
+		h.Set("Accept-Patch", contentTypeSDPFrag)
+		h.Set("Allow", "OPTIONS, POST, PATCH, DELETE")
+		w.iceServerLinks(h, w.needCredentials() && w.mayUse(c, k))
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// needCredentials tells whether any ICE server has credentials.
+func (w *webrtcRoutes) needCredentials() bool {
+	for _, s := range w.iceServers {
+		if s.Username != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mayUse tells, without answering, whether the request's token may
+// publish (WHIP) or watch (WHEP) the slot in the path.
+func (w *webrtcRoutes) mayUse(c *gin.Context, k kind) bool {
+	token := bearer(c)
+	if token == "" {
+		return false
+	}
+	b, err := w.battles.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return false
+	}
+	slot, err := strconv.Atoi(c.Param("slot"))
+	if err != nil {
+		return false
+	}
+	if k == whip {
+		return battle.MayPublish(b, slot, token)
+	}
+	return battle.MaySubscribe(b, slot, token)
+}
+
+// iceServerLinks adds a Link header per ICE server; those with
+// credentials only when withCredentials.
+func (w *webrtcRoutes) iceServerLinks(h http.Header, withCredentials bool) {
+	for _, s := range w.iceServers {
+		if s.Username == "" || withCredentials {
+			h.Add("Link", s.link())
+		}
 	}
 }
 
@@ -252,7 +306,7 @@ func (w *webrtcRoutes) fail(c *gin.Context, err error) {
 			httpjson.Error(c.Writer, http.StatusNotFound, "no such session: the battle has ended")
 		}
 		return
-	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining):
+	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrElsewhere):
 		unavailable(c, err)
 		return
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
