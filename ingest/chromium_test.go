@@ -60,9 +60,16 @@ func chromium(t *testing.T, video string) context.Context {
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatalf("chromium is not installed: %v", err)
 	}
+	// The profile is removed after the browser has gone, with a few
+	// tries: its last processes may still write there as it quits
+	// (t.TempDir's single try then fails the test).
+	profile, err := os.MkdirTemp("", "singoff-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -87,14 +94,20 @@ func chromium(t *testing.T, video string) context.Context {
 			t.Errorf("the page threw: %s", e.ExceptionDetails.Error())
 		}
 	})
-	if err := chromedp.Run(ctx); err != nil {
-		cancelAlloc()
-		t.Fatalf("starting chromium: %v", err)
-	}
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		for range 20 {
+			if err = os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("removing chromium's profile: %v", err)
 	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
 	return ctx
 }
 
