@@ -37,6 +37,7 @@ type serveConfig struct {
 	database       string
 	recordings     string
 	advertiseURL   string
+	fontsDirs      listFlag
 }
 
 func serveFlags(args []string) (*serveConfig, error) {
@@ -65,6 +66,7 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.database, "database", "", "a postgres:// URL shared by several origins (default: SQLite in the data dir)")
 	fs.StringVar(&c.recordings, "recordings", "", "an s3://bucket/prefix?endpoint=… URL (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: the data dir)")
 	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this origin's base URL as clients and the other origins reach it (needed with a shared database)")
+	fs.Var(&c.fontsDirs, "fonts-dir", "where the program's overlay finds its fonts (Noto, by file name; repeatable; default: Debian's /usr/share/fonts/opentype/noto and /usr/share/fonts/truetype/noto)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -98,6 +100,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		Database:       cfg.database,
 		Recordings:     cfg.recordings,
 		AdvertiseURL:   cfg.advertiseURL,
+		FontDirs:       cfg.fontsDirs,
 		Logger:         log,
 	})
 	if err != nil {
