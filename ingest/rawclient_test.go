@@ -454,16 +454,7 @@ func connectedChan(pc *webrtc.PeerConnection) <-chan struct{} {
 // answer; through the relay via when it is not nil.
 func postOffer(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, url string, via *netsim.Relay) string {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	local := pc.LocalDescription().SDP
+	local := completeOffer(t, pc)
 	if via != nil {
 		local = via.Offer(local)
 	}
