@@ -36,7 +36,9 @@ type PipelinesConfig struct {
 	// disk is below its floor (recording.ErrDiskFloor): such a battle is
 	// then said to be unrecorded for lack of disk space.
 	DiskFloor error
-	Logger    *slog.Logger
+	// Overlay draws every program's overlay; nil: one with Go's fonts.
+	Overlay *overlay.Renderer
+	Logger  *slog.Logger
 }
 
 // Pipelines starts battles' media paths and keeps their totals.
@@ -71,9 +73,12 @@ func NewPipelines(cfg PipelinesConfig) (*Pipelines, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r, err := overlay.NewRenderer()
-	if err != nil {
-		return nil, err
+	r := cfg.Overlay
+	if r == nil {
+		var err error
+		if r, err = overlay.NewRenderer(); err != nil {
+			return nil, err
+		}
 	}
 	return &Pipelines{cfg: cfg, log: cfg.Logger, overlays: r, running: map[*Pipeline]struct{}{}}, nil
 }

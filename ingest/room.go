@@ -111,6 +111,7 @@ type slot struct {
 	audio     forwardTrack
 	feed      feed
 	keyframes keyframeLimiter
+	bitrate   bitrateCap
 	publisher atomic.Pointer[session]
 
 	mu        sync.Mutex

@@ -45,6 +45,7 @@ func metricsHandler(src MetricsSources, errs *statusCounter, votes *voteCounter)
 	counter("rtcp_nacks_in_total", "NACK reports from subscribers.", func() float64 { return float64(rtc.Stats().NACKsIn) })
 	counter("rtcp_plis_in_total", "Keyframe requests (PLI/FIR) from subscribers.", func() float64 { return float64(rtc.Stats().PLIsIn) })
 	counter("rtcp_plis_out_total", "Keyframe requests sent to singers.", func() float64 { return float64(rtc.Stats().PLIsOut) })
+	counter("rtcp_rembs_out_total", "Bitrate caps (REMB) sent to singers.", func() float64 { return float64(rtc.Stats().REMBsOut) })
 	counter("feed_units_dropped_total", "Media units dropped because a compositor was behind.", func() float64 { return float64(rtc.Stats().FeedDropped) })
 
 	hlsRequests := func(kind string, f func(hls.Stats) uint64) {

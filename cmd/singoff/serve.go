@@ -39,6 +39,7 @@ type serveConfig struct {
 	database       string
 	recordings     string
 	advertiseURL   string
+	fontsDirs      listFlag
 
 	maxLivePerNetwork     int
 	maxWaitingPerNetwork  int
@@ -82,6 +83,7 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.IntVar(&c.maxEventStreams, "max-event-streams", 20_000, "events streams open at once on the server; past it 503")
 	fs.IntVar(&c.maxEventStreamsPerNet, "max-event-streams-per-network", 200, "events streams open at once from one client network; past it 429")
 	fs.StringVar(&c.watcherKeyFile, "watcher-key-file", "", "file of the key that signs watchers' identities (made if missing; origins sharing their watchers share it); default watcher.key in the data dir")
+	fs.Var(&c.fontsDirs, "fonts-dir", "where the program's overlay finds its fonts (Noto, by file name; repeatable; default: Debian's /usr/share/fonts/opentype/noto and /usr/share/fonts/truetype/noto)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -115,6 +117,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		Database:       cfg.database,
 		Recordings:     cfg.recordings,
 		AdvertiseURL:   cfg.advertiseURL,
+		FontDirs:       cfg.fontsDirs,
 
 		MaxLivePerNetwork:    cfg.maxLivePerNetwork,
 		MaxWaitingPerNetwork: cfg.maxWaitingPerNetwork,

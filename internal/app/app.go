@@ -18,6 +18,7 @@ import (
 
 	"github.com/singoff/singoff/battle"
 	"github.com/singoff/singoff/compositor"
+	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/hls"
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/media"
@@ -67,6 +68,9 @@ type Config struct {
 	VoteGrace  time.Duration
 	ResultHold time.Duration
 	Limits     web.Limits
+	// FontDirs are where the program's overlay finds its fonts (Noto, by
+	// file name); none: Debian's Noto dirs that exist.
+	FontDirs []string
 	// Logger is tagged with each part's component.
 	Logger *slog.Logger
 }
@@ -151,11 +155,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		endedIDs[i] = b.ID
 	}
 	live := hls.NewServer(part("hls"), endedIDs)
+	overlays, err := newOverlay(cfg.FontDirs, part("compositor"))
+	if err != nil {
+		return nil, err
+	}
 	pipelines, err := compositor.NewPipelines(compositor.PipelinesConfig{
 		Compositor: compositor.Config{Preset: cfg.Preset, VideoBitrate: cfg.VideoBitrate},
 		Live:       liveOutput{live},
 		Recordings: recordings,
 		DiskFloor:  recording.ErrDiskFloor,
+		Overlay:    overlays,
 		Logger:     part("compositor"),
 	})
 	if err != nil {
@@ -224,6 +233,25 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("setting up HTTP: %w", err)
 	}
 	return a, nil
+}
+
+// newOverlay loads the overlay's fonts from dirs (none: Debian's) and
+// says what it can draw, and what not.
+func newOverlay(dirs []string, log *slog.Logger) (*overlay.Renderer, error) {
+	if len(dirs) == 0 {
+		dirs = overlay.DefaultFontDirs()
+	}
+	r, err := overlay.NewRenderer(dirs...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the overlay's fonts: %w", err)
+	}
+	c := r.Coverage()
+	log.Info("overlay fonts", "dirs", dirs, "files", c.Files, "scripts", c.Scripts, "on_demand", c.OnDemand)
+	if len(c.Missing) > 0 {
+		log.Warn("the program cannot draw these scripts: names in them show as boxes; install fonts-noto-core, fonts-noto-cjk and fonts-noto-color-emoji, or give --fonts-dir",
+			"scripts", c.Missing)
+	}
+	return r, nil
 }
 
 // Handler serves every HTTP surface.
