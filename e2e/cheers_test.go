@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -94,4 +95,63 @@ func TestCheersEndToEnd(t *testing.T) {
 		t.Fatalf("%d battle events for 50 taps in %v: want at most %d (batched)", len(seen), taps, most)
 	}
 	t.Logf("50 taps in %v: %d battle events", taps, len(seen))
+}
+
+// meanColour decodes the newest live frame and returns the mean colour
+// of the program's rectangle (x, y, w, h).
+func meanColour(t testing.TB, live string, x, y, w, h int) [3]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-live_start_index", "-1", "-i", live,
+		"-frames:v", "1", "-vf", fmt.Sprintf("crop=%d:%d:%d:%d", w, h, x, y), "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil || len(out) != w*h*3 {
+		t.Fatalf("grabbing the program at %d,%d: %v (%d bytes)", x, y, err, len(out))
+	}
+	var c [3]float64
+	for i, v := range out {
+		c[i%3] += float64(v)
+	}
+	for k := range c {
+		c[k] /= float64(w * h)
+	}
+	return c
+}
+
+// Cheers sent through the API are drawn into the program: slot 2's
+// cheer meter (top right; its bar from x 1050 to 1242, y 74 to 80) is
+// filled in slot 2's blue once watchers cheer for slot 2, and was not
+// before.
+func TestCheersDrawnInTheProgram(t *testing.T) {
+	s := startServer(t, false, "--trusted-proxy", "127.0.0.1")
+	b := s.createBattle(t, "cheered")
+	s.startBot(t, b, 1)
+	waitFor(t, "the battle live", 30*time.Second, func() bool { return s.battle(t, b.ID).State == "live" })
+	live := s.battle(t, b.ID).HLSURL
+	const barX, barY, barW, barH = 1056, 75, 180, 4
+	waitFor(t, "the live program", 30*time.Second, func() bool {
+		res, err := s.client.Get(live)
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil && res.StatusCode == http.StatusOK
+	})
+	before := meanColour(t, live, barX, barY, barW, barH)
+	if bluish(before) {
+		t.Fatalf("slot 2's cheer bar is blue before any cheer: %v", before)
+	}
+	for i := range 3 {
+		w := s.newWatcher(t, b.ID)
+		if status, data := s.post(t, w, http.MethodPost, "/api/battles/"+b.ID+"/cheers", fmt.Sprintf("198.51.100.%d", i+1), "",
+			`{"slot":2,"count":10}`); status != http.StatusNoContent {
+			t.Fatalf("cheer %d: %d %s", i, status, data)
+		}
+	}
+	waitFor(t, "the cheers counted", 10*time.Second, func() bool { return s.battle(t, b.ID).Cheers == [2]int{0, 30} })
+	var after [3]float64
+	waitFor(t, "slot 2's cheer bar drawn blue in the program", 30*time.Second, func() bool {
+		after = meanColour(t, live, barX, barY, barW, barH)
+		return bluish(after)
+	})
+	t.Logf("slot 2's cheer bar: %v before the cheers, %v after", before, after)
 }
