@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,15 +70,7 @@ func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 	json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
 
-	posters := make([]*http.Cookie, n)
-	for i := range posters {
-		resp, err := client.Get(base + "/b/" + created.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
-		posters[i] = resp.Cookies()[0]
-	}
+	posters := watcherCookies(b, client, base, created.ID, n)
 
 	// sent[i] is when message i's post was sent.
 	sent := make([]time.Time, n)
@@ -96,51 +87,33 @@ func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 		mu        sync.Mutex
 		got       int
 		latencies []float64
+		chatEvent bool // the stream's reader's own
 	}
 	subs := make([]subscriber, chatBenchSubscribers)
-	var opened, done sync.WaitGroup
-	opened.Add(len(subs))
-	for i := range subs {
-		done.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/battles/"+created.ID+"/events", nil)
-			req.Header.Set("X-Forwarded-For", benchNetwork(i))
-			resp, err := http.DefaultTransport.RoundTrip(req) // a connection of its own
-			opened.Done()
-			if err != nil {
+	wait := subscribeAll(ctx, base, created.ID, len(subs), func(i int, line string) {
+		s := &subs[i]
+		switch {
+		case line == "event: chat":
+			s.chatEvent = true
+		case s.chatEvent && strings.HasPrefix(line, "data: "):
+			at := time.Now()
+			s.chatEvent = false
+			var m struct {
+				Text string `json:"text"`
+			}
+			var k int
+			if json.Unmarshal([]byte(line[len("data: "):]), &m) != nil {
 				return
 			}
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			chatEvent := false
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case line == "event: chat":
-					chatEvent = true
-				case chatEvent && strings.HasPrefix(line, "data: "):
-					at := time.Now()
-					chatEvent = false
-					var m struct {
-						Text string `json:"text"`
-					}
-					var k int
-					if json.Unmarshal([]byte(line[len("data: "):]), &m) != nil {
-						continue
-					}
-					if _, err := fmt.Sscanf(m.Text, "message %d", &k); err != nil || k < 0 || k >= n {
-						continue
-					}
-					s := &subs[i]
-					s.mu.Lock()
-					s.got++
-					s.latencies = append(s.latencies, float64(at.Sub(sentAt(k)).Microseconds())/1000)
-					s.mu.Unlock()
-				}
+			if _, err := fmt.Sscanf(m.Text, "message %d", &k); err != nil || k < 0 || k >= n {
+				return
 			}
-		})
-	}
-	opened.Wait()
+			s.mu.Lock()
+			s.got++
+			s.latencies = append(s.latencies, float64(at.Sub(sentAt(k)).Microseconds())/1000)
+			s.mu.Unlock()
+		}
+	})
 	time.Sleep(time.Second) // every stream has its first event
 
 	posts := make([]float64, n)
@@ -188,7 +161,7 @@ func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
-	done.Wait()
+	wait()
 	r := chatRound{messages: n}
 	for i := range subs {
 		r.latencies = append(r.latencies, subs[i].latencies...)
