@@ -111,3 +111,43 @@ func TestChatBetweenTwoBrowsers(t *testing.T) {
 	}
 	host.screenshot("cheers")
 }
+
+// The sing page carries the chat too: a singer reads the watchers'
+// messages, answers under the battle's name for the slot, and mutes a
+// watcher.
+func TestSingPageChats(t *testing.T) {
+	s := startServer(t, false)
+	var b battle
+	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{"title": "sung chat", "singers": []string{"민지", "Ana"}},
+		http.StatusCreated, &b)
+	chat := "/api/battles/" + b.ID + "/chat"
+	w := s.newWatcher(t, b.ID)
+	if status, data := s.post(t, w, http.MethodPost, chat, "", "", `{"name":"fan","text":"go 민지!"}`); status != http.StatusCreated {
+		t.Fatalf("the watcher's post: %d %s", status, data)
+	}
+	br := newBrowser(t, true)
+	sing := br.open("singer", s.base+"/b/"+b.ID+"/sing/1#token="+b.SingerTokens[0])
+	sing.waitJS("the chat's history", `JSON.stringify(`+chatTexts+`) === JSON.stringify(["fan: go 민지!"])`, 20*time.Second)
+	var nameHidden bool
+	sing.eval(`document.getElementById("chat-name").hidden`, &nameHidden)
+	if !nameHidden {
+		t.Error("the sing page asks a singer for a chat name")
+	}
+	sing.run(chromedp.SetValue("#chat-text", "thank you ♥", chromedp.ByID), chromedp.Click(`#chat-form button[type=submit]`, chromedp.ByQuery))
+	sing.waitJS("the singer's message", `JSON.stringify(`+chatTexts+`) === JSON.stringify(["fan: go 민지!", "민지: thank you ♥"])`, 10*time.Second)
+	if h := s.chatHistory(t, b.ID, ""); len(h) != 2 || h[1].Name != "민지" || h[1].Slot != 1 {
+		t.Fatalf("history %+v: want the singer's message under slot 1's name", h)
+	}
+	// The singer mutes the watcher (the singer's own message has no
+	// button).
+	sing.run(chromedp.Click(`#chat-list li:first-child button.chat-action`, chromedp.ByQuery))
+	sing.waitJS("the mute said", `document.getElementById("chat-note").textContent.includes("muted")`, 10*time.Second)
+	if status, _ := s.post(t, w, http.MethodPost, chat, "", "", `{"text":"still here?"}`); status != http.StatusForbidden {
+		t.Fatalf("the muted watcher's post: %d, want 403", status)
+	}
+	var buttons int
+	sing.eval(`document.querySelectorAll("#chat-list li:last-child button").length`, &buttons)
+	if buttons != 0 {
+		t.Errorf("the singer's own message has %d moderation buttons", buttons)
+	}
+}
