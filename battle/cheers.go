@@ -2,6 +2,7 @@ package battle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/singoff/singoff/storage"
@@ -13,8 +14,10 @@ const MaxCheers = 20
 // Cheers are the crowd's noise, apart from the votes: a battle that runs
 // here adds them up in memory and its watchdog stores them, shows them
 // to the program and tells the watchers at most once a tick
-// (watchInterval), however many taps come in; elsewhere they go to the
-// store at once.
+// (watchInterval), however many taps come in; elsewhere (another origin
+// runs it, or nothing does yet) they go to the store at once, and the
+// origin that runs it takes the stored cheers when it hears of the
+// change.
 
 // Cheer adds n cheers (1 to MaxCheers) for slot to battle id, which has
 // not ended.
@@ -43,7 +46,10 @@ func (m *Manager) Cheer(ctx context.Context, id string, slot, n int) error {
 	}
 	var add [2]int
 	add[slot-1] = n
-	if err := m.cfg.Store.AddCheers(ctx, id, add); err != nil {
+	if _, err := m.cfg.Store.AddCheers(ctx, id, add); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrNotFound
+		}
 		return err
 	}
 	m.notify(id)
@@ -60,7 +66,7 @@ func (m *Manager) flushCheers(r *running) bool {
 	if add == [2]int{} {
 		return false
 	}
-	err := m.cfg.Store.AddCheers(context.Background(), r.id, add)
+	total, err := m.cfg.Store.AddCheers(context.Background(), r.id, add)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -69,7 +75,13 @@ func (m *Manager) flushCheers(r *running) bool {
 		r.pendingCheers[1] += add[1]
 		return false
 	}
-	r.cheers[0] += add[0]
-	r.cheers[1] += add[1]
+	r.seeCheers(total)
 	return true
+}
+
+// seeCheers takes the battle's stored cheers (which other origins add
+// to as well); r.mu is held. Cheers only grow: an older reading never
+// takes back a newer one.
+func (r *running) seeCheers(stored [2]int) {
+	r.cheers = [2]int{max(r.cheers[0], stored[0]), max(r.cheers[1], stored[1])}
 }

@@ -285,6 +285,7 @@ func (m *Manager) reconcile(ctx context.Context, id string) {
 		r.clock = b.ClockStartedAt
 	}
 	r.tally = tally
+	r.seeCheers(b.Cheers)
 	r.mu.Unlock()
 }
 

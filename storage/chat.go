@@ -235,13 +235,17 @@ func (s *sqlStore) WatcherName(ctx context.Context, watcher string) (string, err
 }
 
 // AddCheers implements Store.
-func (s *sqlStore) AddCheers(ctx context.Context, id string, cheers [2]int) error {
-	ok, err := s.change(ctx, "add cheers to battle", id, `UPDATE battles SET cheers1 = cheers1 + ?, cheers2 = cheers2 + ? WHERE id = ?`,
-		cheers[0], cheers[1], id)
-	if err == nil && !ok {
-		return ErrNotFound
+func (s *sqlStore) AddCheers(ctx context.Context, id string, cheers [2]int) ([2]int, error) {
+	var total [2]int
+	err := s.db.QueryRowContext(ctx, `UPDATE battles SET cheers1 = cheers1 + ?, cheers2 = cheers2 + ? WHERE id = ?
+		RETURNING cheers1, cheers2`, cheers[0], cheers[1], id).Scan(&total[0], &total[1])
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return total, ErrNotFound
+	case err != nil:
+		return total, fmt.Errorf("add cheers to battle %s: %w", id, s.noSpace(err))
 	}
-	return err
+	return total, nil
 }
 
 // SetRematch implements Store.

@@ -142,13 +142,12 @@ func testChat(t *testing.T, open func() Store) {
 	if ok, err := s.SetChatMode(ctx, "c", ChatSlow); !ok || err != nil {
 		t.Fatalf("SetChatMode = %v, %v", ok, err)
 	}
-	if err := s.AddCheers(ctx, "c", [2]int{3, 1}); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ add, want [2]int }{{[2]int{3, 1}, [2]int{3, 1}}, {[2]int{2, 0}, [2]int{5, 1}}} {
+		if got, err := s.AddCheers(ctx, "c", c.add); got != c.want || err != nil {
+			t.Fatalf("AddCheers(%v) = %v, %v; want %v", c.add, got, err, c.want)
+		}
 	}
-	if err := s.AddCheers(ctx, "c", [2]int{2, 0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddCheers(ctx, "nope", [2]int{1, 0}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.AddCheers(ctx, "nope", [2]int{1, 0}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("cheers of an unknown battle: %v", err)
 	}
 	if ok, err := s.SetRematch(ctx, "c", "d"); !ok || err != nil {

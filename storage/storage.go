@@ -206,8 +206,9 @@ type Store interface {
 	// it ("" when the watcher has none).
 	SetWatcherName(ctx context.Context, watcher, name string) error
 	WatcherName(ctx context.Context, watcher string) (string, error)
-	// AddCheers adds cheers per side to battle id.
-	AddCheers(ctx context.Context, id string, cheers [2]int) error
+	// AddCheers adds cheers per side to battle id and returns its
+	// cheers now.
+	AddCheers(ctx context.Context, id string, cheers [2]int) ([2]int, error)
 	// SetRematch links battle id to its rematch, once: false when it
 	// has one already (or is unknown).
 	SetRematch(ctx context.Context, id, rematchID string) (bool, error)
