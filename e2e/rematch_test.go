@@ -50,8 +50,12 @@ func TestRematch(t *testing.T) {
 	s.call(t, http.MethodGet, "/api/battles/"+got.ID+"/host", got.HostToken, nil, http.StatusNoContent, nil)
 	s.call(t, http.MethodGet, "/api/battles/"+got.ID+"/host", old.HostToken, nil, http.StatusUnauthorized, nil)
 
-	// Every page of the old battle links to the rematch.
+	// Every page of the old battle links to the rematch, and so does
+	// its entry among the home page's past battles.
 	br := newBrowser(t, false)
+	home := br.open("home", s.base+"/")
+	home.waitJS("the rematch link among the past battles",
+		`[...document.querySelectorAll("#past a")].some((a) => a.getAttribute("href") === `+jsString("/b/"+got.ID)+`)`, 15*time.Second)
 	for _, page := range []struct{ name, path string }{
 		{"watch", "/b/" + old.ID},
 		{"replay", "/b/" + old.ID + "/replay"},

@@ -34,11 +34,15 @@ function battleItem(b) {
   const when = b.state === "ended"
     ? [b.ended_at && `ended ${new Date(b.ended_at).toLocaleString()}`, resultText(b)].filter(Boolean).join(" · ")
     : `${roundLine(b)} · ${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
+  const rematch = b.rematch_id
+    ? el("a", { class: "button", href: `/b/${encodeURIComponent(b.rematch_id)}` }, "Rematch")
+    : null;
   return el("li", {},
     el("span", { class: `badge ${b.state}` }, b.state),
-    el("span", { class: "title" }, b.title),
-    el("span", { class: "meta" }, when),
-    watch);
+    el("span", { class: "title", dir: "auto" }, b.title),
+    el("span", { class: "meta", dir: "auto" }, when),
+    watch,
+    rematch);
 }
 
 function renderList(list, battles, emptyText) {
