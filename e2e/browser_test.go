@@ -97,6 +97,13 @@ type tab struct {
 // threw an uncaught exception.
 func (b *browser) open(name, url string) *tab {
 	b.t.Helper()
+	return b.openWith(name, url, "")
+}
+
+// openWith is open with a script that runs in every document the tab
+// loads before the page's own (none if "").
+func (b *browser) openWith(name, url, init string) *tab {
+	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	tb := &tab{ctx: ctx, t: b.t, name: name}
 	chromedp.ListenTarget(ctx, func(ev any) {
@@ -118,6 +125,12 @@ func (b *browser) open(name, url string) *tab {
 	// get a context that ends sooner.
 	if err := chromedp.Run(ctx); err != nil {
 		b.t.Fatalf("opening a tab: %v", err)
+	}
+	if init != "" {
+		tb.run(chromedp.ActionFunc(func(ctx context.Context) error {
+			_, err := page.AddScriptToEvaluateOnNewDocument(init).Do(ctx)
+			return err
+		}))
 	}
 	tb.run(chromedp.Navigate(url))
 	return tb
