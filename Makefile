@@ -30,6 +30,27 @@ deps:
 		fi; \
 	fi
 
+# SeaweedFS, the S3 server the recording and multi-origin tests run: its
+# go.mod carries a replace directive, so `go install` refuses it; a
+# wrapper module made here (in a temporary directory; nothing of it is
+# committed) requires it and repeats the replace. Built once (a few
+# minutes, a 230 MB binary) into a cache outside the repository; the
+# tests find it through SINGOFF_WEED.
+WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
+SINGOFF_CACHE ?= $(HOME)/.cache/singoff
+WEED := $(SINGOFF_CACHE)/weed-$(WEED_VERSION)
+export SINGOFF_WEED := $(WEED)
+
+.PHONY: weed
+weed: $(WEED)
+$(WEED):
+	@mkdir -p $(dir $@)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	printf 'module singoff.local/weed\n\ngo 1.26.6\n\nrequire github.com/seaweedfs/seaweedfs $(WEED_VERSION)\n\nreplace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0\n' > "$$tmp/go.mod"; \
+	echo "building SeaweedFS $(WEED_VERSION) into $@ (once; a few minutes)"; \
+	cd "$$tmp" && GOFLAGS=-mod=mod $(GO) build -trimpath -o "$@.tmp" github.com/seaweedfs/seaweedfs/weed; \
+	mv "$@.tmp" "$@"
+
 # The players are pinned in web/package.json + lockfile and copied into
 # the embedded assets; the copies are not committed. hls.js plays on the
 # pages; Shaka Player (its HLS build) and video.js (with VHS) are there
@@ -59,7 +80,7 @@ run: build
 
 # Vet, lint, the race detector, every test once (benchmarks are not run:
 # see docs/BENCHMARKS.md), then every fuzz target briefly.
-test: deps web-assets
+test: deps web-assets weed
 	$(GO) vet ./...
 	$(MAKE) lint
 	$(MAKE) race

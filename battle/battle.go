@@ -54,6 +54,9 @@ type Programs interface {
 type Program interface {
 	// Show makes the program show s; cheap when s is what it shows.
 	Show(s media.Scene)
+	// Cue places a battle event on the program's clock (its Start is
+	// the event's wall time): the live and recorded playlists carry it.
+	Cue(c media.Cue)
 	// RecordingError is nil while the battle is recorded, else a public
 	// sentence saying why it is not.
 	RecordingError() error
@@ -87,7 +90,23 @@ type Config struct {
 	// MinTurnSeconds is the shortest turn a battle may ask for
 	// (default 30; tests lower it to play a whole battle quickly).
 	MinTurnSeconds int
-	Logger         *slog.Logger
+
+	// Origin is this server's --advertise-url when several origins
+	// share the store ("" for a server on its own): new battles are
+	// placed among the origins, and Join registers this one.
+	Origin string
+	// Changes carries battle changes between the origins; nil when the
+	// store has no way to (one origin).
+	Changes Changes
+	// Heartbeat is how often an origin says it is alive (default 2 s);
+	// one silent for OriginTimeout (default 10 s) is dead: the others
+	// end its live battles and move its waiting ones.
+	Heartbeat, OriginTimeout time.Duration
+	// Orphaned is given the live battles this server ended for an origin
+	// that died, whose recordings that origin could not finish.
+	Orphaned func(ids []string)
+
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -101,6 +120,11 @@ func (c *Config) setDefaults() {
 	def(&c.MaxDuration, 2*time.Hour)
 	def(&c.VoteGrace, DefaultVoteGrace)
 	def(&c.ResultHold, DefaultResultHold)
+	def(&c.Heartbeat, DefaultHeartbeat)
+	def(&c.OriginTimeout, DefaultOriginTimeout)
+	if c.Orphaned == nil {
+		c.Orphaned = func([]string) {}
+	}
 	if c.MaxLive == 0 {
 		c.MaxLive = 8
 	}

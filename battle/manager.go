@@ -30,6 +30,8 @@ type Manager struct {
 
 	watchStop chan struct{}
 	watchDone chan struct{}
+
+	origin origin // when several origins share the store
 }
 
 // running is a battle that has a room: waiting for its singers, or live.
@@ -52,6 +54,10 @@ type running struct {
 	clock         time.Time // when the rounds' clock started; zero before
 	tally         [][2]int  // votes per round, refreshed on every vote
 	seen          watched   // what watchers last heard of
+	cued          cueLog    // the cues handed to program
+	// storedPresence is what the other origins were last told of the
+	// singers and viewers.
+	storedPresence presence
 }
 
 // watched is what watchers see change without asking: a change is news.
@@ -73,6 +79,9 @@ func NewManager(cfg Config) *Manager {
 		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),
+	}
+	if cfg.Origin != "" {
+		m.origin.presenceDirty = make(chan struct{}, 1)
 	}
 	go m.watch()
 	return m
@@ -109,10 +118,19 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battl
 	for i := range t.Singers {
 		t.Singers[i], b.SingerTokenHashs[i] = newToken()
 	}
-	if err := m.cfg.Store.CreateBattle(ctx, b); err != nil {
+	if m.cfg.Origin == "" {
+		err = m.cfg.Store.CreateBattle(ctx, b)
+	} else {
+		// On the origin with the most free capacity.
+		err = m.cfg.Store.PlaceBattle(ctx, b, time.Now().Add(-m.cfg.OriginTimeout))
+	}
+	if errors.Is(err, storage.ErrNoOrigin) {
+		return nil, t, ErrFull
+	}
+	if err != nil {
 		return nil, t, err
 	}
-	m.cfg.Logger.Info("battle created", "battle", b.ID)
+	m.cfg.Logger.Info("battle created", "battle", b.ID, "origin", b.Origin)
 	return b, t, nil
 }
 
@@ -182,18 +200,22 @@ func (m *Manager) statuses(ctx context.Context, bs []*storage.Battle) ([]Status,
 	for i, b := range bs {
 		st := Status{Battle: b, Votes: tallies[b.ID]}
 		clock := b.ClockStartedAt
-		if b.State != storage.StateEnded {
-			if r := m.lookup(b.ID); r != nil {
-				r.mu.Lock()
-				st.Connected = r.connected
-				if !r.clock.IsZero() {
-					clock = r.clock // with its monotonic reading
-				}
-				r.mu.Unlock()
+		r := m.lookup(b.ID)
+		if b.State != storage.StateEnded && r != nil {
+			r.mu.Lock()
+			st.Connected = r.connected
+			if !r.clock.IsZero() {
+				clock = r.clock // with its monotonic reading
 			}
+			r.mu.Unlock()
 		}
-		if b.State == storage.StateLive {
+		switch {
+		case b.State != storage.StateLive:
+		case r != nil:
 			st.Viewers = m.cfg.Viewers(b.ID)
+		default:
+			// Live on another origin: what it last stored.
+			st.Connected, st.Viewers = b.Connected, b.Viewers
 		}
 		at := now
 		if b.State == storage.StateEnded && !b.EndedAt.IsZero() {
@@ -241,6 +263,9 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 	}
 	if b.State == storage.StateEnded {
 		return nil, ErrEnded
+	}
+	if !m.here(b) {
+		return nil, ErrElsewhere
 	}
 	tally, err := m.cfg.Store.Tally(ctx, id, max(b.Rounds, 1))
 	if err != nil {
@@ -408,6 +433,7 @@ func (m *Manager) connected(r *running, slot int, on bool) {
 	} else {
 		m.cfg.Logger.Info("singer disconnected", "battle", r.id, "slot", slot)
 	}
+	m.presenceChanged()
 	m.notify(r.id)
 }
 
@@ -418,29 +444,12 @@ func (m *Manager) End(ctx context.Context, id, reason string) (*storage.Battle, 
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	r := m.running[id]
-	delete(m.running, id)
-	if r != nil && r.holdsPlace {
-		r.holdsPlace = false
-		m.places--
-	}
-	m.mu.Unlock()
+	r := m.detach(id)
 	if r == nil && b.State == storage.StateEnded {
 		return nil, ErrEnded
 	}
 	if r != nil {
-		r.mu.Lock()
-		r.ended = true
-		prog := r.program
-		r.program = nil
-		r.mu.Unlock()
-		if prog != nil {
-			prog.End()
-		}
-		// Outside r.mu: closing sessions reports disconnects, which
-		// take r.mu (and find the battle ended).
-		r.room.Close()
+		r.stop()
 	}
 	at := time.Now().UTC()
 	changed, err := m.cfg.Store.SetEnded(ctx, id, at)
@@ -505,14 +514,57 @@ func (m *Manager) Close(ctx context.Context) {
 			}
 			continue
 		}
-		m.mu.Lock()
-		delete(m.running, r.id)
-		m.mu.Unlock()
-		r.mu.Lock()
-		r.ended = true
-		r.mu.Unlock()
-		r.room.Close()
+		m.drop(r)
 	}
+	m.leave()
+}
+
+// drop closes the room of battle r, which is not live here, and forgets
+// it; the stored battle is left as it is (waiting).
+func (m *Manager) drop(r *running) {
+	m.detach(r.id)
+	r.stop()
+}
+
+// detach forgets battle id's room here, if it has one, and gives its live
+// place back; it returns the room's battle (nil without a room).
+func (m *Manager) detach(id string) *running {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.running[id]
+	delete(m.running, id)
+	if r != nil && r.holdsPlace {
+		r.holdsPlace = false
+		m.places--
+	}
+	return r
+}
+
+// stop ends r here: its program stops (the recording finished) and its
+// room closes.
+func (r *running) stop() {
+	r.mu.Lock()
+	r.ended = true
+	prog := r.program
+	r.program = nil
+	r.mu.Unlock()
+	if prog != nil {
+		prog.End()
+	}
+	// Outside r.mu: closing sessions reports disconnects, which take
+	// r.mu (and find the battle ended).
+	r.room.Close()
+}
+
+// runningNow is every battle with a room here, at this moment.
+func (m *Manager) runningNow() []*running {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := make([]*running, 0, len(m.running))
+	for _, r := range m.running {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 func (m *Manager) livePlaces() int {
@@ -531,6 +583,16 @@ func (m *Manager) Unrecorded(ctx context.Context, ids []string, why string) {
 	}
 }
 
+// RecordingTrouble says in battle id's object why its recording, which
+// goes on, is incomplete (why is a sentence fit for the public).
+func (m *Manager) RecordingTrouble(ctx context.Context, id, why string) {
+	if err := m.cfg.Store.SetRecording(ctx, id, true, why); err != nil {
+		m.cfg.Logger.Error("storing a recording's trouble", "battle", id, "err", err)
+		return
+	}
+	m.notify(id)
+}
+
 // Stats is what the manager is doing now, for /metrics.
 type Stats struct {
 	Live, Waiting    int // battles with a program; with a room but no program yet
@@ -540,14 +602,8 @@ type Stats struct {
 
 // Stats counts battles, singers and viewers.
 func (m *Manager) Stats() Stats {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.running))
-	for _, r := range m.running {
-		rs = append(rs, r)
-	}
-	m.mu.Unlock()
 	var s Stats
-	for _, r := range rs {
+	for _, r := range m.runningNow() {
 		r.mu.Lock()
 		live := r.program != nil
 		for _, c := range r.connected {

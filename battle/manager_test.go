@@ -51,6 +51,12 @@ func (f *fakeRooms) room(t *testing.T, id string) *fakeRoom {
 	return r
 }
 
+func (f *fakeRooms) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rooms[id] != nil
+}
+
 func (r *fakeRoom) Feeds() [2]media.Feed { return [2]media.Feed{} }
 func (r *fakeRoom) Close()               { r.closed.Add(1) }
 
@@ -80,6 +86,7 @@ type fakeProgram struct {
 	ends     atomic.Int32
 	mu       sync.Mutex
 	scenes   []media.Scene
+	cues     []media.Cue
 }
 
 func (f *fakePrograms) Start(id string, _ [2]media.Feed) (Program, error) {
@@ -115,6 +122,11 @@ func (p *fakeProgram) Show(s media.Scene) {
 		p.scenes = append(p.scenes, s)
 	}
 }
+func (p *fakeProgram) Cue(c media.Cue) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cues = append(p.cues, c)
+}
 func (p *fakeProgram) RecordingError() error { return p.recError }
 func (p *fakeProgram) Done() <-chan struct{} { return p.done }
 func (p *fakeProgram) End()                  { p.ends.Add(1) }
@@ -134,14 +146,16 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	store, err := storage.OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{store: store, rooms: &fakeRooms{}, programs: &fakePrograms{}}
+	h := &harness{rooms: &fakeRooms{}, programs: &fakePrograms{}}
 	if cfg.Store == nil {
+		store, err := storage.OpenSQLite(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
 		cfg.Store = store
 	}
+	h.store = cfg.Store
 	cfg.Rooms, cfg.Programs = h.rooms, h.programs
 	if cfg.MinTurnSeconds == 0 {
 		cfg.MinTurnSeconds = 1
@@ -151,7 +165,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // no drain: end what is live at once
 		h.m.Close(ctx)
-		store.Close()
 	})
 	return h
 }

@@ -36,9 +36,13 @@ func (m *Manager) Start(ctx context.Context, id string) (*storage.Battle, error)
 	case !b.ClockStartedAt.IsZero():
 		return nil, ErrStarted
 	}
-	r, err := m.open(ctx, id)
-	if err != nil {
-		return nil, err
+	// The battle gets its room where it runs; elsewhere that origin
+	// hears of the start and opens it.
+	var r *running
+	if m.here(b) {
+		if r, err = m.open(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	now := time.Now()
 	ok, err := m.cfg.Store.StartClock(ctx, id, now.UTC())
@@ -51,9 +55,11 @@ func (m *Manager) Start(ctx context.Context, id string) (*storage.Battle, error)
 		}
 		return nil, ErrStarted
 	}
-	r.mu.Lock()
-	r.clock = now // with its monotonic reading: a wall-clock step moves no turn
-	r.mu.Unlock()
+	if r != nil {
+		r.mu.Lock()
+		r.clock = now // with its monotonic reading: a wall-clock step moves no turn
+		r.mu.Unlock()
+	}
 	m.cfg.Logger.Info("battle started", "battle", id)
 	m.notify(id)
 	return m.Get(ctx, id)

@@ -27,13 +27,7 @@ func (m *Manager) watch() {
 		case <-m.watchStop:
 			return
 		case now := <-tick.C:
-			m.mu.Lock()
-			rs := make([]*running, 0, len(m.running))
-			for _, r := range m.running {
-				rs = append(rs, r)
-			}
-			m.mu.Unlock()
-			for _, r := range rs {
+			for _, r := range m.runningNow() {
 				if reason := m.step(r, now); reason != "" {
 					if _, err := m.End(context.Background(), r.id, reason); err != nil && !errors.Is(err, ErrEnded) {
 						m.cfg.Logger.Error("ending a battle", "battle", r.id, "err", err)
@@ -68,6 +62,11 @@ func (m *Manager) step(r *running, now time.Time) string {
 	r.seen = w
 	prog := r.program
 	scene := r.scene(tl, now)
+	// The timeline's events, at their own times, once to each program.
+	var cues []media.Cue
+	if prog != nil && (changed || prog != r.cued.program) {
+		cues = r.cued.next(prog, r.format.timing.cues(r.clock, now, r.tally))
+	}
 	reason := ""
 	switch {
 	case tl.Finished && !now.Before(tl.EndsAt):
@@ -86,6 +85,9 @@ func (m *Manager) step(r *running, now time.Time) string {
 
 	if prog != nil {
 		prog.Show(scene)
+		for _, c := range cues {
+			prog.Cue(c)
+		}
 	}
 	if changed {
 		m.notify(r.id)
@@ -159,7 +161,15 @@ func (m *Manager) Subscribe(id string) (<-chan struct{}, func()) {
 	}
 }
 
+// notify tells battle id's watchers here, and the other origins, that it
+// changed.
 func (m *Manager) notify(id string) {
+	m.notifyHere(id)
+	m.announce(id)
+}
+
+// notifyHere wakes battle id's subscribers on this server.
+func (m *Manager) notifyHere(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for ch := range m.subs[id] {

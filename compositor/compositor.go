@@ -1,9 +1,12 @@
 // Package compositor is one battle's media path. The Compositor turns two
 // singers' feeds into one program: each singer decoded and fitted into a
 // half of a 1280x720 picture, the battle's overlay over it, their audio
-// mixed with the turn's gains, encoded as H264 and AAC on a clock of its
-// own that never stops while the battle is live. A Pipeline runs it and
-// splits the program to the live output and the recording.
+// mixed with the turn's gains, encoded as a ladder of H264 renditions
+// (each scaled once from the composed picture) and one AAC track, on a
+// clock of its own that never stops nor skips while the battle is live,
+// with a small JPEG still about once a second. A Pipeline runs it, splits
+// the program to the live output and the recording and hands them the
+// battle's cues.
 package compositor
 
 import (
@@ -27,8 +30,11 @@ import (
 // Config tunes the program's encoders. Zero values take the defaults.
 type Config struct {
 	Preset       string // x264 preset, default "veryfast"
-	VideoBitrate int    // default 2_500_000, with VBV
-	AudioBitrate int    // default 128_000
+	VideoBitrate int    // of the top rung (the 1280x720 picture); default 2_500_000, with VBV
+	// Renditions are the rungs below the top one, largest first: nil
+	// takes DefaultRenditions, an empty slice makes the top one only.
+	Renditions   []Rung
+	AudioBitrate int // default 128_000
 	Logger       *slog.Logger
 }
 
@@ -39,8 +45,11 @@ const staleAfter = 500 * time.Millisecond
 // frameInterval is the program's frame duration.
 const frameInterval = time.Second / media.ProgramFPS
 
-// maxLag is how far the program may fall behind its clock before frames
-// are dropped.
+// maxLag is how far the program may fall behind its clock before it
+// repeats its last picture to catch up: a repeat costs no composing,
+// no scaling and little encoding (x264 codes it as skipped blocks),
+// and the program's frame grid, so its keyframes and HLS segments, stay
+// what they are.
 const maxLag = 4 * frameInterval
 
 // SlotState is what a half of the program shows.
@@ -76,8 +85,10 @@ type SlotStats struct {
 
 // Stats describes the program so far.
 type Stats struct {
-	FramesOut      int64         // program pictures encoded
-	FramesDropped  int64         // program ticks skipped to stay on the clock
+	FramesOut int64 // program frames encoded, each on every rung
+	// FramesRepeated counts the frames that repeated the last picture
+	// because the program was behind its clock (a loaded machine).
+	FramesRepeated int64
 	AudioFramesOut int64         // AAC frames encoded
 	EncodeTime     time.Duration // composing and encoding video and audio, total
 	Slots          [2]SlotStats
@@ -89,25 +100,27 @@ type Compositor struct {
 	log     *slog.Logger
 	slots   [2]*slot
 	slates  [2][2]*yuvImage // by slot, then slate kind
-	video   *astiav.CodecContext
+	rungs   []*rung         // the ladder, top first
 	audio   *astiav.CodecContext
-	picture *astiav.Frame // the program picture
+	picture *astiav.Frame // the program picture, the top rung's
 	sound   *astiav.Frame // one AAC frame of the mix
 	pkt     *astiav.Packet
 	info    media.ProgramInfo
+	stills  *stillMaker
 	overlay atomic.Pointer[[]*layer]
 	gains   atomic.Pointer[[2]float32] // wanted per slot, linear
 	started atomic.Bool
-	// keySecond is the program second of the last keyframe.
-	keySecond int64
 
 	mu    sync.Mutex
 	stats Stats
+	cues  []media.Cue // waiting for the program's goroutine
+	ended bool        // Run has returned: cues are dropped
 
 	// Below: Run's goroutine only.
 	start     time.Time
 	shown     [2]*picture // what each half shows
 	everShown [2]bool
+	composed  bool       // a picture was composed: there is one to repeat
 	audioPos  int64      // program samples encoded
 	gain      [2]float32 // applied per slot to the last audio frame
 }
@@ -121,13 +134,16 @@ func New(cfg Config, left, right media.Feed) (*Compositor, error) {
 	if cfg.VideoBitrate == 0 {
 		cfg.VideoBitrate = 2_500_000
 	}
+	if cfg.Renditions == nil {
+		cfg.Renditions = DefaultRenditions
+	}
 	if cfg.AudioBitrate == 0 {
 		cfg.AudioBitrate = 128_000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Compositor{cfg: cfg, log: cfg.Logger, keySecond: -1, gain: [2]float32{1, 1}}
+	c := &Compositor{cfg: cfg, log: cfg.Logger, gain: [2]float32{1, 1}, stills: newStillMaker()}
 	c.setGains(1, 1)
 	if err := c.open(left, right); err != nil {
 		c.free()
@@ -138,26 +154,30 @@ func New(cfg Config, left, right media.Feed) (*Compositor, error) {
 
 func (c *Compositor) open(left, right media.Feed) error {
 	var err error
-	if c.video, err = openVideoEncoder(c.cfg); err != nil {
-		return err
-	}
-	if c.audio, err = openAudioEncoder(c.cfg); err != nil {
-		return err
-	}
-	if c.info, err = programInfo(c.video, c.audio); err != nil {
-		return err
-	}
-	for i := range c.slates {
-		if c.slates[i], err = renderSlates(i + 1); err != nil {
-			return err
-		}
-	}
 	c.picture = astiav.AllocFrame()
 	c.picture.SetWidth(media.ProgramWidth)
 	c.picture.SetHeight(media.ProgramHeight)
 	c.picture.SetPixelFormat(astiav.PixelFormatYuv420P)
 	if err := c.picture.AllocBuffer(0); err != nil {
 		return fmt.Errorf("compositor: picture: %w", err)
+	}
+	if c.rungs, err = openRungs(c.cfg, c.picture); err != nil {
+		return err
+	}
+	if c.audio, err = openAudioEncoder(c.cfg); err != nil {
+		return err
+	}
+	encoders := make([]*astiav.CodecContext, len(c.rungs))
+	for i, r := range c.rungs {
+		encoders[i] = r.enc
+	}
+	if c.info, err = programInfo(encoders, c.audio); err != nil {
+		return err
+	}
+	for i := range c.slates {
+		if c.slates[i], err = renderSlates(i + 1); err != nil {
+			return err
+		}
 	}
 	c.sound = astiav.AllocFrame()
 	c.sound.SetNbSamples(media.AACFrameSamples)
@@ -173,10 +193,11 @@ func (c *Compositor) open(left, right media.Feed) error {
 }
 
 func (c *Compositor) free() {
-	for _, cc := range []*astiav.CodecContext{c.video, c.audio} {
-		if cc != nil {
-			cc.Free()
-		}
+	for _, r := range c.rungs {
+		r.free()
+	}
+	if c.audio != nil {
+		c.audio.Free()
 	}
 	for _, f := range []*astiav.Frame{c.picture, c.sound} {
 		if f != nil {
@@ -237,6 +258,16 @@ func (c *Compositor) setGains(left, right float32) {
 	c.gains.Store(&[2]float32{left, right})
 }
 
+// cue hands c, a battle event, to the outputs at the next tick, from the
+// program's goroutine like every sample. Pipeline.Cue calls it.
+func (c *Compositor) cue(cue media.Cue) {
+	c.mu.Lock()
+	if !c.ended {
+		c.cues = append(c.cues, cue)
+	}
+	c.mu.Unlock()
+}
+
 // Close frees a compositor that will never Run (Run frees its own).
 func (c *Compositor) Close() {
 	if c.started.CompareAndSwap(false, true) {
@@ -257,7 +288,11 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 		s.start = c.start
 		wg.Go(func() { s.run(slotCtx) })
 	}
+	wg.Go(func() { c.stills.run(slotCtx) })
 	defer func() {
+		c.mu.Lock()
+		c.ended, c.cues = true, nil
+		c.mu.Unlock()
 		cancel()
 		wg.Wait()
 		for i, p := range c.shown {
@@ -268,37 +303,94 @@ func (c *Compositor) Run(ctx context.Context, sink media.Sink) error {
 		c.free()
 	}()
 
+	stillSource := stillFrom(c.rungs)
 	timer := pacing.NewTimer()
+	// Every tick makes a frame: the program's clock never skips, so
+	// its timestamps have no gap and its keyframes stay every
+	// keyframeEvery frames, and the HLS segments and parts keep their
+	// lengths however loaded the machine is. A late frame or two is
+	// caught up by encoding back to back; further behind, the last
+	// picture is repeated until the program is back on its clock.
 	for tick := int64(0); ; tick++ {
 		due := c.start.Add(time.Duration(tick * int64(time.Second) / media.ProgramFPS))
 		if !pacing.Until(ctx, timer, due) {
 			return nil
 		}
-		// A late frame or two is caught up by encoding back to back;
-		// further behind, ticks are skipped to stay on the clock.
-		if late := time.Since(due); late >= maxLag {
-			skip := int64(late / frameInterval)
-			tick += skip
-			due = c.start.Add(time.Duration(tick * int64(time.Second) / media.ProgramFPS))
-			c.mu.Lock()
-			c.stats.FramesDropped += skip
-			c.mu.Unlock()
-		}
+		repeat := c.composed && time.Since(due) >= maxLag
 		began := time.Now()
-		if err := c.videoFrame(tick, due, sink); err != nil {
-			return err
-		}
+		c.handOn(sink)
+		// The tick's audio before its video: the muxer closes a part
+		// when a video frame comes, so the part then carries the audio
+		// of its time.
 		if err := c.audioFrames(due, sink); err != nil {
 			return err
 		}
+		if err := c.videoFrame(tick, due, repeat, sink); err != nil {
+			return err
+		}
+		if tick%stillEvery == stillEvery/2 && !repeat {
+			c.stills.offer(stillSource, due)
+		}
 		c.mu.Lock()
 		c.stats.EncodeTime += time.Since(began)
+		if repeat {
+			c.stats.FramesRepeated++
+		}
 		c.mu.Unlock()
 	}
 }
 
-// videoFrame composes and encodes the program picture of tick.
-func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) error {
+// handOn gives the outputs what waits for them besides samples: the
+// battle's cues and the latest still, to those that take them.
+func (c *Compositor) handOn(sink media.Sink) {
+	c.mu.Lock()
+	cues := c.cues
+	c.cues = nil
+	c.mu.Unlock()
+	if cuer, ok := sink.(media.Cuer); ok {
+		for _, cue := range cues {
+			cuer.Cue(cue)
+		}
+	}
+	if st := c.stills.take(); st != nil {
+		if stills, ok := sink.(media.Stills); ok {
+			stills.Still(st.ntp, st.jpeg)
+		}
+	}
+}
+
+// videoFrame makes the program frame of tick on every rung: composed,
+// scaled and encoded, or, when repeat, the last picture encoded again.
+// Every keyframeEvery-th frame is a keyframe, on every rung.
+func (c *Compositor) videoFrame(tick int64, due time.Time, repeat bool, sink media.Sink) error {
+	key := tick%keyframeEvery == 0
+	if !repeat {
+		if err := c.compose(due); err != nil {
+			return err
+		}
+		c.composed = true
+		// Scaled while the composed picture is still in the cache,
+		// before an encoder evicts it (perf: a third of the scaling
+		// time went waiting for memory).
+		for _, r := range c.rungs {
+			if err := r.scale(c.picture); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range c.rungs {
+		if err := r.encode(tick, key, c.start, c.pkt, sink); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.stats.FramesOut++
+	c.mu.Unlock()
+	return nil
+}
+
+// compose draws the program picture due: both halves and the overlay.
+func (c *Compositor) compose(due time.Time) error {
 	if err := avframe.MakeWritable(c.picture); err != nil {
 		return fmt.Errorf("compositor: picture: %w", err)
 	}
@@ -315,33 +407,7 @@ func (c *Compositor) videoFrame(tick int64, due time.Time, sink media.Sink) erro
 			l.img.blendOnto(dst, l.x, l.y)
 		}
 	}
-	c.picture.SetPts(tick)
-	if second := tick / media.ProgramFPS; second != c.keySecond {
-		c.keySecond = second
-		c.picture.SetPictureType(astiav.PictureTypeI)
-	} else {
-		c.picture.SetPictureType(astiav.PictureTypeNone)
-	}
-	if err := c.video.SendFrame(c.picture); err != nil {
-		return fmt.Errorf("compositor: encoding video: %w", err)
-	}
-	for {
-		err := c.video.ReceivePacket(c.pkt)
-		if errors.Is(err, astiav.ErrEagain) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("compositor: encoding video: %w", err)
-		}
-		pts := c.pkt.Pts()
-		au := copyNALUs(splitAnnexB(avframe.PacketData(c.pkt)))
-		c.pkt.Unref()
-		if err := sink.WriteVideo(0, c.start.Add(time.Duration(pts)*frameInterval), pts*videoTicksPerFrame, au); err != nil {
-			return fmt.Errorf("compositor: sink: %w", err)
-		}
-	}
 	c.mu.Lock()
-	c.stats.FramesOut++
 	for i := range states {
 		c.stats.Slots[i].State = states[i]
 	}

@@ -5,9 +5,12 @@ import (
 	"image/color"
 	"math"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
@@ -48,19 +51,35 @@ func TestProgramShowsBothSingersAndMixesBoth(t *testing.T) {
 	rec, c := runProgram(t, left, right, 3*time.Second, nil)
 
 	info := c.Info()
-	top := info.Video[0]
-	if len(info.Video) != 1 || top.Width != 1280 || top.Height != 720 || info.FPS != 30 || len(top.SPS) == 0 || len(top.PPS) == 0 ||
-		top.SPS[0]&0x1f != 7 || top.PPS[0]&0x1f != 8 || info.Audio.SampleRate != 48000 || info.Audio.ChannelConfig != 2 {
+	if len(info.Video) != 2 || info.FPS != 30 || info.Audio.SampleRate != 48000 || info.Audio.ChannelConfig != 2 {
 		t.Fatalf("program info %+v", info)
+	}
+	// The ladder: each rung's SPS says its size.
+	for i, want := range []media.VideoRung{{Width: 1280, Height: 720, Bitrate: 2_500_000}, {Width: 640, Height: 360, Bitrate: 600_000}} {
+		r := info.Video[i]
+		var sps h264.SPS
+		if len(r.PPS) == 0 || r.PPS[0]&0x1f != 8 || sps.Unmarshal(r.SPS) != nil || sps.Width() != want.Width || sps.Height() != want.Height ||
+			r.Width != want.Width || r.Height != want.Height || r.Bitrate != want.Bitrate {
+			t.Errorf("rung %d: %dx%d at %d, SPS %dx%d; want %+v", i, r.Width, r.Height, r.Bitrate, sps.Width(), sps.Height(), want)
+		}
 	}
 	st := c.Stats()
 	if st.FramesOut != int64(len(rec.videoPTS)) || st.Slots[0].State != SlotLive || st.Slots[1].State != SlotLive {
 		t.Fatalf("stats %+v, %d frames recorded", st, len(rec.videoPTS))
 	}
-	checkMonotonePTS(t, "video", rec.videoPTS, 3000, 10)
+	checkMonotonePTS(t, "video", rec.videoPTS, 3000, 1)
 	checkMonotonePTS(t, "audio", rec.audioPTS, 1024, 1)
 	if rec.audioPTS[0] != 0 {
 		t.Errorf("audio starts at %d", rec.audioPTS[0])
+	}
+	// Each frame follows the audio of its time (less the two frames the
+	// AAC encoder holds and the one being filled: 64 ms; the frame
+	// before would be 97 ms behind), so an HLS part that a frame closes
+	// carries its audio.
+	for i, pts := range rec.videoPTS {
+		if audio := rec.audioAtVideo[i] * media.VideoClockRate / media.AudioClockRate; audio < pts-3*media.AACFrameSamples*media.VideoClockRate/media.AudioClockRate {
+			t.Fatalf("frame %d (pts %d) written with the audio up to %d only", i, pts, audio)
+		}
 	}
 	if want := len(rec.videoPTS) / 30; rec.keyframes < want {
 		t.Errorf("%d keyframes in %d frames", rec.keyframes, len(rec.videoPTS))
@@ -87,6 +106,24 @@ func TestProgramShowsBothSingersAndMixesBoth(t *testing.T) {
 		if !halfIs(f, 0, red) || !halfIs(f, 1, blue) {
 			t.Fatalf("halves show %s and %s, want %s and %s", describe(pixel(f, 100, 300)), describe(pixel(f, 740, 300)),
 				describe(red), describe(blue))
+		}
+	}
+	// The lower rung: the same frames, the same picture, smaller.
+	low := rec.lower[1]
+	if !slices.Equal(low.pts, rec.videoPTS[:len(low.pts)]) || len(low.pts) < len(rec.videoPTS)-1 {
+		t.Fatalf("640x360 rung: %d frames, top %d", len(low.pts), len(rec.videoPTS))
+	}
+	lowFile := rec.lowerFile(t, 1)
+	if out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", lowFile).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "h264,640,360" {
+		t.Errorf("ffprobe of the 640x360 rung: %q, %v", out, err)
+	}
+	lowFrames := decodeFrames(t, lowFile)
+	if len(lowFrames) != len(low.pts) {
+		t.Fatalf("decoded %d frames of %d", len(lowFrames), len(low.pts))
+	}
+	for _, f := range lowFrames[len(lowFrames)-10:] {
+		if !halfIs(f, 0, red) || !halfIs(f, 1, blue) {
+			t.Fatalf("640x360 halves show %s and %s", describe(pixel(f, 100, 300)), describe(pixel(f, 740, 300)))
 		}
 	}
 	pcm := decodePCM(t, aac)
@@ -146,7 +183,7 @@ func TestMissingSingerShowsSlateThenReturns(t *testing.T) {
 	if st := c.Stats(); st.Slots[0].Session != 2 || st.Slots[0].DecodeErrors != 0 {
 		t.Errorf("left stats %+v", st.Slots[0])
 	}
-	checkMonotonePTS(t, "video", rec.videoPTS, 3000, 10)
+	checkMonotonePTS(t, "video", rec.videoPTS, 3000, 1)
 	checkMonotonePTS(t, "audio", rec.audioPTS, 1024, 1)
 	h264, _ := rec.files(t)
 	frames := decodeFrames(t, h264)

@@ -86,8 +86,9 @@ func (f *testFeed) publish(ctx context.Context, t *testing.T, cfg synth.Config, 
 	}()
 }
 
-// programRecorder is a media.Sink keeping the program as raw H264 and
-// ADTS AAC files, with every sample's timestamps.
+// programRecorder is a media.Sink keeping the program as raw H264 (the
+// top rung; the others apart) and ADTS AAC files, with every sample's
+// timestamps, and the cues and stills it is handed.
 type programRecorder struct {
 	mu        sync.Mutex
 	h264, aac bytes.Buffer
@@ -95,20 +96,72 @@ type programRecorder struct {
 	videoNTP  []time.Time
 	audioPTS  []int64
 	keyframes int
+	lower     map[int]*rungRecord // the rungs below the top
+	// audioAtVideo is, at each top frame's write, where the audio
+	// written so far ends (audio clock).
+	audioAtVideo []int64
+	cues         []media.Cue
+	stills       []stillRecord
+}
+
+type stillRecord struct {
+	ntp  time.Time
+	jpeg []byte
+}
+
+func (r *programRecorder) Cue(c media.Cue) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cues = append(r.cues, c)
+}
+
+func (r *programRecorder) Still(ntp time.Time, jpeg []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stills = append(r.stills, stillRecord{ntp, jpeg})
+}
+
+// rungRecord is one lower rung of the program.
+type rungRecord struct {
+	h264   bytes.Buffer
+	pts    []int64
+	keyPTS []int64
 }
 
 func (r *programRecorder) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if h264.IsRandomAccess(au) {
-		r.keyframes++
+	key := h264.IsRandomAccess(au)
+	out := &r.h264
+	if rung == 0 {
+		if key {
+			r.keyframes++
+		}
+		r.videoPTS = append(r.videoPTS, pts)
+		r.videoNTP = append(r.videoNTP, ntp)
+		audioEnd := int64(0)
+		if n := len(r.audioPTS); n > 0 {
+			audioEnd = r.audioPTS[n-1] + media.AACFrameSamples
+		}
+		r.audioAtVideo = append(r.audioAtVideo, audioEnd)
+	} else {
+		if r.lower == nil {
+			r.lower = map[int]*rungRecord{}
+		}
+		if r.lower[rung] == nil {
+			r.lower[rung] = &rungRecord{}
+		}
+		low := r.lower[rung]
+		low.pts = append(low.pts, pts)
+		if key {
+			low.keyPTS = append(low.keyPTS, pts)
+		}
+		out = &low.h264
 	}
 	for _, nalu := range au {
-		r.h264.Write([]byte{0, 0, 0, 1})
-		r.h264.Write(nalu)
+		out.Write([]byte{0, 0, 0, 1})
+		out.Write(nalu)
 	}
-	r.videoPTS = append(r.videoPTS, pts)
-	r.videoNTP = append(r.videoNTP, ntp)
 	return nil
 }
 
@@ -140,6 +193,21 @@ func (r *programRecorder) files(t *testing.T) (h264, aac string) {
 		t.Fatal(err)
 	}
 	return h264, aac
+}
+
+// lowerFile writes a lower rung of the program out for ffmpeg.
+func (r *programRecorder) lowerFile(t *testing.T, rung int) string {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lower[rung] == nil {
+		t.Fatalf("no rung %d", rung)
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("rung%d.h264", rung))
+	if err := os.WriteFile(path, r.lower[rung].h264.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // runProgram runs a compositor over the feeds for d into a recorder;
@@ -184,10 +252,12 @@ func ffmpegOut(t *testing.T, args ...string) []byte {
 	return out
 }
 
-// decodeFrames decodes the raw H264 program to RGB frames.
+// decodeFrames decodes a raw H264 rung of the program to RGB frames at
+// the program's size.
 func decodeFrames(t *testing.T, path string) [][]byte {
 	t.Helper()
-	raw := ffmpegOut(t, "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
+	raw := ffmpegOut(t, "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24",
+		"-s", fmt.Sprintf("%dx%d", media.ProgramWidth, media.ProgramHeight), "-")
 	const size = media.ProgramWidth * media.ProgramHeight * 3
 	if len(raw)%size != 0 {
 		t.Fatalf("decoded %d bytes, not whole frames", len(raw))

@@ -2,39 +2,35 @@ package compositor
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/singoff/singoff/media"
 )
 
 // stallingSink holds up the program now and then, as a loaded machine
-// does, so the compositor must skip ticks to stay on its clock.
+// does, so the compositor falls behind its clock.
 type stallingSink struct {
 	programRecorder
-	keyPTS []int64
-	key    []bool // per frame
-	n      int
+	n int
 }
 
 func (s *stallingSink) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
-	s.n++
-	if s.n%20 == 0 {
-		time.Sleep(250 * time.Millisecond)
+	if rung == 0 {
+		s.n++
+		if s.n%20 == 0 {
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
-	key := h264.IsRandomAccess(au)
-	if key {
-		s.keyPTS = append(s.keyPTS, pts)
-	}
-	s.key = append(s.key, key)
 	return s.programRecorder.WriteVideo(rung, ntp, pts, au)
 }
 
-// Keyframes stay on whole seconds of the program clock even when ticks
-// are skipped, so the HLS segments stay one second long.
-func TestKeyframesOnWholeSecondsDespiteSkippedTicks(t *testing.T) {
+// The program's clock never skips: behind its clock, the program
+// repeats its last picture, so every frame of every rung is there, one
+// frame apart, with a keyframe every keyframeEvery frames on every rung
+// at the same frames, and the HLS segments and parts keep their lengths.
+func TestClockNeverSkips(t *testing.T) {
 	c, err := New(Config{Logger: quietLogger()}, newTestFeed(), newTestFeed())
 	if err != nil {
 		t.Fatal(err)
@@ -45,21 +41,36 @@ func TestKeyframesOnWholeSecondsDespiteSkippedTicks(t *testing.T) {
 	if err := c.Run(ctx, sink); err != nil {
 		t.Fatal(err)
 	}
-	if dropped := c.Stats().FramesDropped; dropped == 0 {
-		t.Fatal("the stalls skipped no tick: the test tests nothing")
+	if c.Stats().FramesRepeated == 0 {
+		t.Fatal("the stalls repeated no picture: the test tests nothing")
 	}
-	if len(sink.keyPTS) < 4 {
-		t.Fatalf("%d keyframes in 4.5 s: %v", len(sink.keyPTS), sink.keyPTS)
+	top := sink.videoPTS
+	if len(top) < 4*media.ProgramFPS {
+		t.Fatalf("%d frames in 4.5 s", len(top))
 	}
-	// The first frame of every program second is a keyframe, and no
-	// other frame is.
-	lastSecond := int64(-1)
-	for i, pts := range sink.videoPTS {
-		second := pts / media.VideoClockRate
-		if first := second != lastSecond; first != sink.key[i] {
-			t.Fatalf("frame at pts %d (second %d): keyframe %v, first of its second %v; keyframes at %v", pts, second, sink.key[i], first, sink.keyPTS)
+	var wantKeys []int64
+	for i, pts := range top {
+		if want := int64(i) * videoTicksPerFrame; pts != want {
+			t.Fatalf("frame %d at pts %d, want %d: the clock skipped", i, pts, want)
 		}
-		lastSecond = second
+		if i%keyframeEvery == 0 {
+			wantKeys = append(wantKeys, pts)
+		}
+	}
+	if sink.keyframes != len(wantKeys) {
+		t.Errorf("%d keyframes on the top rung, want %d (at %v)", sink.keyframes, len(wantKeys), wantKeys)
+	}
+	if len(sink.lower) != len(DefaultRenditions) {
+		t.Fatalf("%d lower rungs, want %d", len(sink.lower), len(DefaultRenditions))
+	}
+	for n, low := range sink.lower {
+		// The last tick's lower rungs may be cut off by the end.
+		if len(low.pts) < len(top)-1 || !slices.Equal(low.pts, top[:len(low.pts)]) {
+			t.Errorf("rung %d: %d frames not on the top rung's grid", n, len(low.pts))
+		}
+		if !slices.Equal(low.keyPTS, wantKeys[:len(low.keyPTS)]) || len(low.keyPTS) < len(wantKeys)-1 {
+			t.Errorf("rung %d: keyframes at %v, want %v", n, low.keyPTS, wantKeys)
+		}
 	}
 }
 

@@ -338,8 +338,8 @@ func BenchmarkProgramOverlayCPU(b *testing.B) {
 		if err := <-bt.done; err != nil {
 			b.Fatal(err)
 		}
-		if st := bt.c.Stats(); st.FramesDropped > 0 {
-			b.Logf("%d frames dropped", st.FramesDropped)
+		if st := bt.c.Stats(); st.FramesRepeated > 0 {
+			b.Logf("%d frames repeated", st.FramesRepeated)
 		}
 		return (cpuTime() - before).Seconds() / d.Seconds()
 	}

@@ -52,13 +52,13 @@ type Pipelines struct {
 
 // Totals sums the work of programs.
 type Totals struct {
-	FramesOut, FramesDropped, AudioFramesOut int64
-	EncodeTime                               time.Duration
+	FramesOut, FramesRepeated, AudioFramesOut int64
+	EncodeTime                                time.Duration
 }
 
 func (t *Totals) add(s Stats) {
 	t.FramesOut += s.FramesOut
-	t.FramesDropped += s.FramesDropped
+	t.FramesRepeated += s.FramesRepeated
 	t.AudioFramesOut += s.AudioFramesOut
 	t.EncodeTime += s.EncodeTime
 }
@@ -204,6 +204,12 @@ func (p *Pipeline) Show(s media.Scene) {
 	p.comp.setOverlay(p.ps.overlays.Render(s))
 }
 
+// Cue places a battle event on the program: the live output and the
+// recorder get it, if they take cues (media.Cuer), from the program's
+// goroutine at its next frame. Safe from any goroutine; after End it
+// does nothing.
+func (p *Pipeline) Cue(c media.Cue) { p.comp.cue(c) }
+
 // RecordingError is nil while the battle is being recorded, else why it
 // is not (also once a failing recorder was dropped). Its message is a
 // sentence fit for the public; errors.Unwrap gives the detailed cause.
@@ -251,7 +257,7 @@ func (p *Pipeline) End() Totals {
 				p.setRecordingError(&notRecorded{reason: errRecordingFailed, cause: err})
 			}
 		}
-		p.log.Info("program ended", "frames", p.totals.FramesOut, "frames_dropped", p.totals.FramesDropped)
+		p.log.Info("program ended", "frames", p.totals.FramesOut, "frames_repeated", p.totals.FramesRepeated)
 	})
 	return p.totals
 }
@@ -278,8 +284,9 @@ func (e *notRecorded) Unwrap() error { return e.cause }
 // logged.
 const liveErrorEvery = time.Second
 
-// tee hands every sample of the program to the live output and the
-// recorder. The program never stops for its outputs: a sample the live
+// tee hands every sample of the program, and its cues and stills, to
+// the live output and the recorder (cues and stills to those that take
+// them). The program never stops for its outputs: a sample the live
 // output rejects is skipped (and logged at most once per liveErrorEvery),
 // and a recorder that fails is dropped and reported through
 // recorderFailed. Only the program's goroutine writes to it.
@@ -307,6 +314,24 @@ func (t *tee) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
 		t.recorded(t.rec.WriteAudio(ntp, pts, aus))
 	}
 	return nil
+}
+
+// Cue implements media.Cuer.
+func (t *tee) Cue(c media.Cue) {
+	for _, out := range []media.Sink{t.live, t.rec} {
+		if cuer, ok := out.(media.Cuer); ok {
+			cuer.Cue(c)
+		}
+	}
+}
+
+// Still implements media.Stills.
+func (t *tee) Still(ntp time.Time, jpeg []byte) {
+	for _, out := range []media.Sink{t.live, t.rec} {
+		if stills, ok := out.(media.Stills); ok {
+			stills.Still(ntp, jpeg)
+		}
+	}
 }
 
 func (t *tee) liveWrote(err error) {

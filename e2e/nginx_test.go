@@ -94,6 +94,15 @@ func generateEdgeProgram(dir string) (*testprogram.Program, error) {
 // URL.
 func edgeStartNginx(t testing.TB, origin string) string {
 	t.Helper()
+	return startNginx(t, "nginx.conf", map[string]string{"SINGOFF_ORIGIN": origin}, "")
+}
+
+// startNginx runs nginx with the deploy/ template named, its variables
+// filled in from vars (the listen address, cache directory and user
+// are the test's), plus extra directives at the top of its http block,
+// until the test ends. It returns the edge's root URL.
+func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -101,7 +110,7 @@ func edgeStartNginx(t testing.TB, origin string) string {
 	if _, err := os.Stat(nginx); err != nil {
 		t.Fatalf("nginx is not installed (make deps installs nginx-light): %v", err)
 	}
-	template, err := os.ReadFile(filepath.Join("..", "deploy", "nginx.conf"))
+	text, err := os.ReadFile(filepath.Join("..", "deploy", template))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +126,18 @@ func edgeStartNginx(t testing.TB, origin string) string {
 		me = u.Username
 	}
 	listen := edgeFreeAddr(t)
-	conf := strings.NewReplacer(
+	pairs := []string{
 		"${SINGOFF_NGINX_USER}", me,
 		"${SINGOFF_LISTEN}", listen,
-		"${SINGOFF_ORIGIN}", origin,
 		"${SINGOFF_CACHE_DIR}", dir,
-	).Replace(string(template))
+		"http {", "http {\n" + extra,
+	}
+	for name, value := range vars {
+		pairs = append(pairs, "${"+name+"}", value)
+	}
+	conf := strings.NewReplacer(pairs...).Replace(string(text))
 	if strings.Contains(conf, "${SINGOFF_") {
-		t.Fatalf("deploy/nginx.conf has a variable the test does not fill in")
+		t.Fatalf("deploy/%s has a variable the test does not fill in", template)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {

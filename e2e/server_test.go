@@ -51,8 +51,13 @@ const stopWithin = 30 * time.Second
 // the defaults here); tlsOn makes the base URL https.
 func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
+	return startServerOn(t, tlsOn, fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), extra...)
+}
+
+// startServerOn is startServer on the listen address given.
+func startServerOn(t testing.TB, tlsOn bool, listen string, extra ...string) *server {
+	t.Helper()
 	needBinary(t)
-	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	dataDir := t.TempDir()
 	args := append([]string{
 		"serve",

@@ -134,6 +134,9 @@ type Scene struct {
 	Finished bool
 	Winner   int
 	Score    [2]int
+	// Cheers are the audience's cheers for each side so far (the cheer
+	// meter): the crowd's noise, apart from the votes.
+	Cheers [2]int
 }
 
 // Sink receives the program. Timestamps count from the start of the

@@ -2,223 +2,60 @@ package storage
 
 import (
 	"context"
-	"errors"
-	"slices"
+	"database/sql"
+	"path/filepath"
 	"testing"
-	"time"
 )
 
-func newBattle(id string, created time.Time) *Battle {
-	return &Battle{
-		ID: id, Title: "t " + id, State: StateWaiting, CreatedAt: created,
-		SingerNames: [2]string{"A", "B"}, Rounds: 3, TurnSeconds: 90,
-		HostTokenHash: []byte("h"), SingerTokenHashs: [2][]byte{[]byte("1"), []byte("2")},
-	}
-}
-
-func TestSQLiteRoundTripAndRestart(t *testing.T) {
+// A database made by the first versions (raw SQL, user_version 3) is
+// brought up to date by the description, its battles kept.
+func TestSQLiteUpgradesAnOldDatabase(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "singoff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE battles (id TEXT PRIMARY KEY, title TEXT NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL,
+			started_at INTEGER NOT NULL DEFAULT 0, ended_at INTEGER NOT NULL DEFAULT 0,
+			singer1_name TEXT NOT NULL DEFAULT '', singer2_name TEXT NOT NULL DEFAULT '',
+			rounds INTEGER NOT NULL DEFAULT 0, turn_seconds INTEGER NOT NULL DEFAULT 0,
+			host_token_hash BLOB NOT NULL, singer1_token_hash BLOB NOT NULL, singer2_token_hash BLOB NOT NULL,
+			recorded INTEGER NOT NULL DEFAULT 0, recording_error TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX battles_state_created ON battles (state, created_at)`,
+		`CREATE INDEX battles_created ON battles (created_at)`,
+		`ALTER TABLE battles ADD COLUMN clock_started_at INTEGER NOT NULL DEFAULT 0`,
+		`CREATE TABLE votes (battle_id TEXT NOT NULL REFERENCES battles (id), round INTEGER NOT NULL,
+			watcher TEXT NOT NULL, slot INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (battle_id, round, watcher))`,
+		`INSERT INTO battles (id, title, state, created_at, singer1_name, singer2_name, rounds, turn_seconds,
+			host_token_hash, singer1_token_hash, singer2_token_hash, recorded)
+			VALUES ('old', 'from before', 'ended', 1, 'A', 'B', 3, 90, X'01', X'02', X'03', 1)`,
+		`INSERT INTO votes VALUES ('old', 1, 'w', 2, 1)`,
+		`PRAGMA user_version = 3`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
 	s, err := OpenSQLite(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	for i, id := range []string{"a", "b", "c"} {
-		if err := s.CreateBattle(ctx, newBattle(id, t0.Add(time.Duration(i)*time.Second))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.CreateBattle(ctx, newBattle("a", t0)); err == nil {
-		t.Fatal("duplicate id accepted")
-	}
-	b, err := s.GetBattle(ctx, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := newBattle("b", t0.Add(time.Second))
-	if b.Title != want.Title || !b.CreatedAt.Equal(want.CreatedAt) || b.SingerNames != want.SingerNames ||
-		string(b.SingerTokenHashs[1]) != "2" || !b.StartedAt.IsZero() {
-		t.Fatalf("read back %+v, want %+v", b, want)
-	}
-	if ok, err := s.SetLive(ctx, "b", t0.Add(time.Minute)); !ok || err != nil {
-		t.Fatalf("SetLive = %v, %v", ok, err)
-	}
-	if err := s.SetRecording(ctx, "b", true, ""); err != nil {
-		t.Fatal(err)
-	}
-	list, err := s.ListBattles(ctx, "", 10)
-	if err != nil || len(list) != 3 || list[0].ID != "c" || list[2].ID != "a" {
-		t.Fatalf("list newest first: %v %v", ids(list), err)
-	}
-	live, _ := s.ListBattles(ctx, StateLive, 10)
-	if len(live) != 1 || live[0].ID != "b" {
-		t.Fatalf("live list: %v", ids(live))
-	}
-	if _, err := s.GetBattle(ctx, "zz"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown id: %v", err)
-	}
-	s.Close()
-
-	// A restart after a crash: the live battle comes back ended.
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer s.Close()
-	ended, err := s.EndUnfinished(ctx, t0.Add(time.Hour))
-	if err != nil || len(ended) != 1 || ended[0] != "b" {
-		t.Fatalf("EndUnfinished = %v, %v", ended, err)
-	}
-	b, _ = s.GetBattle(ctx, "b")
-	if b.State != StateEnded || !b.EndedAt.Equal(t0.Add(time.Hour)) || !b.Recorded {
-		t.Fatalf("after restart: %+v", b)
-	}
-	a, _ := s.GetBattle(ctx, "a")
-	if a.State != StateWaiting {
-		t.Fatalf("waiting battle changed at restart: %s", a.State)
-	}
-}
-
-func ids(bs []*Battle) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, b.ID)
-	}
-	return out
-}
-
-func TestVotesReplaceWithinARoundAndSurviveRestart(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := OpenSQLite(ctx, dir)
+	b, err := s.GetBattle(ctx, "old")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBattle("v", time.Now())
-	b.Rounds = 2
-	if err := s.CreateBattle(ctx, b); err != nil {
-		t.Fatal(err)
+	if b.Title != "from before" || !b.Recorded || b.Origin != "" || b.Connected != [2]bool{} || string(b.SingerTokenHashs[1]) != "\x03" {
+		t.Fatalf("old battle read back as %+v", b)
 	}
-	if ok, err := s.StartClock(ctx, "v", time.Unix(100, 0)); !ok || err != nil {
-		t.Fatalf("StartClock = %v, %v", ok, err)
+	if tally, err := s.Tally(ctx, "old", 3); err != nil || tally[0] != [2]int{0, 1} {
+		t.Fatalf("old votes: %v, %v", tally, err)
 	}
-	now := time.Now()
-	for _, v := range []struct {
-		round   int
-		watcher string
-		slot    int
-	}{{1, "a", 1}, {1, "b", 1}, {1, "c", 2}, {1, "a", 2}, {2, "a", 1}} {
-		if err := s.Vote(ctx, "v", v.round, v.watcher, v.slot, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tally, err := s.Tally(ctx, "v", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := [][2]int{{1, 2}, {1, 0}}; tally[0] != want[0] || tally[1] != want[1] {
-		t.Fatalf("tally %v, want %v (a's second vote in round 1 replaces the first)", tally, want)
-	}
-	got, _ := s.GetBattle(ctx, "v")
-	if !got.ClockStartedAt.Equal(time.Unix(100, 0)) {
-		t.Fatalf("clock start %v", got.ClockStartedAt)
-	}
-}
-
-// Every state change is one conditional write: it applies once, from
-// the states it may start from, and never undoes another.
-func TestStateChangesAreConditional(t *testing.T) {
-	ctx := context.Background()
-	s, err := OpenSQLite(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := s.CreateBattle(ctx, newBattle("x", t0)); err != nil {
-		t.Fatal(err)
-	}
-	steps := []struct {
-		name   string
-		change func() (bool, error)
-		want   bool
-	}{
-		{"clock starts while waiting", func() (bool, error) { return s.StartClock(ctx, "x", t0.Add(time.Second)) }, true},
-		{"clock starts once", func() (bool, error) { return s.StartClock(ctx, "x", t0.Add(2*time.Second)) }, false},
-		{"goes live from waiting", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(3*time.Second)) }, true},
-		{"goes live once", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(4*time.Second)) }, false},
-		{"ends", func() (bool, error) { return s.SetEnded(ctx, "x", t0.Add(5*time.Second)) }, true},
-		{"ends once", func() (bool, error) { return s.SetEnded(ctx, "x", t0.Add(6*time.Second)) }, false},
-		{"no live after the end", func() (bool, error) { return s.SetLive(ctx, "x", t0.Add(7*time.Second)) }, false},
-		{"unknown battle", func() (bool, error) { return s.SetEnded(ctx, "nope", t0) }, false},
-	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			if got, err := st.change(); got != st.want || err != nil {
-				t.Fatalf("= %v, %v; want %v", got, err, st.want)
-			}
-		})
-	}
-	b, err := s.GetBattle(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.State != StateEnded || !b.ClockStartedAt.Equal(t0.Add(time.Second)) ||
-		!b.StartedAt.Equal(t0.Add(3*time.Second)) || !b.EndedAt.Equal(t0.Add(5*time.Second)) {
-		t.Fatalf("after the changes: %+v", b)
-	}
-	if err := s.SetRecording(ctx, "x", false, "not recorded"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetRecording(ctx, "nope", true, ""); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("SetRecording of an unknown battle: %v", err)
-	}
-}
-
-func TestTalliesOfSeveralBattles(t *testing.T) {
-	ctx := context.Background()
-	s, err := OpenSQLite(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Now()
-	one, two, none := newBattle("one", now), newBattle("two", now), newBattle("none", now)
-	two.Rounds = 1
-	for _, b := range []*Battle{one, two, none} {
-		if err := s.CreateBattle(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, v := range []struct {
-		battle  string
-		round   int
-		watcher string
-		slot    int
-	}{{"one", 1, "a", 1}, {"one", 3, "a", 2}, {"one", 3, "b", 2}, {"two", 1, "a", 2}, {"two", 2, "a", 1}} {
-		if err := s.Vote(ctx, v.battle, v.round, v.watcher, v.slot, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := s.Tallies(ctx, []*Battle{one, two, none})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][][2]int{
-		"one":  {{1, 0}, {0, 0}, {0, 2}},
-		"two":  {{0, 1}}, // a vote past the battle's rounds is not counted
-		"none": {{0, 0}, {0, 0}, {0, 0}},
-	}
-	for id, w := range want {
-		if !slices.Equal(got[id], w) {
-			t.Errorf("%s: %v, want %v", id, got[id], w)
-		}
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil || version != len(migrations) {
+		t.Fatalf("schema version %d (%v), want %d", version, err, len(migrations))
 	}
 }

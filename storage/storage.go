@@ -1,8 +1,8 @@
 // Package storage keeps battle metadata. The Store interface is what the
 // battle package uses; SQLite (pure Go, one file in the data dir) is the
-// default implementation, and a PostgreSQL one can sit behind the same
-// interface when several origins share metadata. Recordings live in the
-// storage/recording package.
+// default implementation, and PostgreSQL the one several origins share.
+// Both run the same queries and apply the same schema description
+// (schema.go). Recordings live in the storage/recording package.
 package storage
 
 import (
@@ -13,6 +13,9 @@ import (
 
 // ErrNotFound is returned for an unknown battle.
 var ErrNotFound = errors.New("not found")
+
+// ErrNoOrigin is returned when no origin is alive to take a battle.
+var ErrNoOrigin = errors.New("no origin is taking battles")
 
 // Battle states.
 const (
@@ -44,6 +47,35 @@ type Battle struct {
 	// ClockStartedAt is when the host started the rounds' clock; zero
 	// until then. The timeline follows from it.
 	ClockStartedAt time.Time
+
+	// Origin is the URL of the origin that runs the battle when several
+	// share the store ("" for a server on its own).
+	Origin string
+	// Connected and Viewers are what the battle's origin last stored of
+	// its singers and watchers while live, for the other origins.
+	Connected [2]bool
+	Viewers   int
+}
+
+// Origin is one of several servers sharing the store.
+type Origin struct {
+	// URL is its --advertise-url; it names the origin.
+	URL string
+	// Capacity is how many live battles it may run; 0 while it takes no
+	// new battle (draining).
+	Capacity int
+	// Live is how many battles it ran live at its last heartbeat.
+	Live int
+	// SeenAt is its last heartbeat.
+	SeenAt time.Time
+}
+
+// Reaped is what ReapOrigin did with a dead origin's battles.
+type Reaped struct {
+	// Ended are its live battles, now ended.
+	Ended []string
+	// Moved are its waiting battles, now on origins that are alive.
+	Moved []string
 }
 
 // Store keeps battles.
@@ -66,9 +98,10 @@ type Store interface {
 	// SetRecording says whether the battle has a recording and, when
 	// not, why (a sentence fit for the public battle object).
 	SetRecording(ctx context.Context, id string, recorded bool, why string) error
-	// EndUnfinished marks every battle that is not ended as ended at
-	// `at` when it was live (a crash cut it short), and returns their ids.
-	EndUnfinished(ctx context.Context, at time.Time) ([]string, error)
+	// EndUnfinished marks the live battles of origin ("" for a server
+	// on its own) as ended at `at` (a crash cut them short), and returns
+	// their ids.
+	EndUnfinished(ctx context.Context, origin string, at time.Time) ([]string, error)
 	// Vote records a watcher's vote in a round, replacing an earlier one
 	// of the same round.
 	Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error
@@ -77,5 +110,31 @@ type Store interface {
 	// Tallies counts the votes of several battles in one query, each
 	// for its own rounds, by battle id.
 	Tallies(ctx context.Context, battles []*Battle) (map[string][][2]int, error)
+
+	// The origins registry, when several servers share the store.
+	//
+	// Heartbeat registers origin o, or refreshes its entry, as seen at
+	// o.SeenAt.
+	Heartbeat(ctx context.Context, o Origin) error
+	// Origins lists the registered origins by URL.
+	Origins(ctx context.Context) ([]Origin, error)
+	// PlaceBattle stores the new battle b on the origin with the most
+	// free capacity (its capacity minus its battles not ended) among
+	// those seen since `alive` that take battles, and sets b.Origin; the
+	// choice and the insert are one step, so concurrent placements
+	// never count the same free place. ErrNoOrigin when none is alive.
+	PlaceBattle(ctx context.Context, b *Battle, alive time.Time) error
+	// ReapOrigin removes origin url from the registry if it was last
+	// seen before `dead`, ends its live battles at `at` (their votes
+	// kept) and moves its waiting battles to the origins seen since
+	// `alive` that take battles (they stay where they are when there is
+	// none). An origin seen since `dead`, or reaped by another server
+	// first, is left alone: the zero Reaped. An origin that stops
+	// cleanly reaps itself, with `dead` now.
+	ReapOrigin(ctx context.Context, url string, dead, alive, at time.Time) (Reaped, error)
+	// SetPresence stores what a live battle's origin sees of its
+	// singers and watchers.
+	SetPresence(ctx context.Context, id string, connected [2]bool, viewers int) error
+
 	Close() error
 }

@@ -21,7 +21,7 @@ import (
 type api struct {
 	battles *battle.Manager
 	log     *slog.Logger
-	urls    interface{ baseURL(*gin.Context) string }
+	urls    interface{ baseURL(*gin.Context) urlBase }
 	limits  limiters
 	events  *eventHub
 }
@@ -76,7 +76,7 @@ func (a *api) create(c *gin.Context) {
 	case errors.Is(err, battle.ErrInvalid):
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 		return
-	case errors.Is(err, battle.ErrDraining):
+	case errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrFull):
 		unavailable(c, err)
 		return
 	case err != nil:

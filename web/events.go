@@ -34,7 +34,8 @@ type eventHub struct {
 // feedKey names one rendering of a battle: its URLs carry the base the
 // subscribers used.
 type feedKey struct {
-	id, base string
+	id   string
+	base urlBase
 }
 
 // feed is one battle's rendered events and their subscribers.

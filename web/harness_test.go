@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,7 +20,23 @@ import (
 
 // newServer is the whole server (real SQLite, ingest on loopback, HLS,
 // compositor) behind an httptest listener, as the binary wires it.
-func newServer(t *testing.T, cfg app.Config) *httptest.Server {
+func newServer(t testing.TB, cfg app.Config) *httptest.Server {
+	t.Helper()
+	return serveApp(t, listen(t), cfg)
+}
+
+// listen opens a loopback listener for a test server.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serveApp serves the whole server, configured by cfg, on ln.
+func serveApp(t testing.TB, ln net.Listener, cfg app.Config) *httptest.Server {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
@@ -30,7 +47,8 @@ func newServer(t *testing.T, cfg app.Config) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
+	srv.Start()
 	t.Cleanup(func() {
 		now, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -70,7 +88,7 @@ type created struct {
 }
 
 // call makes one request and reads a JSON answer.
-func call(t *testing.T, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
+func call(t testing.TB, method, url, token, contentType, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
@@ -94,7 +112,7 @@ func call(t *testing.T, method, url, token, contentType, body string) (int, map[
 	return resp.StatusCode, out, resp.Header
 }
 
-func create(t *testing.T, base, body string) created {
+func create(t testing.TB, base, body string) created {
 	t.Helper()
 	resp, err := http.Post(base+"/api/battles", "application/json", strings.NewReader(body))
 	if err != nil {

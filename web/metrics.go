@@ -72,21 +72,21 @@ type battleCollector struct {
 }
 
 var battleMetrics = struct {
-	live, waiting, singers, viewers, frames, dropped, audioFrames, encodeSeconds *prometheus.Desc
+	live, waiting, singers, viewers, frames, repeated, audioFrames, encodeSeconds *prometheus.Desc
 }{
 	live:          prometheus.NewDesc("singoff_battles_live", "Battles whose program is running.", nil, nil),
 	waiting:       prometheus.NewDesc("singoff_battles_waiting", "Battles with a room but no program yet.", nil, nil),
 	singers:       prometheus.NewDesc("singoff_singers_connected", "Singers publishing now.", nil, nil),
 	viewers:       prometheus.NewDesc("singoff_viewers", "Distinct HLS watchers of the last 30 s, all battles.", nil, nil),
 	frames:        prometheus.NewDesc("singoff_program_frames_total", "Program video frames encoded.", nil, nil),
-	dropped:       prometheus.NewDesc("singoff_program_frames_dropped_total", "Program frame ticks skipped to stay on the clock.", nil, nil),
+	repeated:      prometheus.NewDesc("singoff_program_frames_repeated_total", "Program frames that repeated the last picture because the program was behind its clock.", nil, nil),
 	audioFrames:   prometheus.NewDesc("singoff_program_audio_frames_total", "Program AAC frames encoded.", nil, nil),
 	encodeSeconds: prometheus.NewDesc("singoff_program_encode_seconds_total", "Time spent composing and encoding programs.", nil, nil),
 }
 
 func (battleCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := battleMetrics
-	for _, desc := range []*prometheus.Desc{d.live, d.waiting, d.singers, d.viewers, d.frames, d.dropped, d.audioFrames, d.encodeSeconds} {
+	for _, desc := range []*prometheus.Desc{d.live, d.waiting, d.singers, d.viewers, d.frames, d.repeated, d.audioFrames, d.encodeSeconds} {
 		ch <- desc
 	}
 }
@@ -103,7 +103,7 @@ func (c battleCollector) Collect(ch chan<- prometheus.Metric) {
 		{d.singers, prometheus.GaugeValue, float64(s.SingersConnected)},
 		{d.viewers, prometheus.GaugeValue, float64(s.Viewers)},
 		{d.frames, prometheus.CounterValue, float64(p.FramesOut)},
-		{d.dropped, prometheus.CounterValue, float64(p.FramesDropped)},
+		{d.repeated, prometheus.CounterValue, float64(p.FramesRepeated)},
 		{d.audioFrames, prometheus.CounterValue, float64(p.AudioFramesOut)},
 		{d.encodeSeconds, prometheus.CounterValue, p.EncodeTime.Seconds()},
 	} {

@@ -39,17 +39,18 @@ type file struct {
 
 // registerPages serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
 // (sing), /b/{id}/replay (replay) and the static files under /assets/.
-func registerPages(e *gin.Engine) {
+// toOrigin runs before the watch and sing pages.
+func registerPages(e *gin.Engine, toOrigin gin.HandlerFunc) {
 	byPath := loadFiles()
 	page := func(name string) gin.HandlerFunc {
 		f := byPath["pages/"+name]
 		return func(c *gin.Context) { serve(c.Writer, c.Request, f) }
 	}
 	e.GET("/", page("home.html"))
-	e.GET("/b/:id", page("watch.html"))
+	e.GET("/b/:id", toOrigin, page("watch.html"))
 	e.GET("/b/:id/replay", page("replay.html"))
 	sing := page("sing.html")
-	e.GET("/b/:id/sing/:slot", func(c *gin.Context) {
+	e.GET("/b/:id/sing/:slot", toOrigin, func(c *gin.Context) {
 		if slot := c.Param("slot"); slot != "1" && slot != "2" {
 			notFound(c)
 			return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/gin-gonic/gin"
 )
 
 func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*http.Response, string) {
@@ -39,7 +40,7 @@ func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*
 // pagesOnly serves the pages with no API behind them.
 func pagesOnly() http.Handler {
 	e := newEngine()
-	registerPages(e)
+	registerPages(e, func(*gin.Context) {}) // no battles: no origin to send a browser to
 	return e
 }
 

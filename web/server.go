@@ -98,9 +98,10 @@ func New(cfg Config) (*Server, error) {
 		log:        cfg.Logger,
 	}
 	rtc.register(e)
+	registerOrigin(e, cfg.Battles, cfg.Logger)
 	streams := &streams{live: cfg.Live, vod: cfg.VOD}
 	streams.register(e)
-	registerPages(e)
+	registerPages(e, s.toBattlesOrigin(cfg.Battles))
 	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs)))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *gin.Context) {
@@ -162,10 +163,23 @@ func (s *Server) fromTrustedProxy(c *gin.Context) bool {
 	return false
 }
 
+// urlBase is where the URLs a request is answered with point.
+type urlBase struct {
+	// url is the scheme and host the client used.
+	url string
+	// direct is true when the client came straight to this origin, not
+	// through a trusted proxy (an edge).
+	direct bool
+}
+
 // baseURL is the scheme and host the client used, so returned URLs work
 // behind a TLS-terminating proxy (X-Forwarded-Proto/Host, honoured only
 // from trusted proxies).
-func (s *Server) baseURL(c *gin.Context) string {
+func (s *Server) baseURL(c *gin.Context) urlBase {
+	return urlBase{url: s.clientBase(c), direct: !s.fromTrustedProxy(c)}
+}
+
+func (s *Server) clientBase(c *gin.Context) string {
 	scheme := "http"
 	if c.Request.TLS != nil {
 		scheme = "https"

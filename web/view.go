@@ -38,9 +38,15 @@ type singerView struct {
 	Connected bool   `json:"connected"`
 }
 
-// viewOf renders st with URLs under base.
-func viewOf(st battle.Status, base string) view {
+// viewOf renders st with URLs under base. The live program of a battle
+// another origin runs is there (the origin's URL), unless the client came
+// through an edge, which routes it by battle id.
+func viewOf(st battle.Status, base urlBase) view {
 	b := st.Battle
+	live := base.url
+	if base.direct && b.Origin != "" {
+		live = b.Origin
+	}
 	v := view{
 		ID:          b.ID,
 		Title:       b.Title,
@@ -49,7 +55,7 @@ func viewOf(st battle.Status, base string) view {
 		StartedAt:   timeOrNil(b.StartedAt),
 		EndedAt:     timeOrNil(b.EndedAt),
 		Viewers:     st.Viewers,
-		HLSURL:      base + "/hls/" + b.ID + "/index.m3u8",
+		HLSURL:      live + "/hls/" + b.ID + "/index.m3u8",
 		Rounds:      b.Rounds,
 		TurnSeconds: b.TurnSeconds,
 		Votes:       st.Votes,
@@ -64,7 +70,7 @@ func viewOf(st battle.Status, base string) view {
 		v.Singers = append(v.Singers, singerView{Slot: i + 1, Name: name, Connected: st.Connected[i]})
 	}
 	if b.Recorded {
-		u := base + "/vod/" + b.ID + "/index.m3u8"
+		u := base.url + "/vod/" + b.ID + "/index.m3u8"
 		v.VODURL = &u
 	}
 	if b.RecordingError != "" {

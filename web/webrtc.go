@@ -61,7 +61,8 @@ type slotRequest struct {
 
 // authorize reads the battle and slot in the path and checks the token:
 // WHIP takes the slot's singer token; WHEP the other singer's or the
-// host's. When it fails it has answered.
+// host's. A battle another origin runs is redirected there. When it
+// fails it has answered.
 func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	b, err := w.battles.Get(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, battle.ErrNotFound) {
@@ -70,6 +71,13 @@ func (w *webrtcRoutes) authorize(c *gin.Context, k kind) (slotRequest, bool) {
 	}
 	if err != nil {
 		internalError(c, w.log, err)
+		return slotRequest{}, false
+	}
+	if owner, elsewhere := w.battles.Owner(b); elsewhere && b.State != storage.StateEnded {
+		// Another origin runs the battle: its media go there (RFC 9725
+		// lets a WHIP/WHEP server redirect with 307).
+		c.Header("Location", owner+c.Request.URL.RequestURI())
+		c.Status(http.StatusTemporaryRedirect)
 		return slotRequest{}, false
 	}
 	slot := 0
@@ -162,17 +170,12 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 // and are answered with the server's (200), else 204.
 func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
 			return
 		}
 		frag, ok := body(c, contentTypeSDPFrag)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		restart, err := room.Patch(c.Request.Context(), req.slot, c.Param("session"), frag, c.GetHeader("If-Match"))
@@ -194,13 +197,8 @@ func (w *webrtcRoutes) patch(k kind) gin.HandlerFunc {
 // hangup ends a session (DELETE on its Location).
 func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, ok := w.authorize(c, k)
+		req, room, ok := w.sessionRoom(c, k)
 		if !ok {
-			return
-		}
-		room := w.ingest.Room(req.battle.ID)
-		if room == nil {
-			httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
 			return
 		}
 		if err := room.Hangup(req.slot, c.Param("session")); err != nil {
@@ -209,6 +207,22 @@ func (w *webrtcRoutes) hangup(k kind) gin.HandlerFunc {
 		}
 		c.Status(http.StatusOK)
 	}
+}
+
+// sessionRoom authorizes a request on a session and finds the battle's
+// room; a battle without one has no sessions (404). When it fails it has
+// answered.
+func (w *webrtcRoutes) sessionRoom(c *gin.Context, k kind) (slotRequest, *ingest.Room, bool) {
+	req, ok := w.authorize(c, k)
+	if !ok {
+		return req, nil, false
+	}
+	room := w.ingest.Room(req.battle.ID)
+	if room == nil {
+		httpjson.Error(c.Writer, http.StatusNotFound, "no such session")
+		return req, nil, false
+	}
+	return req, room, true
 }
 
 // options answers OPTIONS on a WHIP/WHEP resource or session: what it
@@ -252,7 +266,7 @@ func (w *webrtcRoutes) fail(c *gin.Context, err error) {
 			httpjson.Error(c.Writer, http.StatusNotFound, "no such session: the battle has ended")
 		}
 		return
-	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining):
+	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrElsewhere):
 		unavailable(c, err)
 		return
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

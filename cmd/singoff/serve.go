@@ -34,6 +34,9 @@ type serveConfig struct {
 	demo           bool
 	minTurnSeconds int
 	maxLive        int
+	database       string
+	recordings     string
+	advertiseURL   string
 }
 
 func serveFlags(args []string) (*serveConfig, error) {
@@ -59,6 +62,9 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.BoolVar(&c.demo, "demo", false, "start a demo battle with two synthetic singers")
 	fs.IntVar(&c.maxLive, "max-live-battles", 8, "battles live at once; a first publish past it gets 503")
 	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
+	fs.StringVar(&c.database, "database", "", "a postgres:// URL shared by several origins (default: SQLite in the data dir)")
+	fs.StringVar(&c.recordings, "recordings", "", "an s3://bucket/prefix?endpoint=… URL (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: the data dir)")
+	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this origin's base URL as clients and the other origins reach it (needed with a shared database)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -89,6 +95,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		RetentionDays:  cfg.retentionDays,
 		MaxLive:        cfg.maxLive,
 		MinTurnSeconds: cfg.minTurnSeconds,
+		Database:       cfg.database,
+		Recordings:     cfg.recordings,
+		AdvertiseURL:   cfg.advertiseURL,
 		Logger:         log,
 	})
 	if err != nil {
@@ -122,7 +131,8 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		scheme = "https"
 	}
 	base := scheme + "://" + displayAddr(ln.Addr().String())
-	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback)
+	log.Info("singoff serving", "url", base, "data_dir", cfg.dataDir, "webrtc_port", cfg.webrtcPort, "loopback", cfg.loopback,
+		"advertise_url", cfg.advertiseURL)
 	if cfg.demo {
 		go runDemo(ctx, log, base, cfg.loopback, a.Battles)
 	}

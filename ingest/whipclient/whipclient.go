@@ -97,6 +97,24 @@ func newSession(opts Options, token string) (*session, error) {
 	return s, nil
 }
 
+// httpClient follows the redirects a WHIP/WHEP server answers with (RFC
+// 9725: 307 to the server that runs the session, another origin) with
+// the bearer token, which Go's client would drop for another host; never
+// from HTTPS down to HTTP.
+var httpClient = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	first := via[0]
+	if first.URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refusing a redirect from HTTPS to %s", req.URL.Redacted())
+	}
+	if auth := first.Header.Get("Authorization"); auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return nil
+}}
+
 // negotiate posts the complete offer (candidates gathered) to endpoint
 // and applies the answer.
 func (s *session) negotiate(ctx context.Context, endpoint string) error {
@@ -119,7 +137,7 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	s.authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -176,7 +194,7 @@ func (s *session) delete(ctx context.Context) error {
 		return err
 	}
 	s.authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -197,7 +215,7 @@ func (s *session) Patch(ctx context.Context, frag string) (int, []byte, error) {
 	}
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
 	s.authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

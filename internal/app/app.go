@@ -6,9 +6,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +29,17 @@ import (
 // Config is the server's configuration; zero values take the defaults of
 // the parts.
 type Config struct {
-	DataDir        string
+	DataDir string
+	// Database is a postgres:// URL; "" keeps the metadata in SQLite
+	// in the data dir.
+	Database string
+	// Recordings is an s3://bucket/prefix?endpoint=… URL; "" keeps the
+	// recordings in the data dir.
+	Recordings string
+	// AdvertiseURL is this origin's base URL as clients and the other
+	// origins reach it; it makes this server one of several origins
+	// (needed with a shared database).
+	AdvertiseURL   string
 	WebRTCPort     int
 	PublicIPs      []string
 	ICEServers     []string
@@ -52,12 +64,13 @@ type Config struct {
 
 // App is a running server, short of its listener.
 type App struct {
-	Battles *battle.Manager
-	Web     *web.Server
-	log     *slog.Logger
-	store   storage.Store
-	rtc     *ingest.Server
-	cancel  context.CancelFunc
+	Battles    *battle.Manager
+	Web        *web.Server
+	log        *slog.Logger
+	store      storage.Store
+	recordings recording.Store
+	rtc        *ingest.Server
+	cancel     context.CancelFunc
 }
 
 // New opens the data dir and starts every part. Close stops them.
@@ -81,19 +94,28 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("making the data dir: %w", err)
 	}
-	store, err := storage.OpenSQLite(ctx, cfg.DataDir)
+	origin, err := advertised(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, changes, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
 	a.store = store
-	recordings, err := recording.NewLocal(filepath.Join(cfg.DataDir, "recordings"), recording.LocalOptions{
-		MinFreeBytes: uint64(cfg.DiskFloorMB) << 20,
-		Logger:       part("recording"),
-	})
+	// The battle manager exists once the recordings do; a recording in
+	// trouble before then has nobody to tell.
+	trouble := func(id string) {
+		if a.Battles != nil {
+			a.Battles.RecordingTrouble(context.Background(), id, recordingGaps)
+		}
+	}
+	recordings, err := openRecordings(ctx, cfg, part("recording"), trouble)
 	if err != nil {
 		return nil, fmt.Errorf("opening the recordings: %w", err)
 	}
-	if err := recoverCrash(ctx, log, store, recordings); err != nil {
+	a.recordings = recordings
+	if err := recoverCrash(ctx, log, store, recordings, origin); err != nil {
 		return nil, err
 	}
 	a.rtc, err = ingest.NewServer(ingest.Config{
@@ -131,12 +153,22 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		MinTurnSeconds: cfg.MinTurnSeconds,
 		VoteGrace:      cfg.VoteGrace,
 		ResultHold:     cfg.ResultHold,
-		Logger:         part("battle"),
+		Origin:         origin,
+		Changes:        changes,
+		Orphaned: func(ids []string) {
+			for _, id := range ids {
+				recordings.Finish(id)
+			}
+		},
+		Logger: part("battle"),
 	})
+	if err := a.Battles.Join(ctx); err != nil {
+		return nil, fmt.Errorf("joining the origins: %w", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	if cfg.RetentionDays > 0 {
-		go recordings.RunRetention(bg, time.Duration(cfg.RetentionDays)*24*time.Hour, time.Hour, func(ids []string) {
+		go recording.RunRetention(bg, recordings, part("recording"), time.Duration(cfg.RetentionDays)*24*time.Hour, time.Hour, func(ids []string) {
 			a.Battles.Unrecorded(context.Background(), ids, "the recording was deleted after the retention period")
 		})
 	}
@@ -173,6 +205,10 @@ func (a *App) Close(ctx context.Context) {
 	a.closeParts()
 }
 
+// uploadsGrace is how long a stopping server waits for the recordings'
+// uploads; what is left goes up at the next start.
+const uploadsGrace = 20 * time.Second
+
 func (a *App) closeParts() {
 	if a.cancel != nil {
 		a.cancel()
@@ -180,19 +216,81 @@ func (a *App) closeParts() {
 	if a.rtc != nil {
 		a.rtc.Close()
 	}
+	if a.recordings != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), uploadsGrace)
+		if err := a.recordings.Close(ctx); err != nil {
+			a.log.Warn("closing the recordings", "err", err)
+		}
+		cancel()
+	}
 	if a.store != nil {
 		a.store.Close()
 	}
 }
 
+// recordingGaps is the battle object's word for a recording that lost
+// segments while its store was unreachable.
+const recordingGaps = "the recordings store was unreachable for too long: parts of this battle are missing from its recording"
+
+// advertised checks --advertise-url: a base URL (http or https, a host,
+// no path), needed with a shared database.
+func advertised(cfg Config) (string, error) {
+	if cfg.AdvertiseURL == "" {
+		if storage.IsPostgresURL(cfg.Database) {
+			return "", errors.New("--advertise-url is needed with a shared (postgres://) database: the other origins send this one's battles there")
+		}
+		return "", nil
+	}
+	u, err := url.Parse(cfg.AdvertiseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("--advertise-url %q must be http(s)://host[:port]", cfg.AdvertiseURL)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// openStore opens the metadata store: PostgreSQL for a postgres:// URL
+// (with its changes feed), else SQLite in the data dir.
+func openStore(ctx context.Context, cfg Config) (storage.Store, battle.Changes, error) {
+	switch {
+	case storage.IsPostgresURL(cfg.Database):
+		s, err := storage.OpenPostgres(ctx, cfg.Database)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s, nil
+	case cfg.Database != "":
+		return nil, nil, errors.New("--database must be a postgres:// URL (or empty for SQLite in the data dir)")
+	}
+	s, err := storage.OpenSQLite(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, nil, nil
+}
+
+// openRecordings opens the recordings: an S3 bucket for an s3:// URL
+// (staged in the data dir), else the data dir.
+func openRecordings(ctx context.Context, cfg Config, log *slog.Logger, trouble func(id string)) (recording.Store, error) {
+	local := recording.LocalOptions{MinFreeBytes: uint64(cfg.DiskFloorMB) << 20, Logger: log}
+	if cfg.Recordings == "" {
+		return recording.NewLocal(filepath.Join(cfg.DataDir, "recordings"), local)
+	}
+	return recording.OpenS3(ctx, cfg.Recordings, recording.S3Options{
+		Staging:      filepath.Join(cfg.DataDir, "recordings-staging"),
+		LocalOptions: local,
+		BacklogFull:  trouble,
+	})
+}
+
 // recoverCrash finishes what a crash left open: recordings get their
-// ENDLIST, battles that were live end.
-func recoverCrash(ctx context.Context, log *slog.Logger, store storage.Store, recordings *recording.Local) error {
+// ENDLIST, battles of this origin that were live end.
+func recoverCrash(ctx context.Context, log *slog.Logger, store storage.Store, recordings recording.Store, origin string) error {
 	closed, err := recordings.Recover()
 	if err != nil {
 		return fmt.Errorf("recovering recordings: %w", err)
 	}
-	ended, err := store.EndUnfinished(ctx, time.Now().UTC())
+	ended, err := store.EndUnfinished(ctx, origin, time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("ending battles a crash left live: %w", err)
 	}

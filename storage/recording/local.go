@@ -66,6 +66,15 @@ func NewLocal(dir string, opts LocalOptions) (*Local, error) {
 // under LocalOptions.MinFreeBytes, and with ErrExists when battleID has a
 // recording already (its files are served as immutable).
 func (l *Local) Create(battleID string, info media.ProgramInfo) (media.Recorder, error) {
+	rec, err := l.create(battleID, info, nil)
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// create starts a recording whose files stage follows (nil: none).
+func (l *Local) create(battleID string, info media.ProgramInfo, stage stager) (*recorder, error) {
 	if !battleid.Valid(battleID) {
 		return nil, fmt.Errorf("%w: %q", ErrBadID, battleID)
 	}
@@ -89,7 +98,7 @@ func (l *Local) Create(battleID string, info media.ProgramInfo) (media.Recorder,
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	logger := l.opts.Logger.With("battle", battleID)
-	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, &l.written, func() {
+	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, &l.written, stage, func() {
 		l.mu.Lock()
 		delete(l.active, battleID)
 		l.mu.Unlock()
@@ -230,24 +239,44 @@ func (l *Local) Purge(olderThan time.Duration) ([]string, error) {
 	return purged, errors.Join(errs...)
 }
 
-// RunRetention deletes the finished recordings older than age (see
-// Purge) at once and then every every until ctx is done, and hands the
-// ids of the battles whose recordings it deleted to purged. Errors are
-// logged and the loop goes on. With age <= 0 recordings are kept forever
-// and it returns at once.
-func (l *Local) RunRetention(ctx context.Context, age, every time.Duration, purged func(ids []string)) {
+// Finish implements Store: a recording a dead server left open here is
+// finished as Recover would.
+func (l *Local) Finish(battleID string) {
+	if !battleid.Valid(battleID) {
+		return
+	}
+	l.mu.Lock()
+	_, active := l.active[battleID]
+	l.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(l.dir, battleID)); active || err != nil {
+		return // recording now, or not here
+	}
+	if _, err := l.recover(battleID); err != nil {
+		l.opts.Logger.Error("recording: finishing a recording left open", "battle", battleID, "err", err)
+	}
+}
+
+// Close implements Store: a local store has nothing in flight.
+func (l *Local) Close(context.Context) error { return nil }
+
+// RunRetention deletes the finished recordings of s older than age (see
+// Store.Purge) at once and then every every until ctx is done, and hands
+// the ids of the battles whose recordings it deleted to purged. Errors
+// are logged and the loop goes on. With age <= 0 recordings are kept
+// forever and it returns at once.
+func RunRetention(ctx context.Context, s Store, logger *slog.Logger, age, every time.Duration, purged func(ids []string)) {
 	if age <= 0 {
 		return
 	}
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
-		ids, err := l.Purge(age)
+		ids, err := s.Purge(age)
 		if err != nil {
-			l.opts.Logger.Error("recording: purging old recordings", "err", err)
+			logger.Error("recording: purging old recordings", "err", err)
 		}
 		if len(ids) > 0 {
-			l.opts.Logger.Info("recording: purged old recordings", "battles", strings.Join(ids, ","), "age", age)
+			logger.Info("recording: purged old recordings", "battles", strings.Join(ids, ","), "age", age)
 			purged(ids)
 		}
 		select {

@@ -56,11 +56,30 @@ type segmentJob struct {
 	discontinuity bool
 }
 
+// stager follows what a recorder writes, so that it can be sent on (the
+// S3 store uploads it). Its methods are called in order from the
+// recorder's writing goroutine; the init segment is written before the
+// recorder exists.
+type stager interface {
+	// admit tells whether a segment of size bytes may be written; false
+	// drops it (a hole in the recording, marked as a discontinuity).
+	admit(size int) bool
+	// segment follows a segment written, as the playlist lists it.
+	segment(e segmentEntry, size int)
+	// finished follows the last write: whether the playlist became VOD
+	// and whether anything was recorded (else the recording is gone).
+	finished(ended, recorded bool)
+}
+
+// errNoRoom drops a segment its stager has no room for.
+var errNoRoom = errors.New("recording: no room to stage the segment")
+
 // recorder cuts the program into segments of about segmentDuration at
 // keyframes and has a goroutine of its own write them, so that the
 // program's writer never waits on the disk.
 type recorder struct {
 	logger          *slog.Logger
+	stage           stager // nil when nothing follows the files
 	dir             string
 	segmentDuration int64 // media.VideoClockRate
 	frameDuration   int64 // media.VideoClockRate, for the last frame
@@ -85,7 +104,8 @@ type recorder struct {
 	written *atomic.Uint64 // the store's count of segment bytes written
 }
 
-func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, written *atomic.Uint64, onClose func()) (*recorder, error) {
+func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, written *atomic.Uint64,
+	stage stager, onClose func()) (*recorder, error) {
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
 		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.Video[0].SPS, PPS: info.Video[0].PPS}},
 		{ID: audioTrackID, TimeScale: media.AudioClockRate, Codec: &codecs.MPEG4Audio{Config: info.Audio}},
@@ -103,6 +123,7 @@ func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Durati
 	}
 	r := &recorder{
 		logger:          logger,
+		stage:           stage,
 		dir:             dir,
 		segmentDuration: segmentDuration.Nanoseconds() * media.VideoClockRate / int64(time.Second),
 		frameDuration:   media.VideoClockRate / fps,
@@ -262,20 +283,29 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 	defer close(r.done)
 	var entries []segmentEntry
 	for job := range r.jobs {
-		if err := r.writeSegment(job); err != nil {
+		size, err := r.writeSegment(job)
+		if errors.Is(err, errNoRoom) {
+			r.logger.Warn("recording: segment dropped, the staging backlog is full", "dir", r.dir, "duration", job.duration)
+			continue
+		}
+		if err != nil {
 			r.fail(err)
 			continue
 		}
 		// A segment that failed to write leaves a hole too.
 		afterHole := len(entries) > 0 && entries[len(entries)-1].name != segmentName(job.seq-1)
-		entries = append(entries, segmentEntry{
+		e := segmentEntry{
 			name:          segmentName(job.seq),
 			duration:      job.duration,
 			start:         job.start,
 			discontinuity: job.discontinuity || afterHole,
-		})
+		}
+		entries = append(entries, e)
 		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, false)); err != nil {
 			r.fail(err)
+		}
+		if r.stage != nil {
+			r.stage.segment(e, size)
 		}
 	}
 	if len(entries) == 0 {
@@ -283,12 +313,18 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 		if err := os.RemoveAll(r.dir); err != nil {
 			r.fail(err)
 		}
+		if r.stage != nil {
+			r.stage.finished(r.ended, false)
+		}
 		return
 	}
 	if r.ended {
 		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, true)); err != nil {
 			r.fail(err)
 		}
+	}
+	if r.stage != nil {
+		r.stage.finished(r.ended, true)
 	}
 }
 
@@ -299,7 +335,8 @@ func (r *recorder) fail(err error) {
 	}
 }
 
-func (r *recorder) writeSegment(job segmentJob) error {
+// writeSegment writes a segment's file and returns its size.
+func (r *recorder) writeSegment(job segmentJob) (int, error) {
 	part := fmp4.Part{SequenceNumber: uint32(job.seq + 1)}
 	video := &fmp4.PartTrack{ID: videoTrackID, BaseTime: uint64(job.video[0].pts)}
 	for i := range job.video {
@@ -315,11 +352,14 @@ func (r *recorder) writeSegment(job segmentJob) error {
 	}
 	var buf seekablebuffer.Buffer
 	if err := part.Marshal(&buf); err != nil {
-		return fmt.Errorf("segment %d: %w", job.seq, err)
+		return 0, fmt.Errorf("segment %d: %w", job.seq, err)
+	}
+	if r.stage != nil && !r.stage.admit(buf.Len()) {
+		return 0, errNoRoom
 	}
 	if err := writeFileAtomic(r.dir, segmentName(job.seq), buf.Bytes()); err != nil {
-		return err
+		return 0, err
 	}
 	r.written.Add(uint64(buf.Len()))
-	return nil
+	return buf.Len(), nil
 }

@@ -6,6 +6,7 @@
 package recording
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -13,9 +14,8 @@ import (
 	"github.com/singoff/singoff/media"
 )
 
-// Store keeps recordings. Local keeps them on a local disk; another
-// implementation (e.g. an S3-compatible bucket) can take its place
-// without the compositor noticing.
+// Store keeps recordings. Local keeps them on a local disk; S3 in an
+// S3-compatible bucket, staging them on a local disk.
 type Store interface {
 	// Create starts the recording of battle battleID.
 	Create(battleID string, info media.ProgramInfo) (media.Recorder, error)
@@ -29,6 +29,17 @@ type Store interface {
 	// Purge deletes the recordings finished longer ago than olderThan
 	// and returns their battle ids.
 	Purge(olderThan time.Duration) ([]string, error)
+	// Finish finishes the recording of a battle whose server died with
+	// it open (another origin's): its playlist becomes VOD at its last
+	// stored segment. A remote store does it in the background.
+	Finish(battleID string)
+	// BytesWritten counts the segment bytes recorded since the store
+	// opened.
+	BytesWritten() uint64
+	// Close waits until ctx is done for what the store still has in
+	// flight (uploads), then stops it; what is left is sent on by the
+	// next Recover.
+	Close(ctx context.Context) error
 }
 
 // Errors of Create.

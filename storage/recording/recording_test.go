@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopS3Server()
 	os.RemoveAll(clipDir)
 	os.Exit(code)
 }
@@ -528,7 +529,7 @@ func TestRunRetention(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
-			l.RunRetention(ctx, age, every, func(ids []string) { reports <- ids })
+			RunRetention(ctx, l, testLogger(t), age, every, func(ids []string) { reports <- ids })
 			close(done)
 		}()
 		stop = func() {
@@ -588,7 +589,7 @@ func TestRunRetention(t *testing.T) {
 func TestRunRetentionForever(t *testing.T) {
 	l := newStore(t, LocalOptions{})
 	record(t, l, "old", 3*time.Second, true)
-	l.RunRetention(t.Context(), 0, time.Hour, func(ids []string) { t.Errorf("purged %v", ids) })
+	RunRetention(t.Context(), l, testLogger(t), 0, time.Hour, func(ids []string) { t.Errorf("purged %v", ids) })
 	if !l.Exists("old") {
 		t.Error("a recording was purged with no retention age")
 	}

@@ -3,6 +3,7 @@ package recording
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -74,29 +75,44 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch file {
-	case playlistName:
+	var content io.ReadSeeker = f
+	var text []byte
+	if file == playlistName {
 		// Read it whole: whether it is finished decides how long it may
 		// be cached, and it is small.
-		text := make([]byte, st.Size())
+		text = make([]byte, st.Size())
 		if _, err := f.ReadAt(text, 0); err != nil {
 			httpjson.Error(w, http.StatusInternalServerError, "reading the recording failed")
 			return
 		}
-		h.Set("Content-Type", "application/vnd.apple.mpegurl")
-		if isFinished(string(text)) {
-			h.Set("Cache-Control", cacheVODPlaylist)
-		} else {
-			h.Set("Cache-Control", cacheEventPlaylist)
-		}
-		http.ServeContent(w, r, file, st.ModTime(), bytes.NewReader(text))
-	case initName:
-		h.Set("Content-Type", "video/mp4")
+		content = bytes.NewReader(text)
+	}
+	fileHeaders(h, file, text)
+	http.ServeContent(w, r, file, st.ModTime(), content)
+}
+
+// fileHeaders sets the type and caching of a recording's file; playlist
+// is the text of a playlist (whether it is finished decides its caching).
+func fileHeaders(h http.Header, file string, playlist []byte) {
+	h.Set("Content-Type", contentType(file))
+	switch {
+	case file != playlistName:
 		h.Set("Cache-Control", cacheMedia)
-		http.ServeContent(w, r, file, st.ModTime(), f)
+	case isFinished(string(playlist)):
+		h.Set("Cache-Control", cacheVODPlaylist)
 	default:
-		h.Set("Content-Type", "video/iso.segment")
-		h.Set("Cache-Control", cacheMedia)
-		http.ServeContent(w, r, file, st.ModTime(), f)
+		h.Set("Cache-Control", cacheEventPlaylist)
+	}
+}
+
+// contentType is the type of a recording's file.
+func contentType(file string) string {
+	switch file {
+	case playlistName:
+		return "application/vnd.apple.mpegurl"
+	case initName:
+		return "video/mp4"
+	default:
+		return "video/iso.segment"
 	}
 }
