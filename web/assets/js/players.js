@@ -7,7 +7,8 @@
 // Each start function takes the video element, the playlist's URL and
 // {live, onFatal, onCue} and resolves to a player:
 //   name         "hls.js", "shaka", "videojs" or "native"
-//   latency()    seconds behind the live edge, or null
+//   latency()    seconds behind the playlist's live edge (a live stream,
+//                or a recording still being made), or null
 //   dateAt(t)    the program's wall-clock time (a Date) shown at media
 //                time t, from EXT-X-PROGRAM-DATE-TIME, or null
 //   timeAt(date) the media time showing date, or null
@@ -78,18 +79,83 @@ function timeFromFragments(pieces, date) {
   return p ? p.start + (ms - p.date) / 1000 : null;
 }
 
+// STEP_DOWN_* tune guardStepDown: a load slower than STEP_DOWN_SLOW × the
+// media it brings, with less than STEP_DOWN_BUFFER seconds ahead, moves
+// the player down; it stays down for STEP_DOWN_HOLD_MS, twice as long
+// each time it had to come down again, up to STEP_DOWN_HOLD_MAX_MS.
+const STEP_DOWN_SLOW = 1.5;
+const STEP_DOWN_BUFFER = 1.5;
+const STEP_DOWN_HOLD_MS = 10000;
+const STEP_DOWN_HOLD_MAX_MS = 80000;
+
+// guardStepDown moves hls.js down the ladder as soon as the network
+// stops keeping up. hls.js alone reacts late at the live edge of LL-HLS:
+// it subtracts its (blocking-reload) time to first byte from each part's
+// load, so slow parts still look fast, and its emergency switch never
+// goes down to the lowest rung; with about a second of buffer the
+// picture would stop. When a part or segment of the rung playing loads
+// slower than it plays, the bandwidth estimate is reset to what that load
+// measured and the rungs above the next one down are left out for a
+// while (small parts of a low rung look fast too, and would take hls.js
+// straight back up); then hls.js's own rules try higher again.
+function guardStepDown(Hls, hls) {
+  let loading = null;
+  let hold = STEP_DOWN_HOLD_MS;
+  let holding = 0;
+  let heldUntil = 0;
+  const stepDown = (level, bps) => {
+    const now = performance.now();
+    if (!hls.autoLevelEnabled || level <= hls.minAutoLevel || level > hls.maxAutoLevel) return;
+    // Down again soon after the last hold ended: hold longer.
+    hold = now < heldUntil + hold ? Math.min(2 * hold, STEP_DOWN_HOLD_MAX_MS) : STEP_DOWN_HOLD_MS;
+    heldUntil = now + hold;
+    hls.bandwidthEstimate = bps;
+    hls.autoLevelCapping = level - 1;
+    clearTimeout(holding);
+    holding = setTimeout(() => { hls.autoLevelCapping = -1; }, hold);
+  };
+  const slow = (elapsedMs, duration) => {
+    const ahead = hls.mainForwardBufferInfo?.len ?? 0;
+    return elapsedMs > STEP_DOWN_SLOW * duration * 1000 && ahead < STEP_DOWN_BUFFER;
+  };
+  const main = (frag) => frag.type === "main" && Number.isFinite(frag.sn);
+  hls.on(Hls.Events.FRAG_LOADING, (_e, { frag, part }) => {
+    loading = main(frag) ? { frag, part } : null;
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (_e, { frag, part }) => {
+    loading = null;
+    if (!main(frag)) return;
+    const stats = (part ?? frag).stats;
+    const ms = stats.loading.end - stats.loading.start;
+    if (slow(ms, (part ?? frag).duration)) stepDown(frag.level, (stats.loaded * 8000) / ms);
+  });
+  // A load still under way that is already too slow.
+  const timer = setInterval(() => {
+    if (!loading) return;
+    const { frag, part } = loading;
+    const stats = (part ?? frag).stats;
+    const ms = performance.now() - stats.loading.start;
+    if (slow(ms, (part ?? frag).duration)) stepDown(frag.level, (Math.max(stats.loaded, 1) * 8000) / ms);
+  }, 100);
+  hls.on(Hls.Events.DESTROYING, () => {
+    clearInterval(timer);
+    clearTimeout(holding);
+  });
+}
+
 // startHlsJs plays with hls.js; Hls is the loaded class.
 export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} }) {
   const hls = new Hls({
     lowLatencyMode: live,
+    // Start on the rung the network fits: hls.js measures it with a
+    // part of the smallest rung first.
+    startLevel: -1,
     // Catch up when behind the live edge instead of drifting.
     maxLiveSyncPlaybackRate: live ? 1.5 : 1,
     // A stall moves the target back by this much (hls.js: 1 s); a
     // smaller step keeps a battle closer to live after a hiccup.
     liveSyncOnStallIncrease: 0.5,
     backBufferLength: live ? 30 : Infinity,
-    // A phone's small picture gets a small rung.
-    capLevelToPlayerSize: true,
     // Estimate the network over a short memory: with ~1 s of buffer at
     // the live edge, a slow network must move the player down within
     // a few parts, not after the picture has stopped.
@@ -121,6 +187,7 @@ export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} })
       });
     }
   };
+  if (live) guardStepDown(Hls, hls);
   hls.on(Hls.Events.LEVEL_UPDATED, sendCues);
   hls.on(Hls.Events.LEVEL_PTS_UPDATED, sendCues);
   const fragments = () => (hls.levels[hls.currentLevel] ?? hls.levels[0])?.details?.fragments
@@ -130,7 +197,7 @@ export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} })
   hls.attachMedia(video);
   return {
     name: "hls.js",
-    latency: () => (live && Number.isFinite(hls.latency) ? hls.latency : null),
+    latency: () => (hls.levels[hls.currentLevel]?.details?.live && Number.isFinite(hls.latency) ? hls.latency : null),
     dateAt: (t) => dateFromFragments(fragments(), t),
     timeAt: (date) => timeFromFragments(fragments(), date),
     levels: () => hls.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate })),
@@ -174,7 +241,7 @@ async function startShaka(video, url, { live, onFatal, onCue = () => {} }) {
   return {
     name: "shaka",
     latency: () => {
-      if (!live || !player.isLive()) return null;
+      if (!player.isLive()) return null;
       const behind = player.seekRange().end - video.currentTime;
       return Number.isFinite(behind) ? behind : null;
     },
@@ -196,7 +263,7 @@ async function startShaka(video, url, { live, onFatal, onCue = () => {} }) {
 // element in its own box and renames it; the page keeps its element:
 // the box is made here and the element's name and attributes are given
 // back, also when the player goes.
-async function startVideoJs(video, url, { live, onFatal, onCue = () => {} }) {
+async function startVideoJs(video, url, { onFatal, onCue = () => {} }) {
   // No <style> elements: the pages' Content-Security-Policy has none.
   window.VIDEOJS_NO_DYNAMIC_STYLE = true;
   await loadScript("/assets/vendor/video.min.js");
@@ -258,8 +325,8 @@ async function startVideoJs(video, url, { live, onFatal, onCue = () => {} }) {
   return {
     name: "videojs",
     latency: () => {
-      if (!live) return null;
-      const behind = player.liveTracker?.liveCurrentTime() - video.currentTime;
+      if (!player.liveTracker?.isLive()) return null;
+      const behind = player.liveTracker.liveCurrentTime() - video.currentTime;
       return Number.isFinite(behind) ? behind : null;
     },
     dateAt: (t) => dateFromFragments(fragments(), t),
@@ -284,7 +351,7 @@ async function startVideoJs(video, url, { live, onFatal, onCue = () => {} }) {
 }
 
 // startNative plays with the browser's own HLS player (Safari).
-function startNative(video, url, { live, onFatal }) {
+function startNative(video, url, { onFatal }) {
   video.src = url;
   video.addEventListener("error", () => onFatal("the player stopped"), { once: true });
   const startDate = () => {
@@ -293,7 +360,8 @@ function startNative(video, url, { live, onFatal }) {
   };
   return {
     name: "native",
-    latency: () => (live && video.seekable.length ? video.seekable.end(video.seekable.length - 1) - video.currentTime : null),
+    latency: () => (video.duration === Infinity && video.seekable.length
+      ? video.seekable.end(video.seekable.length - 1) - video.currentTime : null),
     dateAt: (t) => (startDate() ? new Date(startDate().getTime() + t * 1000) : null),
     timeAt: (date) => (startDate() ? Math.max(0, (date.getTime() - startDate().getTime()) / 1000) : null),
     levels: () => [],
