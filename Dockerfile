@@ -4,7 +4,7 @@ FROM golang:1.26-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswscale-dev \
-      libswresample-dev libavutil-dev pkg-config npm \
+      libswresample-dev libavutil-dev libopus-dev pkg-config npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -22,7 +22,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavfilter8 libavdevice59 libswscale6 libswresample4 \
-      libavutil57 ca-certificates \
+      libavutil57 libopus0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /data --uid 10001 singoff \
  && mkdir /data && chown singoff /data

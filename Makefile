@@ -1,6 +1,6 @@
 # singoff: `make run` and `make test` install what is missing, then build.
 APT_PACKAGES := libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
-	libswscale-dev libswresample-dev libavutil-dev pkg-config ffmpeg chromium nginx-light \
+	libswscale-dev libswresample-dev libavutil-dev libopus-dev pkg-config ffmpeg chromium nginx-light \
 	postgresql fonts-noto-core fonts-noto-cjk
 GO ?= go
 

@@ -24,6 +24,10 @@ type pictureQueue struct {
 	mu     sync.Mutex
 	free   []*picture
 	queued []*picture // in playout order
+	// shown is the playout time of the latest picture due returned: a
+	// picture older than it came too late and is not shown (the program
+	// never steps back).
+	shown time.Time
 }
 
 // get returns a picture to draw into: a free one, else the oldest queued
@@ -45,10 +49,15 @@ func (q *pictureQueue) get() *picture {
 	return &picture{frame: astiav.AllocFrame()}
 }
 
-// put queues p by its playout time.
+// put queues p by its playout time; a picture older than one shown
+// already is recycled instead.
 func (q *pictureQueue) put(p *picture) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !q.shown.IsZero() && p.playAt.Before(q.shown) {
+		q.recycle(p)
+		return
+	}
 	i := len(q.queued)
 	for i > 0 && q.queued[i-1].playAt.After(p.playAt) {
 		i--
@@ -73,6 +82,9 @@ func (q *pictureQueue) due(now time.Time) *picture {
 		n++
 	}
 	q.queued = append(q.queued[:0], q.queued[n:]...)
+	if latest != nil {
+		q.shown = latest.playAt
+	}
 	return latest
 }
 
@@ -88,7 +100,8 @@ func (q *pictureQueue) recycle(p *picture) {
 	q.free = append(q.free, p)
 }
 
-// clear recycles every queued picture (a new session).
+// clear recycles every queued picture (a new session, whose times start
+// over).
 func (q *pictureQueue) clear() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -96,6 +109,7 @@ func (q *pictureQueue) clear() {
 		q.recycle(p)
 	}
 	q.queued = q.queued[:0]
+	q.shown = time.Time{}
 }
 
 func (q *pictureQueue) freeAll() {
@@ -121,14 +135,21 @@ type audioRing struct {
 
 // write stores samples for program sample index at, dropping what is
 // already played or too far ahead.
-func (r *audioRing) write(at int64, left, right []float32) {
+func (r *audioRing) write(at int64, left, right []float32) { r.blend(at, left, right, 0) }
+
+// blend is write, crossfading the first fade samples from what the ring
+// holds there into left and right: the seam where audio is written over
+// audio (a stream that skips ahead) does not click.
+func (r *audioRing) blend(at int64, left, right []float32, fade int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	done := 0 // samples of the fade already played
 	if skip := r.read - at; skip > 0 {
 		if skip >= int64(len(left)) {
 			return
 		}
 		left, right, at = left[skip:], right[skip:], r.read
+		done = int(skip)
 	}
 	if limit := r.read + audioRingSamples - at; int64(len(left)) > limit {
 		if limit <= 0 {
@@ -138,9 +159,23 @@ func (r *audioRing) write(at int64, left, right []float32) {
 	}
 	for i := range left {
 		j := (at + int64(i)) & (audioRingSamples - 1)
+		if k := done + i; k < fade {
+			a := float32(k+1) / float32(fade+1)
+			r.buf[0][j] += a * (left[i] - r.buf[0][j])
+			r.buf[1][j] += a * (right[i] - r.buf[1][j])
+			continue
+		}
 		r.buf[0][j] = left[i]
 		r.buf[1][j] = right[i]
 	}
+}
+
+// readPosition is the next sample index the mixer takes: what is written
+// before it is never heard.
+func (r *audioRing) readPosition() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.read
 }
 
 // mixInto adds the samples from the read position into left and right,

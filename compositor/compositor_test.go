@@ -12,6 +12,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
+	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/internal/synth"
 	"github.com/singoff/singoff/media"
 )
@@ -128,9 +129,9 @@ func TestProgramShowsBothSingersAndMixesBoth(t *testing.T) {
 	}
 	pcm := decodePCM(t, aac)
 	last := pcm[len(pcm)-48000:]
-	control := max(goertzel(last, 550), goertzel(last, 1000))
+	control := max(mediacheck.TonePower(last, 550), mediacheck.TonePower(last, 1000))
 	for _, hz := range []float64{440, 660} {
-		if p := goertzel(last, hz); p < 100*control || p < 1e-4 {
+		if p := mediacheck.TonePower(last, hz); p < 100*control || p < 1e-4 {
 			t.Errorf("tone %v Hz: power %.3g, control %.3g", hz, p, control)
 		}
 	}

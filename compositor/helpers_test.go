@@ -291,17 +291,6 @@ func near(a, b color.RGBA, tolerance int) bool {
 	return d(a.R, b.R) <= tolerance && d(a.G, b.G) <= tolerance && d(a.B, b.B) <= tolerance
 }
 
-// goertzel returns the power of frequency hz in pcm.
-func goertzel(pcm []float64, hz float64) float64 {
-	w := 2 * math.Pi * hz / 48000
-	coeff := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, x := range pcm {
-		s1, s2 = x+coeff*s1-s2, s1
-	}
-	return (s1*s1 + s2*s2 - coeff*s1*s2) / float64(len(pcm)*len(pcm))
-}
-
 func checkMonotonePTS(t *testing.T, name string, pts []int64, step int64, maxGap int64) {
 	t.Helper()
 	if len(pts) == 0 {

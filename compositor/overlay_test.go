@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/compositor/overlay"
+	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/media"
 )
 
@@ -228,7 +229,9 @@ func TestGainsLowerOneSinger(t *testing.T) {
 	if len(lowered) < 24000 || len(even) < 24000 {
 		t.Fatalf("windows of %d and %d samples", len(lowered), len(even))
 	}
-	db := func(pcm []float64) float64 { return 10 * math.Log10(goertzel(pcm, 440)/goertzel(pcm, 660)) }
+	db := func(pcm []float64) float64 {
+		return 10 * math.Log10(mediacheck.TonePower(pcm, 440)/mediacheck.TonePower(pcm, 660))
+	}
 	t.Logf("left over right: %.2f dB lowered, %.2f dB even", db(lowered), db(even))
 	if d := db(lowered); math.Abs(d-9) > 2 {
 		t.Errorf("right singer lowered: %.1f dB under the left, want 9", d)

@@ -40,10 +40,9 @@ type slot struct {
 	clock        playoutClock
 	video        *astiav.CodecContext
 	videoCodec   media.Codec
-	audio        *astiav.CodecContext
+	voice        voice
 	needKeyframe bool
-	silent       int   // video units in a row that decoded to no picture
-	nextSample   int64 // where the previous audio frame ended
+	silent       int // video units in a row that decoded to no picture
 	pkt          *astiav.Packet
 	frame        *astiav.Frame
 	scaler       *astiav.SoftwareScaleContext
@@ -51,19 +50,27 @@ type slot struct {
 }
 
 func newSlot(number int, feed media.Feed, log *slog.Logger) *slot {
-	return &slot{
+	s := &slot{
 		number: number,
 		feed:   feed,
 		log:    log.With("slot", number),
 		pkt:    astiav.AllocPacket(),
 		frame:  astiav.AllocFrame(),
 	}
+	s.voice.sound = &s.sound
+	s.voice.pending = make([]heldPacket, 0, maxHeld)
+	return s
 }
 
-// run decodes the feed until ctx is done or the feed closes.
+// run decodes the feed until ctx is done or the feed closes; between
+// units it wakes when missing audio is due to be concealed.
 func (s *slot) run(ctx context.Context) {
 	packets := s.feed.Units()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
+		var wake time.Time
 		select {
 		case <-ctx.Done():
 			return
@@ -71,14 +78,21 @@ func (s *slot) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			s.handle(p)
+			wake = s.handle(p)
+		case <-timer.C:
+			wake = s.drainAudio(time.Now())
+		}
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
 		}
 	}
 }
 
 // handle decodes one unit of the feed. Nothing in p can make it fail:
-// video that does not decode asks the publisher for a keyframe.
-func (s *slot) handle(p media.AccessUnit) {
+// video that does not decode asks the publisher for a keyframe. It
+// returns when missing audio is next due to be concealed (zero: not
+// before the next unit).
+func (s *slot) handle(p media.AccessUnit) time.Time {
 	if !s.started || p.Session != s.session {
 		s.newSession(p.Session)
 	}
@@ -91,6 +105,7 @@ func (s *slot) handle(p media.AccessUnit) {
 	case p.Codec == media.CodecOpus:
 		s.decodeAudio(&p)
 	}
+	return s.drainAudio(time.Now())
 }
 
 func (s *slot) newSession(session uint64) {
@@ -102,7 +117,6 @@ func (s *slot) newSession(session uint64) {
 	s.clock = playoutClock{}
 	s.pictures.clear()
 	s.closeDecoders()
-	s.nextSample = 0
 	s.needKeyframe = true
 	s.silent = 0
 	s.mu.Lock()
@@ -115,10 +129,7 @@ func (s *slot) closeDecoders() {
 		s.video.Free()
 		s.video = nil
 	}
-	if s.audio != nil {
-		s.audio.Free()
-		s.audio = nil
-	}
+	s.voice.close()
 	s.videoCodec = media.CodecUnknown
 }
 
@@ -155,32 +166,27 @@ func (s *slot) decodeFailed(what string, err error) {
 }
 
 // videoFailed is a video unit that did not decode: the picture waits for
-// a keyframe, which is asked for. (Audio errors need nothing: the Opus
-// decoder conceals them, and the picture is not theirs to stop.)
+// a keyframe, which is asked for. (Audio errors need nothing: the voice
+// conceals them, and the picture is not theirs to stop.)
 func (s *slot) videoFailed(what string, err error) {
 	s.decodeFailed(what, err)
 	s.needKeyframe = true
 	s.requestKeyframe()
 }
 
+// openDecoder opens a video decoder (audio is the voice's).
 func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
 	id := map[media.Codec]astiav.CodecID{
 		media.CodecH264: astiav.CodecIDH264,
 		media.CodecVP8:  astiav.CodecIDVp8,
-		media.CodecOpus: astiav.CodecIDOpus,
 	}[codec]
 	c := astiav.FindDecoder(id)
 	if c == nil {
 		return nil, fmt.Errorf("compositor: no %v decoder", codec)
 	}
 	cc := astiav.AllocCodecContext(c)
-	if codec == media.CodecOpus {
-		cc.SetSampleRate(media.AudioClockRate)
-		cc.SetChannelLayout(astiav.ChannelLayoutStereo)
-	} else {
-		// One thread: frame threads would add a frame of delay each.
-		cc.SetThreadCount(1)
-	}
+	// One thread: frame threads would add a frame of delay each.
+	cc.SetThreadCount(1)
 	// A junk header may claim a huge picture; refuse it before the
 	// decoder allocates it.
 	opts := astiav.NewDictionary()
@@ -197,7 +203,7 @@ func openDecoder(codec media.Codec) (*astiav.CodecContext, error) {
 }
 
 func (s *slot) decodeVideo(p *media.AccessUnit) {
-	at := s.clock.playAt(p)
+	at, _ := s.clock.playAt(p)
 	if s.video == nil || s.videoCodec != p.Codec {
 		if s.video != nil {
 			s.video.Free()
@@ -213,7 +219,10 @@ func (s *slot) decodeVideo(p *media.AccessUnit) {
 		s.silent = 0
 	}
 	if p.Loss {
-		s.requestKeyframe()
+		// A unit before this one is lost: decoding on would smear the
+		// picture over a missing reference. It freezes instead until
+		// the keyframe asked for arrives.
+		s.needKeyframe = true
 	}
 	if s.needKeyframe {
 		// Asked until a picture decodes, even when this unit claims to
@@ -335,65 +344,35 @@ func fit(w, h int) (int, int) {
 }
 
 func (s *slot) decodeAudio(p *media.AccessUnit) {
-	at := s.clock.playAt(p)
-	if s.audio == nil {
-		cc, err := openDecoder(media.CodecOpus)
-		if err != nil {
-			s.log.Error("audio decoder", "err", err)
-			return
-		}
-		s.audio = cc
+	at, ext := s.clock.playAt(p)
+	if p.ClockRate != 0 && p.ClockRate != media.AudioClockRate {
+		ext = ext * media.AudioClockRate / int64(p.ClockRate)
 	}
-	if err := avframe.FillPacket(s.pkt, p.Data); err != nil {
-		s.log.Error("audio packet", "err", err)
-		return
-	}
-	s.pkt.SetPts(at.UnixNano())
-	err := s.audio.SendPacket(s.pkt)
-	s.pkt.Unref()
-	if err != nil && !errors.Is(err, astiav.ErrEagain) {
+	if err := s.voice.push(p.Data, ext, s.position(at)); err != nil {
 		s.decodeFailed("audio", err)
-		return
-	}
-	for {
-		err := s.audio.ReceiveFrame(s.frame)
-		if errors.Is(err, astiav.ErrEagain) {
-			return
-		}
-		if err != nil {
-			s.decodeFailed("audio", err)
-			return
-		}
-		s.place(s.frame)
-		s.frame.Unref()
 	}
 }
 
-// place writes a decoded audio frame into the ring at its program sample.
-func (s *slot) place(f *astiav.Frame) {
-	if f.SampleFormat() != astiav.SampleFormatFltp || f.SampleRate() != media.AudioClockRate {
-		return
+// drainAudio decodes and conceals what the voice has due by now, and
+// returns when it is next due (zero: not before the next unit).
+func (s *slot) drainAudio(now time.Time) time.Time {
+	if !s.voice.started {
+		return time.Time{}
 	}
-	left, right := avframe.FloatPlane(f, 0), avframe.FloatPlane(f, 1)
-	if right == nil { // mono
-		right = left
+	again, ok, err := s.voice.drain(s.position(now), audioGuard.Nanoseconds()*media.AudioClockRate/int64(time.Second))
+	if err != nil {
+		s.decodeFailed("audio", err)
 	}
-	if f.Pts() == astiav.NoPtsValue {
-		return
-	}
-	at := time.Unix(0, f.Pts()).Sub(s.start).Nanoseconds() * media.AudioClockRate / int64(time.Second)
-	// Small mapping jitter would click: keep consecutive frames
-	// contiguous unless the gap is real.
-	if d := at - s.nextSample; d > -audioSnap && d < audioSnap {
-		at = s.nextSample
-	}
-	s.nextSample = at + int64(len(left))
-	s.sound.write(at, left, right)
 	s.mu.Lock()
-	s.stats.AudioFramesDecoded++
+	s.stats.AudioFramesDecoded = s.voice.stats.Decoded
 	s.mu.Unlock()
+	if !ok {
+		return time.Time{}
+	}
+	return s.start.Add(time.Duration(again * int64(time.Second) / media.AudioClockRate))
 }
 
-// audioSnap is the gap in samples (10 ms) under which consecutive audio
-// frames are joined.
-const audioSnap = media.AudioClockRate / 100
+// position is the program sample of t.
+func (s *slot) position(t time.Time) int64 {
+	return t.Sub(s.start).Nanoseconds() * media.AudioClockRate / int64(time.Second)
+}

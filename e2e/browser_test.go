@@ -93,16 +93,10 @@ type tab struct {
 	errors []string
 }
 
-// open loads url in a new tab. The test fails at its end if the page
-// threw an uncaught exception.
-func (b *browser) open(name, url string) *tab {
-	b.t.Helper()
-	return b.openWith(name, url, "")
-}
-
-// openWith is open with a script that runs in every document the tab
-// loads before the page's own (none if "").
-func (b *browser) openWith(name, url, init string) *tab {
+// open loads url in a new tab, after running initScripts (JavaScript
+// that every document of the tab runs before its own scripts). The test
+// fails at its end if the page threw an uncaught exception.
+func (b *browser) open(name, url string, initScripts ...string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	tb := &tab{ctx: ctx, t: b.t, name: name}
@@ -126,9 +120,9 @@ func (b *browser) openWith(name, url, init string) *tab {
 	if err := chromedp.Run(ctx); err != nil {
 		b.t.Fatalf("opening a tab: %v", err)
 	}
-	if init != "" {
+	for _, js := range initScripts {
 		tb.run(chromedp.ActionFunc(func(ctx context.Context) error {
-			_, err := page.AddScriptToEvaluateOnNewDocument(init).Do(ctx)
+			_, err := page.AddScriptToEvaluateOnNewDocument(js).Do(ctx)
 			return err
 		}))
 	}

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,97 +13,64 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/internal/loadtest"
-	"github.com/singoff/singoff/internal/loadtest/testorigin"
 )
 
-// The fan-out benchmarks run the origin in a child process (this test
-// binary again, which TestMain runs as the origin when edgeOriginEnv is
-// set) so that its CPU time is told apart from the load generator's:
+// The fan-out benchmarks run as production does: the real binary serves
+// a live battle that two bots sing, composited on this machine, while
+// the load generator (the engine of `singoff loadtest`, in the test
+// process) watches it, on the same two cores:
 //
 //	go test ./e2e/ -run '^$' -bench Fanout -benchtime 1x -timeout 30m
 //
-// SINGOFF_ORIGIN_CPUPROFILE=file has the origin process write its CPU
-// profile there (-cpuprofile profiles the load generator).
+// Each step reports the CPU of the server, of the bots and of the
+// generator, apart. With SINGOFF_FANOUT_PERF=prefix, perf records the
+// server's call stacks over each step into prefix-<watchers>.data
+// (`perf report -i …` reads it).
 const (
-	edgeOriginEnv   = "SINGOFF_EDGE_ORIGIN"
-	originProfEnv   = "SINGOFF_ORIGIN_CPUPROFILE"
-	edgeOriginLine  = "edge-origin "
-	edgeBenchWindow = 20 * time.Second
+	fanoutWindow  = 20 * time.Second
+	fanoutPerfEnv = "SINGOFF_FANOUT_PERF"
 )
 
-// runEdgeOrigin is the process of the fan-out benchmarks' origin: it
-// prints its URL and serves until its stdin closes.
-func runEdgeOrigin() error {
-	if prof := os.Getenv(originProfEnv); prof != "" {
-		f, err := os.Create(prof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	dir, err := os.MkdirTemp("", "singoff-edge-origin-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	program, err := generateEdgeProgram(dir)
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		return err
-	}
-	defer origin.Close()
-	fmt.Printf("%s%s\n", edgeOriginLine, origin.URL)
-	_, err = io.Copy(io.Discard, os.Stdin)
-	return err
-}
-
-// edgeOrigin is the origin child process.
-type edgeOrigin struct {
-	url string
-	pid int
-}
-
-func edgeStartOriginProcess(b *testing.B) edgeOrigin {
+// recordPerf has perf sample the stacks of process pid for d into file,
+// in the background.
+func recordPerf(b *testing.B, pid int, d time.Duration, file string) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), edgeOriginEnv+"=1")
+	cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", file, "--", "sleep", strconv.Itoa(int(d.Seconds())))
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		b.Fatalf("perf: %v", err)
 	}
 	b.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if u, ok := strings.CutPrefix(lines.Text(), edgeOriginLine); ok {
-			go io.Copy(io.Discard, stdout)
-			return edgeOrigin{url: u, pid: cmd.Process.Pid}
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("perf: %v", err)
 		}
-	}
-	b.Fatalf("the origin process ended before it served: %v", lines.Err())
-	return edgeOrigin{}
+		b.Logf("perf record of the server: %s", file)
+	})
 }
 
-// edgeCPU tells the CPU time a process has used so far.
-func edgeCPU(b *testing.B, pid int) time.Duration {
+// fanoutBattle starts the server and a battle two bots sing (a 2 Mb/s
+// top rung), and waits for its live program. It returns the server, the
+// multivariant playlist's URL and the bots' process ids.
+func fanoutBattle(b *testing.B) (*server, string, []int) {
+	b.Helper()
+	// Every watcher holds a connection on both sides.
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		b.Fatal(err)
+	}
+	limit.Cur = limit.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		b.Fatal(err)
+	}
+	s := startServer(b, false, "--video-bitrate", "2000000")
+	bt := s.createBattle(b, "fan-out")
+	s.startBot(b, bt, 1)
+	s.startBot(b, bt, 2)
+	return s, s.liveProgram(b, bt.ID), s.bots
+}
+
+// procCPU tells the CPU time process pid has used so far.
+func procCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -121,7 +85,7 @@ func edgeCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-func edgeSelfCPU(b *testing.B) time.Duration {
+func selfCPU(b *testing.B) time.Duration {
 	b.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -130,106 +94,116 @@ func edgeSelfCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func edgeBenchSetup(b *testing.B) {
-	b.Helper()
-	// Every watcher holds a connection on both sides.
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
-		b.Fatal(err)
-	}
-	limit.Cur = limit.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
-		b.Fatal(err)
-	}
+// cpuMeter measures the cores the server, the bots and the generator
+// use over a step.
+type cpuMeter struct {
+	b                      *testing.B
+	server                 int
+	bots                   []int
+	start                  time.Time
+	serverAt, botsAt, self time.Duration
 }
 
-// BenchmarkFanoutOrigin ramps LL-HLS watchers on one origin. Bar: 2,000
-// watchers with no missed part and parts delivered 500 ms p95 after they
-// end.
+func startCPU(b *testing.B, server int, bots []int) *cpuMeter {
+	m := &cpuMeter{b: b, server: server, bots: bots, start: time.Now(), serverAt: procCPU(b, server), self: selfCPU(b)}
+	for _, p := range bots {
+		m.botsAt += procCPU(b, p)
+	}
+	return m
+}
+
+// cores returns the cores each used since startCPU, and the server's CPU
+// time.
+func (m *cpuMeter) cores() (server, bots, generator float64, serverUsed time.Duration) {
+	wall := time.Since(m.start)
+	serverUsed = procCPU(m.b, m.server) - m.serverAt
+	var botsUsed time.Duration
+	for _, p := range m.bots {
+		botsUsed += procCPU(m.b, p)
+	}
+	botsUsed -= m.botsAt
+	return float64(serverUsed) / float64(wall), float64(botsUsed) / float64(wall), float64(selfCPU(m.b)-m.self) / float64(wall), serverUsed
+}
+
+// BenchmarkFanoutOrigin ramps LL-HLS watchers of the top rung on the
+// server of a live battle. Bar: 2,000 watchers with no missed part and
+// parts delivered 500 ms p95 after they end.
 func BenchmarkFanoutOrigin(b *testing.B) {
-	edgeBenchSetup(b)
-	origin := edgeStartOriginProcess(b)
-	playlist := origin.url + "/hls/" + testorigin.BattleID + "/index.m3u8"
+	s, live, bots := fanoutBattle(b)
 	for _, watchers := range []int{500, 1000, 2000, 3000} {
 		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
-			originCPU, selfCPU, start := edgeCPU(b, origin.pid), edgeSelfCPU(b), time.Now()
-			report := edgeRun(b, playlist, watchers)
-			wall := time.Since(start)
-			originUsed, selfUsed := edgeCPU(b, origin.pid)-originCPU, edgeSelfCPU(b)-selfCPU
-			originCores := float64(originUsed) / float64(wall)
-			selfCores := float64(selfUsed) / float64(wall)
+			if prefix := os.Getenv(fanoutPerfEnv); prefix != "" {
+				recordPerf(b, s.proc.cmd.Process.Pid, fanoutWindow, fmt.Sprintf("%s-%d.data", prefix, watchers))
+			}
+			cpu := startCPU(b, s.proc.cmd.Process.Pid, bots)
+			report := fanoutRun(b, live, watchers)
+			server, botCores, generator, used := cpu.cores()
 			// CPU time per request depends less on what else the shared
 			// machine runs than cores or latencies do.
 			requests := 0
 			for _, n := range report.RequestsByKind {
 				requests += n
 			}
-			originPerReq := float64(originUsed.Microseconds()) / float64(max(requests, 1))
-			selfPerReq := float64(selfUsed.Microseconds()) / float64(max(requests, 1))
-			b.Logf("%d watchers on the origin:\n%sCPU: origin %.2f cores (%.1f µs/request), load generator %.2f cores (%.1f µs/request); machine load average %s",
-				watchers, report, originCores, originPerReq, selfCores, selfPerReq, edgeLoadAverage())
-			edgeReportMetrics(b, report)
-			b.ReportMetric(originCores, "origin-cores")
-			b.ReportMetric(selfCores, "generator-cores")
-			b.ReportMetric(originPerReq, "origin-µs/req")
-			b.ReportMetric(selfPerReq, "generator-µs/req")
+			perRequest := float64(used.Microseconds()) / float64(max(requests, 1))
+			b.Logf("%d watchers on the server of a live battle:\n%sCPU: server %.2f cores (compositing included; %.1f µs/request), bots %.2f, load generator %.2f; machine load average %s",
+				watchers, report, server, perRequest, botCores, generator, loadAverage(b))
+			reportFanout(b, report)
+			b.ReportMetric(server, "server-cores")
+			b.ReportMetric(botCores, "bots-cores")
+			b.ReportMetric(generator, "generator-cores")
+			b.ReportMetric(perRequest, "server-µs/req")
 		})
 	}
 }
 
 // BenchmarkFanoutEdge ramps LL-HLS watchers through the nginx edge of
-// deploy/ and reports the origin's request rate. Bar: flat.
+// deploy/ in front of the server of a live battle, and reports the
+// server's LL-HLS requests. Bar: flat.
 func BenchmarkFanoutEdge(b *testing.B) {
-	edgeBenchSetup(b)
-	origin := edgeStartOriginProcess(b)
-	edge := edgeStartNginx(b, strings.TrimPrefix(origin.url, "http://"))
-	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
+	s, origin, _ := fanoutBattle(b)
+	edge := edgeStartNginx(b, strings.TrimPrefix(s.base, "http://"))
+	live := edge + strings.TrimPrefix(origin, s.base)
 	for _, watchers := range []int{100, 500, 1000, 2000} {
 		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
-			before, err := testorigin.GetCounts(b.Context(), origin.url)
-			if err != nil {
-				b.Fatal(err)
-			}
+			before := hlsRequests(b, s)
 			start := time.Now()
-			report := edgeRun(b, playlist, watchers)
+			report := fanoutRun(b, live, watchers)
 			wall := time.Since(start).Seconds()
-			after, err := testorigin.GetCounts(b.Context(), origin.url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			requests := (after.Playlists + after.BlockingPlaylists + after.Inits + after.Parts + after.Other) -
-				(before.Playlists + before.BlockingPlaylists + before.Inits + before.Parts + before.Other)
-			parts := after.DistinctParts - before.DistinctParts
-			b.Logf("%d watchers through the edge:\n%sorigin: %d requests (%.1f/s), %d parts requested %d times; machine load average %s",
-				watchers, report, requests, float64(requests)/wall, parts, after.Parts-before.Parts, edgeLoadAverage())
-			edgeReportMetrics(b, report)
-			b.ReportMetric(float64(requests)/wall, "origin-req/s")
-			if parts > 0 {
-				b.ReportMetric(float64(requests)/float64(parts), "origin-req/part")
+			requests := hlsRequests(b, s) - before
+			b.Logf("%d watchers through the edge:\n%sserver: %.0f LL-HLS requests (%.1f/s) for %d parts; machine load average %s",
+				watchers, report, requests, requests/wall, report.PartsPublished, loadAverage(b))
+			reportFanout(b, report)
+			b.ReportMetric(requests/wall, "origin-req/s")
+			if report.PartsPublished > 0 {
+				b.ReportMetric(requests/float64(report.PartsPublished), "origin-req/part")
 			}
 		})
 	}
 }
 
-// edgeLoadAverage tells how busy the shared machine was over the last
-// minute, which the figures depend on.
-func edgeLoadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
+// hlsRequests reads the server's count of LL-HLS requests (/metrics).
+func hlsRequests(b *testing.B, s *server) float64 {
+	b.Helper()
+	_, text := s.get(b, s.base+"/metrics")
+	var total float64
+	for _, kind := range []string{"playlist", "init", "part", "segment"} {
+		v := metricValue(text, `singoff_hls_requests_total{kind="`+kind+`"}`)
+		if v < 0 {
+			b.Fatalf("/metrics lacks the %s requests", kind)
+		}
+		total += v
 	}
-	first, _, _ := strings.Cut(string(b), " ")
-	return first
+	return total
 }
 
-func edgeRun(b *testing.B, playlist string, watchers int) loadtest.Report {
+func fanoutRun(b *testing.B, playlist string, watchers int) loadtest.Report {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), 2*edgeBenchWindow)
+	ctx, cancel := context.WithTimeout(b.Context(), 2*fanoutWindow)
 	defer cancel()
 	report, err := loadtest.Run(ctx, loadtest.Config{
 		URL:      playlist,
 		Watchers: watchers,
-		Duration: edgeBenchWindow,
+		Duration: fanoutWindow,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -238,7 +212,7 @@ func edgeRun(b *testing.B, playlist string, watchers int) loadtest.Report {
 	return report
 }
 
-func edgeReportMetrics(b *testing.B, r loadtest.Report) {
+func reportFanout(b *testing.B, r loadtest.Report) {
 	errors := 0
 	for _, n := range r.Errors {
 		errors += n

@@ -45,7 +45,7 @@ func BenchmarkFirstPart(b *testing.B) {
 		})
 		var first time.Duration
 		for first == 0 && time.Since(posted) < 10*time.Second {
-			status, body := s.get(b, s.base+"/hls/"+bt.ID+"/video1_stream.m3u8")
+			status, body := s.get(b, s.base+"/hls/"+bt.ID+"/720p.m3u8")
 			if status == http.StatusOK && strings.Contains(body, "#EXT-X-PART:") {
 				first = time.Since(posted)
 				break

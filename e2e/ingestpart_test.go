@@ -142,11 +142,20 @@ const (
 // centres; it fails when any block is neither clearly black nor clearly
 // white, as a picture without a code would be.
 func readTimeCode(luma []byte, stride, x0 int) (uint32, bool) {
-	row := luma[timeCodeRow*stride:]
-	blockWidth := halfProgramWidth / timeCodeBlocks
+	return readTimeCodeAt(luma, stride, x0, timeCodeRow, halfProgramWidth)
+}
+
+// readTimeCodeAt reads a time code width wide whose blocks' middle row
+// is row, from x0 on.
+func readTimeCodeAt(luma []byte, stride, x0, row, width int) (uint32, bool) {
+	if (row+1)*stride > len(luma) {
+		return 0, false
+	}
+	line := luma[row*stride:]
+	blockWidth := width / timeCodeBlocks
 	var code uint32
 	for i := range timeCodeBlocks {
-		v := row[x0+i*blockWidth+blockWidth/2]
+		v := line[x0+i*blockWidth+blockWidth/2]
 		switch {
 		case v > 200:
 			code |= 1 << (31 - i)

@@ -18,14 +18,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(edgeOriginEnv) != "" {
-		// The origin process of the fan-out benchmarks.
-		if err := runEdgeOrigin(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e origin:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	os.Exit(run(m))
 }
 

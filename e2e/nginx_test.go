@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -23,13 +22,7 @@ import (
 // serve each part and each blocking playlist about once, not once per
 // watcher, and the watchers must miss nothing.
 func TestEdgeCollapsesRequests(t *testing.T) {
-	program := edgeProgram(t)
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	origin, err := testorigin.Start(program, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(origin.Close)
+	origin, logger := startEdgeOrigin(t)
 	edge := edgeStartNginx(t, strings.TrimPrefix(origin.URL, "http://"))
 	playlist := edge + "/hls/" + testorigin.BattleID + "/index.m3u8"
 
@@ -103,6 +96,14 @@ func edgeStartNginx(t testing.TB, origin string) string {
 // until the test ends. It returns the edge's root URL.
 func startNginx(t testing.TB, template string, vars map[string]string, extra string) string {
 	t.Helper()
+	return startNginxWith(t, template, vars, extra, nil)
+}
+
+// startNginxWith runs nginx as startNginx does, with files (by name:
+// their contents) written next to its configuration first, for it to
+// include.
+func startNginxWith(t testing.TB, template string, vars map[string]string, extra string, files map[string]string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		nginx = "/usr/sbin/nginx"
@@ -142,6 +143,11 @@ func startNginx(t testing.TB, template string, vars map[string]string, extra str
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath,
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid")))

@@ -133,7 +133,7 @@ func TestPlayersFromTheFirstSecond(t *testing.T) {
 			s.startBot(t, b, 1)
 			s.startBot(t, b, 2)
 			first := s.waitLive(t, b.ID)
-			watch := br.openWith("watch", s.base+"/b/"+b.ID+p.query, watchCSP)
+			watch := br.open("watch", s.base+"/b/"+b.ID+p.query, watchCSP)
 			t.Logf("the page opened %v after the live playlist first answered", time.Since(first).Round(time.Millisecond))
 
 			v := watch.waitPlaying("#program", 30*time.Second)

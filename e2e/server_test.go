@@ -25,6 +25,7 @@ type server struct {
 	args    []string // the serve command line, to start it again
 	proc    *process // the running server
 	starts  int
+	bots    []int // the process ids of the bots startBot started
 }
 
 // process is one run of the server's command line.
@@ -307,6 +308,7 @@ func (s *server) startBot(t testing.TB, b battle, slot int) (stop func()) {
 		cancel()
 		t.Fatalf("starting singoff bot: %v", err)
 	}
+	s.bots = append(s.bots, cmd.Process.Pid)
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

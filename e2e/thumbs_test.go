@@ -50,7 +50,7 @@ func TestHomeShowsThumbnails(t *testing.T) {
 	// The first still comes about a second into the program.
 	time.Sleep(2 * time.Second)
 
-	home := newBrowser(t, false).openWith("home", s.base+"/", watchCSP)
+	home := newBrowser(t, false).open("home", s.base+"/", watchCSP)
 	home.waitStatus("live", 15*time.Second)
 	for _, c := range []struct {
 		list, src, alt string

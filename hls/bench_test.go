@@ -62,28 +62,28 @@ func BenchmarkPartPublish(b *testing.B) {
 	defer cancel()
 	go program.Feed(ctx, clock, time.Duration(b.N)*partDuration+30*time.Second, 1)
 
-	playlistURL := srv.URL + "/hls/bench/video1_stream.m3u8"
+	playlistURL := srv.URL + "/hls/bench/" + topPlaylist
 	resp, body := get(b, playlistURL, nil)
 	if resp.StatusCode != http.StatusOK {
 		b.Fatalf("status %d", resp.StatusCode)
 	}
-	pl := mediaPlaylist(b, body)
+	pl := parseMedia(b, body)
 	frame := time.Second / time.Duration(program.Info.FPS)
 	var latencies []time.Duration
 	b.ResetTimer()
 	for range b.N {
-		msn, part := pl.MediaSequence+len(pl.Segments), len(pl.Parts)
+		msn, part := nextPart(pl)
 		_, body := get(b, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", playlistURL, msn, part), nil)
 		served := time.Now()
-		pl = mediaPlaylist(b, body)
+		pl = parseMedia(b, body)
 
 		// The newest part ends where the playlist's time ends: the last
 		// segment's date plus its duration, plus the parts after it.
 		last := pl.Segments[len(pl.Segments)-1]
-		if last.DateTime == nil {
+		if last.PDT.IsZero() {
 			b.Fatal("last segment without a date")
 		}
-		end := last.DateTime.Add(last.Duration)
+		end := last.PDT.Add(last.Duration)
 		for _, p := range pl.Parts {
 			end = end.Add(p.Duration)
 		}

@@ -6,43 +6,32 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 
 	"golang.org/x/sync/singleflight"
 )
 
-// maxCachedFiles bounds the init files and parts kept in memory: about
-// 12 s of the program's parts, more than a live playlist lists.
-const maxCachedFiles = 64
+// Bounds of the init files, parts and segments kept in memory: more than
+// the playlists of every rung list (about 7 s of the program each, and
+// the parts of its last two segments).
+const (
+	maxCachedFiles = 256
+	maxCachedBytes = 24 << 20
+)
 
-// llhlsDirectives are the query parameters of LL-HLS (RFC 8216bis 6.2.5):
-// the only ones that change a playlist. Others are dropped before
-// gohlslib sees a request, which would otherwise copy them into every
-// URI it lists, and so do not defeat collapsing.
-var llhlsDirectives = []string{"_HLS_msn", "_HLS_part", "_HLS_skip"}
-
-// directives returns q's LL-HLS directives, the first value of each, in
-// a canonical order.
-func directives(q url.Values) string {
-	kept := make(url.Values, len(llhlsDirectives))
-	for _, name := range llhlsDirectives {
-		if q.Has(name) {
-			kept.Set(name, q.Get(name))
-		}
-	}
-	return kept.Encode() // sorted by name
-}
-
-// answer is gohlslib's complete response to a request, kept to answer
-// identical requests with the same bytes.
+// answer is a complete response to a request, kept to answer identical
+// requests with the same bytes.
 type answer struct {
 	// status is 0 when gohlslib wrote nothing: it does not serve the name.
 	status        int
 	contentType   []string
 	contentLength []string
+	cacheControl  []string
 	body          []byte
+	// gzip, set for playlists, compresses body once for every client
+	// that accepts it.
+	gzip *gzipped
 }
 
 // collapser answers identical requests with one call to gohlslib. Every
@@ -59,6 +48,7 @@ type collapser struct {
 	mu     sync.Mutex
 	cached map[string]answer
 	order  []string // keys of cached, oldest first
+	bytes  int      // of the bodies cached
 }
 
 func newCollapser(logger *slog.Logger) *collapser {
@@ -74,11 +64,11 @@ func (c *collapser) cachedAnswer(key string) (answer, bool) {
 }
 
 // do returns the answer to the request identified by key: a cached one,
-// or that of produce, which writes a response to the recorder it is
-// given and is called once for all the identical requests in flight. An
-// answer with status 200 is cached when cache is true. It returns false
+// or that of produce, called once for all the identical requests in
+// flight. An answer with status 200 is kept for later requests when
+// cache is true: the file never changes under its name. It returns false
 // when ctx ends first.
-func (c *collapser) do(ctx context.Context, key string, cache bool, produce func(http.ResponseWriter)) (answer, bool) {
+func (c *collapser) do(ctx context.Context, key string, cache bool, produce func() answer) (answer, bool) {
 	if a, ok := c.cachedAnswer(key); ok {
 		return a, true
 	}
@@ -100,32 +90,32 @@ func (c *collapser) do(ctx context.Context, key string, cache bool, produce func
 	}
 }
 
-// produce records produce's response. A panic, which off the request's
-// goroutine would end the process, answers 500 instead.
-func (c *collapser) produce(key string, produce func(http.ResponseWriter)) (a answer) {
+// produce calls produce. A panic, which off the request's goroutine
+// would end the process, answers 500 instead.
+func (c *collapser) produce(key string, produce func() answer) (a answer) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.logger.Error("hls: answering a request", "file", key, "err", fmt.Errorf("panic: %v", v))
 			a = answer{status: http.StatusInternalServerError, contentLength: []string{"0"}}
 		}
 	}()
-	rec := &recorder{header: make(http.Header)}
-	produce(rec)
-	return rec.answer()
+	return produce()
 }
 
 func (c *collapser) store(key string, a answer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.cached[key]; ok {
+	if _, ok := c.cached[key]; ok || len(a.body) > maxCachedBytes/4 {
 		return
 	}
-	if len(c.order) == maxCachedFiles {
+	for len(c.order) > 0 && (len(c.order) == maxCachedFiles || c.bytes+len(a.body) > maxCachedBytes) {
+		c.bytes -= len(c.cached[c.order[0]].body)
 		delete(c.cached, c.order[0])
 		c.order = append(c.order[:0], c.order[1:]...)
 	}
 	c.cached[key] = a
 	c.order = append(c.order, key)
+	c.bytes += len(a.body)
 }
 
 // recorder is the http.ResponseWriter gohlslib answers into.
@@ -148,22 +138,14 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.body.Write(p)
 }
 
-// copyTo writes what was recorded to w; nothing if nothing was.
-func (r *recorder) copyTo(w http.ResponseWriter) {
-	if r.status == 0 {
-		return
-	}
-	if ct := r.header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
-	}
-	w.WriteHeader(r.status)
-	w.Write(r.body.Bytes())
-}
-
+// answer is what was recorded.
 func (r *recorder) answer() answer {
 	a := answer{status: r.status, body: r.body.Bytes()}
 	if ct := r.header.Get("Content-Type"); ct != "" {
 		a.contentType = []string{ct}
+	}
+	if cc := r.header.Get("Cache-Control"); cc != "" {
+		a.cacheControl = []string{cc}
 	}
 	a.contentLength = []string{strconv.Itoa(len(a.body))}
 	return a

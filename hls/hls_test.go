@@ -2,15 +2,15 @@ package hls
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,15 +20,24 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
-	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/internal/testprogram"
 )
 
-// program is the clip every test feeds, encoded once by TestMain.
+// program is the clip every test feeds, encoded once by TestMain: the
+// ladder the compositor makes.
 var program *testprogram.Program
+
+var testLadder = []testprogram.Rung{{Width: 1280, Height: 720, Bitrate: "2500k"}, {Width: 640, Height: 360, Bitrate: "600k"}}
+
+// The media playlists of testLadder's rungs.
+const (
+	topPlaylist    = "720p.m3u8"
+	bottomPlaylist = "360p.m3u8"
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hls-test")
@@ -37,7 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	program, err = testprogram.Generate(ctx, dir, 4, "2500k")
+	program, err = testprogram.GenerateLadder(ctx, dir, 4, testLadder)
 	cancel()
 	os.RemoveAll(dir)
 	if err != nil {
@@ -116,6 +125,10 @@ func (l *liveServer) url(file string) string {
 	return l.http.URL + "/hls/" + l.id + "/" + file
 }
 
+// plainClient asks for answers as they are, not gzip-encoded (Go's
+// client otherwise asks for gzip and decompresses by itself).
+var plainClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+
 func get(t testing.TB, url string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -127,7 +140,7 @@ func get(t testing.TB, url string, header http.Header) (*http.Response, []byte) 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := plainClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -139,13 +152,14 @@ func get(t testing.TB, url string, header http.Header) (*http.Response, []byte) 
 	return resp, body
 }
 
-func mediaPlaylist(t testing.TB, body []byte) *playlist.Media {
+// parseMedia parses a media playlist, strictly.
+func parseMedia(t testing.TB, body []byte) *m3u8.Media {
 	t.Helper()
-	var pl playlist.Media
-	if err := pl.Unmarshal(body); err != nil {
+	pl, err := m3u8.Parse(string(body))
+	if err != nil {
 		t.Fatalf("parsing media playlist: %v\n%s", err, body)
 	}
-	return &pl
+	return pl
 }
 
 func wantHeader(t *testing.T, resp *http.Response, key, want string) {
@@ -155,8 +169,18 @@ func wantHeader(t *testing.T, resp *http.Response, key, want string) {
 	}
 }
 
+// nextPart is the part after the newest one pl lists, as a blocking
+// request asks for it.
+func nextPart(pl *m3u8.Media) (msn, part int) {
+	return pl.MediaSequence + pl.Skipped + len(pl.Segments), len(pl.Parts)
+}
+
+func blocking(name string, msn, part int) string {
+	return fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", name, msn, part)
+}
+
 func TestLive(t *testing.T) {
-	l := startLive(t, 20*time.Second)
+	l := startLive(t, 30*time.Second)
 
 	t.Run("multivariant", func(t *testing.T) {
 		resp, body := get(t, l.url("index.m3u8"), nil)
@@ -165,28 +189,142 @@ func TestLive(t *testing.T) {
 		}
 		wantHeader(t, resp, "Content-Type", "application/vnd.apple.mpegurl")
 		wantHeader(t, resp, "Cache-Control", cacheMultivariant)
-		for _, want := range []string{"video1_stream.m3u8", `RESOLUTION=1280x720`, `mp4a.40.2`} {
-			if !strings.Contains(string(body), want) {
-				t.Errorf("multivariant playlist lacks %q:\n%s", want, body)
+		wantHeader(t, resp, "Vary", "Accept-Encoding")
+		mv, err := m3u8.ParseMultivariant(string(body))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, body)
+		}
+		if err := m3u8.CheckMultivariant(mv); err != nil {
+			t.Errorf("%v\n%s", err, body)
+		}
+		type variant struct {
+			uri           string
+			width, height int
+			frameRate     float64
+		}
+		var got []variant
+		for _, v := range mv.Variants {
+			got = append(got, variant{v.URI, v.Width, v.Height, v.FrameRate})
+			if !slices.Contains(v.Codecs, "mp4a.40.2") {
+				t.Errorf("variant %s: CODECS %v without AAC-LC", v.URI, v.Codecs)
 			}
 		}
-		// The audio is in the variant's files, not a rendition of its own.
-		if strings.Contains(string(body), "#EXT-X-MEDIA") {
-			t.Errorf("multivariant playlist has a rendition:\n%s", body)
+		want := []variant{{topPlaylist, 1280, 720, 30}, {bottomPlaylist, 640, 360, 30}}
+		if !slices.Equal(got, want) {
+			t.Errorf("variants %+v, want %+v", got, want)
+		}
+		// The audio is in every variant's files, not a rendition of its own.
+		if len(mv.Renditions) != 0 {
+			t.Errorf("multivariant playlist has renditions:\n%s", body)
 		}
 	})
 
-	t.Run("ffprobe", func(t *testing.T) {
-		p, err := mediacheck.ProbeURL(t.Context(), l.url("index.m3u8"))
-		if err != nil {
-			t.Fatal(err)
+	t.Run("bandwidth counts the audio", func(t *testing.T) {
+		// Wait for a full window, so that the playlist lists the segments
+		// the bit rates are measured over.
+		for pl := l.playlist(t, topPlaylist); len(pl.Segments) < meterWindow; pl = l.playlist(t, topPlaylist) {
+			msn, _ := nextPart(pl)
+			get(t, l.url(blocking(topPlaylist, msn+1, 0)), nil)
 		}
-		if err := p.IsProgram(); err != nil {
-			t.Error(err)
+		for i, name := range []string{topPlaylist, bottomPlaylist} {
+			pl := l.playlist(t, name)
+			_, body := get(t, l.url("index.m3u8"), nil)
+			mv, err := m3u8.ParseMultivariant(string(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			declared := mv.Variants[i]
+			var bytes int
+			var duration time.Duration
+			peak := 0
+			for _, seg := range pl.Segments {
+				resp, data := get(t, l.url(seg.URI), nil)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: status %d", seg.URI, resp.StatusCode)
+				}
+				bytes += len(data)
+				duration += seg.Duration
+				peak = max(peak, int(float64(len(data)*8)/seg.Duration.Seconds()))
+			}
+			average := int(float64(bytes*8) / duration.Seconds())
+			// Apple's rule: within 10% of what the segments measure.
+			for _, c := range []struct {
+				what               string
+				declared, measured int
+			}{{"AVERAGE-BANDWIDTH", declared.AverageBandwidth, average}, {"BANDWIDTH", declared.Bandwidth, peak}} {
+				if ratio := float64(c.declared) / float64(c.measured); ratio < 0.9 || ratio > 1.1 {
+					t.Errorf("%s: %s %d, the segments measure %d (%.2f)", name, c.what, c.declared, c.measured, ratio)
+				}
+			}
 		}
 	})
 
-	t.Run("ffmpeg decodes", func(t *testing.T) {
+	t.Run("rules", func(t *testing.T) {
+		// Each rung's playlist, reloaded as a player does for a while,
+		// keeps the rules, with the same targets every time.
+		for _, c := range []struct{ name, other string }{{topPlaylist, bottomPlaylist}, {bottomPlaylist, topPlaylist}} {
+			t.Run(c.name, func(t *testing.T) {
+				var first *m3u8.Media
+				reload := c.name
+				for range 12 {
+					resp, body := get(t, l.url(reload), nil)
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s: status %d: %s", reload, resp.StatusCode, body)
+					}
+					pl := parseMedia(t, body)
+					if err := m3u8.CheckMedia(pl, true, true); err != nil {
+						t.Fatalf("%s: %v\n%s", reload, err, body)
+					}
+					if first == nil {
+						first = pl
+					}
+					if pl.TargetDuration != first.TargetDuration || pl.PartInf["PART-TARGET"] != first.PartInf["PART-TARGET"] ||
+						pl.ServerControl["PART-HOLD-BACK"] != first.ServerControl["PART-HOLD-BACK"] {
+						t.Fatalf("the targets changed:\n%s\nthen\n%s", first.ServerControl, body)
+					}
+					if pl.TargetDuration != targetDuration || pl.PartInf["PART-TARGET"] != "0.20000" || pl.ServerControl["PART-HOLD-BACK"] != "0.60000" {
+						t.Errorf("TARGETDURATION %d, PART-TARGET %s, PART-HOLD-BACK %s; want 1, 0.2, 0.6",
+							pl.TargetDuration, pl.PartInf["PART-TARGET"], pl.ServerControl["PART-HOLD-BACK"])
+					}
+					if pl.MediaSequence < gohlslibFirstMSN {
+						t.Errorf("MEDIA-SEQUENCE %d, under gohlslib's first segment %d", pl.MediaSequence, gohlslibFirstMSN)
+					}
+					msn, part := nextPart(pl)
+					if len(pl.Parts) == 0 {
+						msn, part = msn-1, len(pl.Segments[len(pl.Segments)-1].Parts)
+					}
+					want := map[string]string{"URI": c.other, "LAST-MSN": fmt.Sprint(msn), "LAST-PART": fmt.Sprint(part - 1)}
+					if len(pl.RenditionReports) != 1 || !maps.Equal(pl.RenditionReports[0], want) {
+						t.Errorf("rendition reports %v, want %v", pl.RenditionReports, want)
+					}
+					if age := time.Since(pl.Segments[len(pl.Segments)-1].PDT); age < 0 || age > 5*time.Second {
+						t.Errorf("the last segment is dated %v ago", age)
+					}
+					msn, part = nextPart(pl)
+					reload = blocking(c.name, msn, part)
+				}
+			})
+		}
+	})
+
+	t.Run("every rung plays", func(t *testing.T) {
+		for _, c := range []struct {
+			name          string
+			width, height int
+		}{{topPlaylist, 1280, 720}, {bottomPlaylist, 640, 360}} {
+			p, err := mediacheck.ProbeURL(t.Context(), l.url(c.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found []string
+			for _, s := range p.Streams {
+				found = append(found, fmt.Sprintf("%s %dx%d", s.CodecName, s.Width, s.Height))
+			}
+			want := []string{fmt.Sprintf("h264 %dx%d", c.width, c.height), "aac 0x0"}
+			if !slices.Equal(found, want) {
+				t.Errorf("%s: ffprobe found %v, want %v", c.name, found, want)
+			}
+		}
 		if err := mediacheck.Decode(t.Context(), l.url("index.m3u8"), 3*time.Second); err != nil {
 			t.Error(err)
 		}
@@ -236,58 +374,101 @@ func TestLive(t *testing.T) {
 	})
 
 	t.Run("blocking reload", func(t *testing.T) {
-		_, body := get(t, l.url("video1_stream.m3u8"), nil)
-		before := mediaPlaylist(t, body)
-		msn := before.MediaSequence + len(before.Segments)
-		nextPart := len(before.Parts)
-		resp, body := get(t, l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, nextPart)), nil)
+		before := l.playlist(t, topPlaylist)
+		msn, part := nextPart(before)
+		resp, body := get(t, l.url(blocking(topPlaylist, msn, part)), nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("blocking reload: status %d", resp.StatusCode)
 		}
 		wantHeader(t, resp, "Cache-Control", cacheBlockingPlaylist)
-		after := mediaPlaylist(t, body)
+		after := parseMedia(t, body)
 		// The asked-for part is in the answer: either the segment is
 		// still open and holds it, or the segment closed with it.
-		afterMSN := after.MediaSequence + len(after.Segments)
-		if afterMSN == msn && len(after.Parts) <= nextPart {
-			t.Fatalf("asked for part %d.%d, got a playlist whose last part is %d.%d", msn, nextPart, afterMSN, len(after.Parts)-1)
+		afterMSN, afterPart := nextPart(after)
+		if afterMSN == msn && afterPart <= part {
+			t.Fatalf("asked for part %d.%d, got a playlist whose last part is %d.%d", msn, part, afterMSN, afterPart-1)
 		}
 
 		partURI := lastPart(t, after)
-		resp, part := get(t, l.url(partURI), nil)
-		if resp.StatusCode != http.StatusOK || len(part) == 0 {
-			t.Fatalf("part %s: status %d, %d bytes", partURI, resp.StatusCode, len(part))
+		resp, data := get(t, l.url(partURI), nil)
+		if resp.StatusCode != http.StatusOK || len(data) == 0 {
+			t.Fatalf("part %s: status %d, %d bytes", partURI, resp.StatusCode, len(data))
 		}
 		wantHeader(t, resp, "Cache-Control", cacheMedia)
 		wantHeader(t, resp, "Content-Type", "video/mp4")
+		wantHeader(t, resp, "Vary", "")
 
 		// The preload hint names the part being written; asking for it
 		// waits for it and gets it whole.
 		if after.PreloadHint == nil {
 			t.Fatal("no preload hint")
 		}
-		resp, part = get(t, l.url(after.PreloadHint.URI), nil)
-		if resp.StatusCode != http.StatusOK || len(part) == 0 {
-			t.Fatalf("preload hint %s: status %d, %d bytes", after.PreloadHint.URI, resp.StatusCode, len(part))
+		resp, data = get(t, l.url(after.PreloadHint["URI"]), nil)
+		if resp.StatusCode != http.StatusOK || len(data) == 0 {
+			t.Fatalf("preload hint %s: status %d, %d bytes", after.PreloadHint["URI"], resp.StatusCode, len(data))
 		}
 
-		resp, _ = get(t, l.url("video1_stream.m3u8"), nil)
+		resp, _ = get(t, l.url(topPlaylist), nil)
 		wantHeader(t, resp, "Cache-Control", cacheMediaPlaylist)
 		wantHeader(t, resp, "Content-Type", "application/vnd.apple.mpegurl")
 
-		resp, _ = get(t, l.url(after.Map.URI), nil)
+		resp, _ = get(t, l.url(after.Map), nil)
 		wantHeader(t, resp, "Cache-Control", cacheMedia)
+	})
+
+	t.Run("requests already answered", func(t *testing.T) {
+		// A blocking request for a segment that is already listed, or
+		// already gone, gets the current playlist at once: gohlslib would
+		// refuse (400) or, for its placeholders' numbers, wait for ever.
+		// One too far ahead is refused. (gohlslib refuses the oldest
+		// segment of a full window too: its answer is then the current
+		// playlist, cached as briefly.)
+		now := l.playlist(t, topPlaylist)
+		for _, c := range []struct {
+			name      string
+			msn, part int
+			status    int
+			cache     string // "": either
+		}{
+			{"listed", now.Segments[len(now.Segments)-1].MSN, 1, http.StatusOK, cacheBlockingPlaylist},
+			{"oldest listed", now.Segments[0].MSN, 0, http.StatusOK, ""},
+			{"gone", now.MediaSequence - 1, 0, http.StatusOK, cacheMediaPlaylist},
+			{"a placeholder's number", 3, 1, http.StatusOK, cacheMediaPlaylist},
+			{"zero", 0, 0, http.StatusOK, cacheMediaPlaylist},
+			{"far ahead", now.MediaSequence + len(now.Segments) + 5, 0, http.StatusBadRequest, cacheError},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url(blocking(topPlaylist, c.msn, c.part)), nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("msn %d: %v (a request that waits for a part that never comes)", c.msn, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != c.status {
+					t.Fatalf("msn %d: status %d %s, want %d", c.msn, resp.StatusCode, body, c.status)
+				}
+				if c.cache != "" {
+					wantHeader(t, resp, "Cache-Control", c.cache)
+				}
+				if c.status != http.StatusOK {
+					return
+				}
+				if pl := parseMedia(t, body); pl.MediaSequence+len(pl.Segments) < now.MediaSequence+len(now.Segments) {
+					t.Errorf("msn %d: an older playlist than the current one", c.msn)
+				}
+			})
+		}
 	})
 
 	t.Run("segment", func(t *testing.T) {
 		// Wait for the open segment to close: part 0 of the next one.
-		_, body := get(t, l.url("video1_stream.m3u8"), nil)
-		pl := mediaPlaylist(t, body)
-		_, body = get(t, l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=0", pl.MediaSequence+len(pl.Segments)+1)), nil)
-		pl = mediaPlaylist(t, body)
-		if len(pl.Segments) == 0 {
-			t.Fatalf("no segment after one closed:\n%s", body)
-		}
+		pl := l.playlist(t, topPlaylist)
+		msn, _ := nextPart(pl)
+		_, body := get(t, l.url(blocking(topPlaylist, msn+1, 0)), nil)
+		pl = parseMedia(t, body)
 		seg := pl.Segments[len(pl.Segments)-1]
 		resp, data := get(t, l.url(seg.URI), nil)
 		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(data)) {
@@ -303,18 +484,17 @@ func TestLive(t *testing.T) {
 		// parameters that are not LL-HLS directives: each gets the whole
 		// answer, the same bytes, and the part it names holds video and
 		// audio.
-		_, body := get(t, l.url("video1_stream.m3u8"), nil)
-		pl := mediaPlaylist(t, body)
-		directives := fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1)
+		msn, part := nextPart(l.playlist(t, bottomPlaylist))
+		directives := fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", msn, part+1)
 		const waiters = 20
 		bodies := make(chan []byte, waiters)
 		for i := range waiters {
-			reload := l.url("video1_stream.m3u8?" + directives)
+			reload := l.url(bottomPlaylist + "?" + directives)
 			switch i % 3 {
 			case 1:
 				reload += fmt.Sprintf("&cachebuster=%d", i)
 			case 2:
-				reload = l.url(fmt.Sprintf("video1_stream.m3u8?token=%d&", i) + directives)
+				reload = l.url(fmt.Sprintf("%s?token=%d&", bottomPlaylist, i) + directives)
 			}
 			go func() {
 				var body []byte
@@ -349,16 +529,16 @@ func TestLive(t *testing.T) {
 				t.Fatalf("the playlist carries the query parameter %s:\n%s", junk, first)
 			}
 		}
-		after := mediaPlaylist(t, first)
+		after := parseMedia(t, first)
 		partURL := l.url(lastPart(t, after))
 		var answers [][]byte
 		for _, u := range []string{partURL, partURL, partURL + "?v=2"} { // produced, then from the cache
-			resp, part := get(t, u, nil)
-			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(part)) {
-				t.Fatalf("%s: status %d, Content-Length %d, %d bytes", u, resp.StatusCode, resp.ContentLength, len(part))
+			resp, data := get(t, u, nil)
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(data)) {
+				t.Fatalf("%s: status %d, Content-Length %d, %d bytes", u, resp.StatusCode, resp.ContentLength, len(data))
 			}
-			wantTracks(t, part)
-			answers = append(answers, part)
+			wantTracks(t, data)
+			answers = append(answers, data)
 		}
 		for i, a := range answers[1:] {
 			if !bytes.Equal(a, answers[0]) {
@@ -367,11 +547,88 @@ func TestLive(t *testing.T) {
 		}
 	})
 
+	t.Run("gzip", func(t *testing.T) {
+		// A client that does not decompress by itself.
+		client := plainClient
+		pl := l.playlist(t, topPlaylist)
+		msn, part := nextPart(pl)
+		files := []struct {
+			name       string
+			compressed bool
+		}{
+			{"index.m3u8", true},
+			{topPlaylist, true},
+			{blocking(topPlaylist, msn, part), true},
+			{lastPart(t, pl), false},
+		}
+		for _, c := range []struct {
+			acceptEncoding string
+			gzip           bool
+		}{
+			{"gzip", true},
+			{"gzip, deflate, br, zstd", true},
+			{"*", true},
+			{"br;q=1.0, gzip;q=0.5", true},
+			{"", false},
+			{"br", false},
+			{"gzip;q=0", false},
+			{"*, gzip;q=0", false},
+		} {
+			for _, f := range files {
+				t.Run(fmt.Sprintf("%s %q", f.name, c.acceptEncoding), func(t *testing.T) {
+					req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, l.url(f.name), nil)
+					req.Header.Set("Accept-Encoding", c.acceptEncoding)
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					body, err := io.ReadAll(resp.Body)
+					if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(body)) {
+						t.Fatalf("status %d, Content-Length %d, %d bytes, %v", resp.StatusCode, resp.ContentLength, len(body), err)
+					}
+					wantGzip := f.compressed && c.gzip
+					if got := resp.Header.Get("Content-Encoding") == "gzip"; got != wantGzip {
+						t.Errorf("gzip-encoded %v, want %v", got, wantGzip)
+					}
+					if vary := resp.Header.Get("Vary") == "Accept-Encoding"; vary != f.compressed {
+						t.Errorf("Vary %q", resp.Header.Get("Vary"))
+					}
+					if wantGzip {
+						zr, err := gzip.NewReader(bytes.NewReader(body))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if body, err = io.ReadAll(zr); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if f.compressed && !bytes.HasPrefix(body, []byte("#EXTM3U\n")) {
+						t.Errorf("not a playlist: %.40q", body)
+					}
+				})
+			}
+		}
+	})
+
 	t.Run("missing file", func(t *testing.T) {
-		for _, name := range []string{"nope.mp4", "abc_video1_part999999.mp4", "..%2Findex.m3u8", "..%5Cindex.m3u8"} {
+		for _, name := range []string{"nope.mp4", "video1_stream.m3u8", "1080p.m3u8", "abc_video1_part999999.mp4", "..%2Findex.m3u8", "..%5Cindex.m3u8"} {
 			resp, body := get(t, l.url(name), nil)
 			if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"error"`) {
 				t.Errorf("%s: status %d, body %s; want 404 JSON", name, resp.StatusCode, body)
+			}
+		}
+		// A part of a rung that does not exist yet.
+		pl := l.playlist(t, topPlaylist)
+		msn, _ := nextPart(pl)
+		future := strings.Replace(lastPart(t, pl), "_part", "_part9", 1)
+		if resp, body := get(t, l.url(future), nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s (the segment being made is %d): status %d %s", future, msn, resp.StatusCode, body)
+		}
+		for _, q := range []string{"_HLS_msn=x", "_HLS_part=2", "_HLS_msn=7&_HLS_part=-1"} {
+			resp, body := get(t, l.url(topPlaylist+"?"+q), nil)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"error"`) {
+				t.Errorf("%s: status %d, body %s; want 400 JSON", q, resp.StatusCode, body)
 			}
 		}
 	})
@@ -385,20 +642,21 @@ func TestLive(t *testing.T) {
 			t.Fatal("muxer gone")
 		}
 		before := m.Viewers()
-		for _, c := range []struct{ client, forwardedFor, userAgent string }{
-			{"203.0.113.7", "198.51.100.1", "viewer-a"},
-			{"203.0.113.7", "198.51.100.2", "viewer-a"}, // the same viewer again
-			{"203.0.113.7", "", "viewer-b"},
-			{"192.0.2.1", "203.0.113.7", "viewer-a"},
+		for _, c := range []struct{ client, forwardedFor, userAgent, file string }{
+			{"203.0.113.7", "198.51.100.1", "viewer-a", topPlaylist},
+			{"203.0.113.7", "198.51.100.2", "viewer-a", bottomPlaylist}, // the same viewer again
+			{"203.0.113.7", "", "viewer-b", "index.m3u8"},
+			{"192.0.2.1", "203.0.113.7", "viewer-a", topPlaylist},
+			{"192.0.2.9", "", "home-page", "thumb.jpg"}, // not a viewer
 		} {
-			r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, l.url("video1_stream.m3u8"), nil)
+			r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, l.url(c.file), nil)
 			r.Header.Set("User-Agent", c.userAgent)
 			if c.forwardedFor != "" {
 				r.Header.Set("X-Forwarded-For", c.forwardedFor)
 			}
 			w := httptest.NewRecorder()
-			l.server.Serve(w, r, l.id, "video1_stream.m3u8", c.client)
-			if w.Code != http.StatusOK {
+			l.server.Serve(w, r, l.id, c.file, c.client)
+			if w.Code != http.StatusOK && c.file != "thumb.jpg" {
 				t.Fatalf("%+v: status %d", c, w.Code)
 			}
 		}
@@ -409,10 +667,10 @@ func TestLive(t *testing.T) {
 
 	t.Run("stats", func(t *testing.T) {
 		before := l.server.Stats()
-		_, body := get(t, l.url("video1_stream.m3u8"), nil)
-		pl := mediaPlaylist(t, body)
+		_, body := get(t, l.url(topPlaylist), nil)
+		pl := parseMedia(t, body)
 		bytesOut := len(body)
-		for _, file := range []string{"index.m3u8", pl.Map.URI, lastPart(t, pl)} {
+		for _, file := range []string{"index.m3u8", pl.Map, lastPart(t, pl)} {
 			resp, body := get(t, l.url(file), nil)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: status %d", file, resp.StatusCode)
@@ -436,9 +694,20 @@ func TestLive(t *testing.T) {
 	})
 }
 
+// playlist fetches a media playlist of the battle (without compression,
+// so that the byte counts of stats hold).
+func (l *liveServer) playlist(t testing.TB, name string) *m3u8.Media {
+	t.Helper()
+	resp, body := get(t, l.url(name), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", name, resp.StatusCode, body)
+	}
+	return parseMedia(t, body)
+}
+
 // lastPart is the URI of the newest part of pl: in its open segment, or
 // when that has none yet, in its last closed one.
-func lastPart(t testing.TB, pl *playlist.Media) string {
+func lastPart(t testing.TB, pl *m3u8.Media) string {
 	t.Helper()
 	if len(pl.Parts) > 0 {
 		return pl.Parts[len(pl.Parts)-1].URI
@@ -470,68 +739,6 @@ func wantTracks(t *testing.T, data []byte) {
 	}
 	if !slices.Equal(ids, []int{1, 2}) {
 		t.Errorf("fragments have tracks %v, want video 1 and audio 2", ids)
-	}
-}
-
-// Ending a battle answers the requests waiting on its muxer, and every
-// later one, with 410 Gone.
-func TestEnd(t *testing.T) {
-	l := startLive(t, time.Minute)
-	m, ok := l.server.Muxer(l.id)
-	if !ok {
-		t.Fatal("not live")
-	}
-	get(t, l.url("video1_stream.m3u8"), nil) // waits for the first part
-	l.stop()
-	<-l.fed
-	if l.feedErr != nil && !errors.Is(l.feedErr, context.Canceled) {
-		t.Fatal(l.feedErr)
-	}
-	// Wait on a part that will never come.
-	_, body := get(t, l.url("video1_stream.m3u8"), nil)
-	pl := mediaPlaylist(t, body)
-	requests := m.Stats().PlaylistRequests
-	type result struct {
-		status int
-		body   string
-	}
-	waiting := make(chan result, 1)
-	go func() {
-		resp, err := http.Get(l.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d",
-			pl.MediaSequence+len(pl.Segments), len(pl.Parts)+1)))
-		if err != nil {
-			t.Error(err)
-			waiting <- result{}
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Error(err)
-		}
-		waiting <- result{resp.StatusCode, strings.TrimSpace(string(body))}
-	}()
-	// The request has reached the muxer once it is counted.
-	for m.Stats().PlaylistRequests == requests {
-		time.Sleep(10 * time.Millisecond)
-	}
-	l.server.End(l.id)
-	// The muxer answers it, not the server's "not live" path.
-	if got, want := <-waiting, (result{http.StatusGone, `{"error":"the live program has ended"}`}); got != want {
-		t.Errorf("request waiting at the end: %+v, want %+v", got, want)
-	}
-
-	for _, c := range []struct{ name, id, want string }{
-		{"ended now", l.id, `{"error":"battle ended; the replay is at /vod/` + l.id + `/index.m3u8"}`},
-		{"ended before the process", "endedLongAgo", `{"error":"battle ended; the replay is at /vod/endedLongAgo/index.m3u8"}`},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			resp, body := get(t, l.http.URL+"/hls/"+c.id+"/index.m3u8", nil)
-			if resp.StatusCode != http.StatusGone || strings.TrimSpace(string(body)) != c.want {
-				t.Errorf("status %d body %s, want 410 %s", resp.StatusCode, body, c.want)
-			}
-			wantHeader(t, resp, "Cache-Control", cacheError)
-		})
 	}
 }
 
@@ -607,25 +814,4 @@ func TestViewers(t *testing.T) {
 			t.Errorf("count %d after the window, want the one newcomer", got)
 		}
 	})
-}
-
-func TestDirectives(t *testing.T) {
-	for _, c := range []struct{ name, query, want string }{
-		{"none", "", ""},
-		{"all three", "_HLS_skip=YES&_HLS_part=2&_HLS_msn=7", "_HLS_msn=7&_HLS_part=2&_HLS_skip=YES"},
-		{"others dropped", "a=1&_HLS_msn=7&token=x&_HLS_part=2", "_HLS_msn=7&_HLS_part=2"},
-		{"only others", "cachebuster=123", ""},
-		{"first value counts", "_HLS_msn=7&_HLS_msn=9", "_HLS_msn=7"},
-		{"empty value kept", "_HLS_msn=", "_HLS_msn="},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			q, err := url.ParseQuery(c.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := directives(q); got != c.want {
-				t.Errorf("directives(%q) = %q, want %q", c.query, got, c.want)
-			}
-		})
-	}
 }

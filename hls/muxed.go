@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
-	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 )
@@ -43,25 +43,21 @@ func audioName(name string) (string, bool) {
 	return strings.Replace(name, marker, "_"+audioStreamID+"_", 1), true
 }
 
-// produceMuxed answers a request for the video's init file, part or
-// segment named name with the file merged with the audio's.
-func (m *Muxer) produceMuxed(w http.ResponseWriter, r *http.Request, name, audio string, kind fileKind) {
+// produceMuxed answers a request for a rung's video init file, part or
+// segment named name with the file merged with the audio's of the same
+// name (audio).
+func (m *Muxer) produceMuxed(rg *rung, name, audio string, kind fileKind) answer {
 	videoRec := &recorder{header: make(http.Header)}
-	m.muxer.Handle(videoRec, r)
+	rg.muxer.Handle(videoRec, fileRequest(name, ""))
 	if videoRec.status != http.StatusOK {
-		videoRec.copyTo(w)
-		return
+		return videoRec.answer()
 	}
-	// The audio file exists once the video one does; its name differs
-	// from the request's in the last path element only.
-	r2 := new(http.Request)
-	*r2 = *r
-	r2.URL = &url.URL{Path: audio, RawQuery: r.URL.RawQuery}
+	// The audio file exists once the video one does (gohlslib publishes
+	// them under one lock).
 	audioRec := &recorder{header: make(http.Header)}
-	m.muxer.Handle(audioRec, r2)
+	rg.muxer.Handle(audioRec, fileRequest(audio, ""))
 	if audioRec.status != http.StatusOK {
-		audioRec.copyTo(w)
-		return
+		return audioRec.answer()
 	}
 
 	var merged []byte
@@ -73,12 +69,23 @@ func (m *Muxer) produceMuxed(w http.ResponseWriter, r *http.Request, name, audio
 	}
 	if err != nil {
 		m.logger.Error("hls: merging audio into video", "file", name, "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		return answer{status: http.StatusInternalServerError}
 	}
-	w.Header().Set("Content-Type", "video/mp4")
-	w.WriteHeader(http.StatusOK)
-	w.Write(merged)
+	return answer{
+		status:        http.StatusOK,
+		contentType:   headerMP4,
+		contentLength: []string{strconv.Itoa(len(merged))},
+		cacheControl:  cacheHeaders[cacheMedia],
+		body:          merged,
+	}
+}
+
+var headerMP4 = []string{"video/mp4"}
+
+// fileRequest is a request to gohlslib for one of its files, with a
+// query.
+func fileRequest(name, query string) *http.Request {
+	return &http.Request{Method: http.MethodGet, URL: &url.URL{Path: name, RawQuery: query}, Header: http.Header{}}
 }
 
 // mergeInits returns an init file with the video track of video and the
@@ -137,34 +144,4 @@ func mergeFragments(video, audio []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// produceMultivariant answers with gohlslib's multivariant playlist less
-// its audio rendition: the variant's playlist holds the audio.
-func (m *Muxer) produceMultivariant(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{header: make(http.Header)}
-	m.muxer.Handle(rec, r)
-	if rec.status != http.StatusOK {
-		rec.copyTo(w)
-		return
-	}
-	var pl playlist.Multivariant
-	if err := pl.Unmarshal(rec.body.Bytes()); err != nil {
-		m.logger.Error("hls: reading the multivariant playlist", "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	pl.Renditions = nil
-	for _, v := range pl.Variants {
-		v.Audio = ""
-	}
-	body, err := pl.Marshal()
-	if err != nil {
-		m.logger.Error("hls: writing the multivariant playlist", "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", rec.header.Get("Content-Type"))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
 }

@@ -5,11 +5,18 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/singoff/singoff/internal/battleid"
 	"github.com/singoff/singoff/internal/httpjson"
 	"github.com/singoff/singoff/media"
 )
+
+// EndedFor is how long a battle's stream is served after the battle
+// ends, its playlists closed with #EXT-X-ENDLIST, before its URLs answer
+// 410 Gone: long enough for players that are behind (a second or so, or
+// paused) to play it to the end.
+const EndedFor = time.Minute
 
 // Server holds the live muxers of a process by battle id and answers the
 // requests for their files (see Serve).
@@ -18,11 +25,15 @@ type Server struct {
 	// endedBefore tells whether a battle not seen by this process has
 	// ended (e.g. before a restart); nil means none has.
 	endedBefore func(id string) bool
+	// endedFor is EndedFor, shorter in tests.
+	endedFor time.Duration
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// live holds the muxers of live battles, and of ended ones for
+	// endedFor after their end.
 	live    map[string]*Muxer
 	ended   map[string]struct{}
-	retired Stats // what muxers closed by End had served
+	retired Stats // what muxers gone from live had served
 }
 
 // NewServer returns an empty Server. endedBefore, which may be nil, is
@@ -32,6 +43,7 @@ func NewServer(logger *slog.Logger, endedBefore func(id string) bool) *Server {
 	return &Server{
 		logger:      logger,
 		endedBefore: endedBefore,
+		endedFor:    EndedFor,
 		live:        make(map[string]*Muxer),
 		ended:       make(map[string]struct{}),
 	}
@@ -41,8 +53,11 @@ func NewServer(logger *slog.Logger, endedBefore func(id string) bool) *Server {
 func (s *Server) Start(id string, info media.ProgramInfo) (*Muxer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.live[id]; ok {
-		return nil, fmt.Errorf("hls: battle %s is already live", id)
+	if m, ok := s.live[id]; ok {
+		if !m.closed.Load() {
+			return nil, fmt.Errorf("hls: battle %s is already live", id)
+		}
+		s.retireLocked(id, m)
 	}
 	m, err := newMuxer(info, s.logger.With("battle", id))
 	if err != nil {
@@ -53,26 +68,43 @@ func (s *Server) Start(id string, info media.ProgramInfo) (*Muxer, error) {
 	return m, nil
 }
 
-// End closes battle id's muxer; from then on its URLs answer 410 Gone.
+// End ends battle id's stream: its playlists close with #EXT-X-ENDLIST
+// and are served so for EndedFor; then its URLs answer 410 Gone.
 func (s *Server) End(id string) {
 	s.mu.Lock()
 	m, ok := s.live[id]
-	delete(s.live, id)
-	s.ended[id] = struct{}{}
-	s.mu.Unlock()
-	if ok {
-		m.Close()
-		s.mu.Lock()
-		s.retired.add(m.Stats())
-		s.mu.Unlock()
+	if !ok {
+		s.ended[id] = struct{}{}
 	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	m.end()
+	time.AfterFunc(s.endedFor, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.live[id] == m {
+			s.retireLocked(id, m)
+		}
+	})
 }
 
-// Muxer returns battle id's live muxer.
+// retireLocked drops the ended muxer m of battle id.
+func (s *Server) retireLocked(id string, m *Muxer) {
+	delete(s.live, id)
+	s.ended[id] = struct{}{}
+	s.retired.add(m.Stats())
+}
+
+// Muxer returns battle id's muxer while it is live.
 func (s *Server) Muxer(id string) (*Muxer, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.live[id]
+	if ok && m.closed.Load() {
+		return nil, false
+	}
 	return m, ok
 }
 
@@ -89,7 +121,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Serve answers a request for file of battle id's live program, the
-// decoded parts of /hls/{id}/{file}. client is the client's address as
+// decoded parts of /hls/{id}/{file}: index.m3u8 and the files it names,
+// and thumb.jpg, the latest picture. client is the client's address as
 // the HTTP layer determined it (its one client-IP rule): viewers are
 // counted by it, and by User-Agent. Serve reads no forwarding header
 // itself.

@@ -315,7 +315,13 @@ func waitConnected(ctx context.Context, t testing.TB, connected <-chan struct{})
 // one Opus track. The client never answers ICE.
 func newOffer(t testing.TB, publish bool, video ...webrtc.RTPCodecParameters) []byte {
 	t.Helper()
-	api, err := pionapi.New(pionapi.Options{Video: video, Audio: []webrtc.RTPCodecParameters{pionapi.Opus(111)}, Loopback: true})
+	return offerWith(t, publish, pionapi.Options{Video: video, Audio: []webrtc.RTPCodecParameters{pionapi.Opus(111)}, Loopback: true})
+}
+
+// offerWith is newOffer from a client API built with opts.
+func offerWith(t testing.TB, publish bool, opts pionapi.Options) []byte {
+	t.Helper()
+	api, err := pionapi.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,16 +302,29 @@ func (q *reportQueue) deliver(hook func(slot int, connected bool)) {
 const feedBuffer = 512
 
 // feed implements media.Feed for a slot. Sends never block forwarding: a
-// full channel drops the unit and counts it. The channel is made for the
-// slot's first publisher or the first reader, whichever comes first, so
-// that a room costs little until it is used.
+// full channel drops the unit and counts it, and the next unit of the same
+// kind that gets through carries Loss, so that the compositor asks for a
+// keyframe instead of decoding over a missing picture. The channel is made
+// for the slot's first publisher or the first reader, whichever comes
+// first, so that a room costs little until it is used.
 type feed struct {
 	keyframes *keyframeLimiter
 	counters  *counters
+	// dropped is set for video and audio (by kindOf) when a unit of
+	// that kind was dropped since the last one sent.
+	dropped [2]atomic.Bool
 
 	mu     sync.RWMutex
 	ch     chan media.AccessUnit
 	closed bool
+}
+
+// kindOf indexes feed.dropped.
+func kindOf(c media.Codec) int {
+	if c.IsVideo() {
+		return 0
+	}
+	return 1
 }
 
 func (f *feed) Units() <-chan media.AccessUnit { return f.open() }
@@ -339,9 +352,17 @@ func (f *feed) send(u media.AccessUnit) {
 	if f.closed || f.ch == nil {
 		return
 	}
+	// Each track sends from its own goroutine: the flag of a kind is
+	// only its track's.
+	dropped := &f.dropped[kindOf(u.Codec)]
+	if dropped.Load() {
+		u.Loss = true
+	}
 	select {
 	case f.ch <- u:
+		dropped.Store(false)
 	default:
+		dropped.Store(true)
 		f.counters.feedDropped.Add(1)
 	}
 }

@@ -138,7 +138,14 @@ var (
 		pionapi.H264(114, "64001f", videoFeedback),
 		pionapi.VP8(96, videoFeedback),
 	}
-	audioCodecs = []webrtc.RTPCodecParameters{pionapi.Opus(111)}
+	audioCodecs = []webrtc.RTPCodecParameters{musicOpus}
+	// musicOpus is Opus as the server answers it: stereo at up to
+	// 128 kb/s for a singing show (a browser's default is speech, mono
+	// at about 32 kb/s), with in-band FEC, which the compositor decodes.
+	musicOpus = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1;maxaveragebitrate=128000",
+	}, PayloadType: 111}
 )
 
 func (s *Server) newAPI() (*webrtc.API, error) {

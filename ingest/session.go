@@ -148,7 +148,22 @@ func (s *Server) negotiate(ctx context.Context, sess *session, offer string, inf
 	if sess.publish {
 		preferSendableVideo(pc, sl)
 	}
+	answerMusicOpus(pc)
 	return s.answer(ctx, sess)
+}
+
+// answerMusicOpus makes the answer carry musicOpus's parameters: pion
+// answers with the offer's own otherwise. The payload type stays the
+// offer's, and so do the feedback types both sides have.
+func answerMusicOpus(pc *webrtc.PeerConnection) {
+	opus := musicOpus
+	opus.PayloadType = 0 // the offer's
+	opus.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			_ = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{opus})
+		}
+	}
 }
 
 // answer creates and sets the local answer and waits for ICE gathering so

@@ -33,7 +33,8 @@ type Config struct {
 	VOD http.Handler
 	// Metrics are read at every scrape of /metrics.
 	Metrics MetricsSources
-	// ICEServers are STUN/TURN URLs handed to WebRTC clients.
+	// ICEServers are the STUN/TURN servers handed to WebRTC clients, as
+	// ParseICEServer reads them.
 	ICEServers []string
 	// TrustedProxies are the CIDRs whose X-Forwarded-For/-Proto/-Host
 	// headers are believed; none by default.
@@ -65,6 +66,11 @@ func New(cfg Config) (*Server, error) {
 		s.trusted = append(s.trusted, prefix)
 	}
 
+	iceServers, err := parseICEServers(cfg.ICEServers)
+	if err != nil {
+		return nil, err
+	}
+
 	e := newEngine()
 	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
@@ -93,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 	rtc := &webrtcRoutes{
 		battles:    cfg.Battles,
 		ingest:     cfg.Ingest,
-		iceServers: cfg.ICEServers,
+		iceServers: iceServers,
 		limit:      api.limits.webrtc,
 		log:        cfg.Logger,
 	}
@@ -225,17 +231,29 @@ func (s *Server) logRequests(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
+	// Most requests are LL-HLS ones, thousands a second: nothing of them
+	// is made unless it is logged.
+	if !s.log.Enabled(c.Request.Context(), level) {
+		return
+	}
 	s.log.Log(c.Request.Context(), level, "request", "method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", status, "duration", time.Since(start), "client", c.ClientIP())
 }
+
+// The headers cors sets on every answer, made once (net/http only reads
+// them).
+var (
+	corsAllowOrigin   = []string{"*"}
+	corsExposeHeaders = []string{"Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After, Content-Length, Content-Range"}
+)
 
 // cors is the one CORS policy: any origin may read and call, without
 // credentials. Bearer tokens are never sent by a browser on its own, and
 // the vote (cookie) refuses cross-site origins itself.
 func cors(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After, Content-Length, Content-Range")
+	h["Access-Control-Allow-Origin"] = corsAllowOrigin
+	h["Access-Control-Expose-Headers"] = corsExposeHeaders
 	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Range")

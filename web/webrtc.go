@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +38,7 @@ const (
 type webrtcRoutes struct {
 	battles    *battle.Manager
 	ingest     *ingest.Server
-	iceServers []string
+	iceServers []ICEServer
 	limit      *limiter
 	log        *slog.Logger
 }
@@ -46,10 +47,10 @@ func (w *webrtcRoutes) register(e *gin.Engine) {
 	g := e.Group("/api/battles/:id/singers/:slot", withTimeout(apiTimeout), noStore)
 	for _, k := range []kind{whip, whep} {
 		g.POST("/"+string(k), w.limit.middleware, w.offer(k))
-		g.OPTIONS("/"+string(k), w.options)
+		g.OPTIONS("/"+string(k), w.options(k))
 		g.PATCH("/"+string(k)+"/:session", w.limit.middleware, w.patch(k))
 		g.DELETE("/"+string(k)+"/:session", w.hangup(k))
-		g.OPTIONS("/"+string(k)+"/:session", w.options)
+		g.OPTIONS("/"+string(k)+"/:session", w.options(k))
 	}
 }
 
@@ -160,7 +161,7 @@ func (w *webrtcRoutes) offer(k kind) gin.HandlerFunc {
 		h.Set("Location", fmt.Sprintf("/api/battles/%s/singers/%d/%s/%s", req.battle.ID, req.slot, k, a.Session))
 		h.Set("ETag", a.ETag)
 		h.Set("Accept-Patch", contentTypeSDPFrag)
-		w.iceServerLinks(h)
+		w.iceServerLinks(h, true)
 		c.Writer.WriteHeader(http.StatusCreated)
 		_, _ = c.Writer.WriteString(a.SDP)
 	}
@@ -227,19 +228,58 @@ func (w *webrtcRoutes) sessionRoom(c *gin.Context, k kind) (slotRequest, *ingest
 
 // options answers OPTIONS on a WHIP/WHEP resource or session: what it
 // accepts and the ICE servers to use (the CORS middleware answers the
-// preflight part).
-func (w *webrtcRoutes) options(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Accept-Post", contentTypeSDP)
-	h.Set("Accept-Patch", contentTypeSDPFrag)
-	h.Set("Allow", "OPTIONS, POST, PATCH, DELETE")
-	w.iceServerLinks(h)
-	c.Status(http.StatusNoContent)
+// preflight part). Anyone may ask; TURN credentials go only to a request
+// whose token may use the resource, so that the server's TURN relay is
+// not handed to the whole Internet.
+func (w *webrtcRoutes) options(k kind) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("Accept-Post", contentTypeSDP)
+		h.Set("Accept-Patch", contentTypeSDPFrag)
+		h.Set("Allow", "OPTIONS, POST, PATCH, DELETE")
+		w.iceServerLinks(h, w.needCredentials() && w.mayUse(c, k))
+		c.Status(http.StatusNoContent)
+	}
 }
 
-func (w *webrtcRoutes) iceServerLinks(h http.Header) {
-	for _, u := range w.iceServers {
-		h.Add("Link", fmt.Sprintf(`<%s>; rel="ice-server"`, u))
+// needCredentials tells whether any ICE server has credentials.
+func (w *webrtcRoutes) needCredentials() bool {
+	for _, s := range w.iceServers {
+		if s.Username != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mayUse tells, without answering, whether the request's token may
+// publish (WHIP) or watch (WHEP) the slot in the path.
+func (w *webrtcRoutes) mayUse(c *gin.Context, k kind) bool {
+	token := bearer(c)
+	if token == "" {
+		return false
+	}
+	b, err := w.battles.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return false
+	}
+	slot, err := strconv.Atoi(c.Param("slot"))
+	if err != nil {
+		return false
+	}
+	if k == whip {
+		return battle.MayPublish(b, slot, token)
+	}
+	return battle.MaySubscribe(b, slot, token)
+}
+
+// iceServerLinks adds a Link header per ICE server; those with
+// credentials only when withCredentials.
+func (w *webrtcRoutes) iceServerLinks(h http.Header, withCredentials bool) {
+	for _, s := range w.iceServers {
+		if s.Username == "" || withCredentials {
+			h.Add("Link", s.link())
+		}
 	}
 }
 

@@ -46,7 +46,7 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "where the database and recordings live")
 	fs.IntVar(&c.webrtcPort, "webrtc-port", 8189, "WebRTC port, UDP and TCP (0: any free port)")
 	fs.Var(&c.publicIPs, "public-ip", "public IP to advertise in ICE candidates (repeatable; NAT 1:1)")
-	fs.Var(&c.iceServers, "ice-server", "STUN/TURN URL handed to clients (repeatable)")
+	fs.Var(&c.iceServers, "ice-server", "STUN/TURN server handed to the pages: stun:host:port or turn://user:password@host:port?transport=udp (repeatable)")
 	fs.BoolVar(&c.loopback, "loopback", false, "ICE on 127.0.0.1 only (tests)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (serve HTTPS; needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file")

@@ -31,6 +31,10 @@ type Options struct {
 	// TCP keeps ICE on TCP, as a singer behind a firewall that drops
 	// UDP must.
 	TCP bool
+	// RewriteOffer and RewriteAnswer, when set, change the SDP on its way
+	// to the server and back: tests put an impairment relay
+	// (internal/netsim) in the path by rewriting the candidates.
+	RewriteOffer, RewriteAnswer func(sdp string) string
 }
 
 // HTTPError is a WHIP/WHEP request the server did not accept.
@@ -53,7 +57,9 @@ const (
 // The client's codecs: each video codec alone is what a publisher offers
 // (Options.VideoCodec); a subscriber takes both.
 var (
-	videoFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
+	// The publisher's codec preferences keep only these: NACK and PLI
+	// are named here, as browsers offer them.
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 	h264Codec     = pionapi.H264(ptH264, "42e01f", videoFeedback)
 	vp8Codec      = pionapi.VP8(ptVP8, videoFeedback)
 	opusCodec     = pionapi.Opus(ptOpus)
@@ -76,6 +82,7 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 // and its WHIP/WHEP resource.
 type session struct {
 	pc        *webrtc.PeerConnection
+	opts      Options
 	token     string
 	location  string
 	connected chan struct{}
@@ -87,7 +94,7 @@ func newSession(opts Options, token string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{pc: pc, token: token, connected: make(chan struct{})}
+	s := &session{pc: pc, opts: opts, token: token, connected: make(chan struct{})}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
@@ -131,7 +138,11 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("gathering candidates: %w", ctx.Err())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(s.pc.LocalDescription().SDP))
+	sdp := s.pc.LocalDescription().SDP
+	if s.opts.RewriteOffer != nil {
+		sdp = s.opts.RewriteOffer(sdp)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(sdp))
 	if err != nil {
 		return err
 	}
@@ -154,7 +165,11 @@ func (s *session) negotiate(ctx context.Context, endpoint string) error {
 		return fmt.Errorf("answer without Location: %w", err)
 	}
 	s.location = loc.String()
-	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+	answer := string(body)
+	if s.opts.RewriteAnswer != nil {
+		answer = s.opts.RewriteAnswer(answer)
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("applying the answer: %w", err)
 	}
 	return nil

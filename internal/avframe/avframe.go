@@ -1,6 +1,6 @@
 // Package avframe gives writable, copy-free views of FFmpeg frame planes
-// and packet payloads. go-astiav v0.16.0 only copies them out; this is the
-// one place with cgo in singoff.
+// and packet payloads. go-astiav v0.16.0 only copies them out; this and
+// internal/opus are the places with cgo in singoff.
 package avframe
 
 //#cgo pkg-config: libavcodec libavutil

@@ -66,7 +66,7 @@ func (c *conn) get(ctx context.Context, u *url.URL, byteRange string) (response,
 	c.req = append(c.req, u.RequestURI()...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
 	c.req = append(c.req, u.Host...)
-	c.req = append(c.req, "\r\nUser-Agent: singoff-loadtest\r\n"...)
+	c.req = append(c.req, "\r\nUser-Agent: singoff-loadtest\r\nAccept-Encoding: gzip\r\n"...)
 	if byteRange != "" {
 		c.req = append(c.req, "Range: "...)
 		c.req = append(c.req, byteRange...)
@@ -189,6 +189,8 @@ func (c *conn) readHead() (int, *body, error) {
 			b.chunked = bytes.EqualFold(value, []byte("chunked"))
 		case bytes.EqualFold(name, []byte("Connection")):
 			keepAlive = !bytes.EqualFold(value, []byte("close"))
+		case bytes.EqualFold(name, []byte("Content-Encoding")):
+			b.gzip = bytes.EqualFold(value, []byte("gzip"))
 		}
 	}
 	switch {
@@ -212,6 +214,7 @@ type body struct {
 	length    int64     // bytes left of a Content-Length body, -1 for none
 	chunked   bool
 	keepAlive bool
+	gzip      bool // the body is gzip-encoded
 	done      bool
 	stop      func() bool // releases the request's context
 }

@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	"net/http"
@@ -63,6 +65,51 @@ func TestConnBodies(t *testing.T) {
 		}
 		if closed := c.c == nil; closed != (tc.path == "/close") {
 			t.Errorf("%s: connection closed %v", tc.path, closed)
+		}
+	}
+}
+
+// A follower asks for playlists gzip-encoded, as browsers do, and reads
+// both forms; what it counts received is what came over the wire.
+func TestFollowerReadsGzip(t *testing.T) {
+	const playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n"
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	io.WriteString(zw, playlist)
+	zw.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "gzip" {
+			t.Errorf("Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+		}
+		if r.URL.Path == "/gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(zipped.Bytes())
+			return
+		}
+		io.WriteString(w, playlist)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	r := &run{dialer: &net.Dialer{Timeout: time.Second}}
+	f := newFollower(r, 0)
+	defer f.conn.close()
+	for _, c := range []struct {
+		path string
+		wire int
+	}{{"/gzip", zipped.Len()}, {"/plain", len(playlist)}, {"/gzip", zipped.Len()}} {
+		u, _ := url.Parse("http://" + ln.Addr().String() + c.path)
+		before := f.bytesIn
+		got, err := f.get(t.Context(), u, kindPlaylist)
+		if err != nil || string(got) != playlist {
+			t.Fatalf("%s: %q, %v", c.path, got, err)
+		}
+		if n := f.bytesIn - before; n != int64(c.wire) {
+			t.Errorf("%s: %d bytes counted, %d came", c.path, n, c.wire)
 		}
 	}
 }

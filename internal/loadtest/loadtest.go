@@ -23,7 +23,11 @@ import (
 type Config struct {
 	// URL is the multivariant or the media playlist of the stream
 	// (/hls/{id}/index.m3u8).
-	URL      string
+	URL string
+	// Variant is the index of the variant the watchers follow in a
+	// multivariant playlist (0, the first, by default: a ladder's top
+	// rung).
+	Variant  int
 	Watchers int
 	// Duration is the measured window. Watchers join during its first
 	// second, and after it they take at most drainTimeout more to fetch
@@ -86,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Duration <= 0 {
 		return Report{}, errors.New("loadtest: need a positive duration")
 	}
+	if cfg.Variant < 0 {
+		return Report{}, errors.New("loadtest: a negative variant")
+	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
 		return Report{}, fmt.Errorf("loadtest: %q is not an http(s) URL", cfg.URL)
 	}
@@ -98,6 +105,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r := &run{
 		dialer:  &net.Dialer{Timeout: requestTimeout, KeepAlive: 30 * time.Second},
 		logger:  logger,
+		variant: cfg.Variant,
 		stopped: make(chan struct{}),
 		bufs:    sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }},
 	}
@@ -134,9 +142,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 // run is what a run's watchers share.
 type run struct {
-	dialer *net.Dialer
-	logger *slog.Logger
-	bufs   sync.Pool // *[]byte of copyBufferSize
+	dialer  *net.Dialer
+	logger  *slog.Logger
+	variant int       // to follow in a multivariant playlist
+	bufs    sync.Pool // *[]byte of copyBufferSize
 
 	tracks [maxTracks]track
 	// stopped is closed when the window ends, after the tracks' cutoffs

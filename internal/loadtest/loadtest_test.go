@@ -15,7 +15,8 @@ import (
 	"github.com/singoff/singoff/internal/testprogram"
 )
 
-// program is the 2 Mb/s clip the origins loop, encoded once by TestMain.
+// program is the clip the origins loop, encoded once by TestMain: a
+// ladder of 2 Mb/s at 720p and 600 kb/s at 360p.
 var program *testprogram.Program
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,8 @@ func generateAndRun(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if program, err = testprogram.Generate(ctx, dir, 2, "2000k"); err != nil {
+	ladder := []testprogram.Rung{{Width: 1280, Height: 720, Bitrate: "2000k"}, {Width: 640, Height: 360, Bitrate: "600k"}}
+	if program, err = testprogram.GenerateLadder(ctx, dir, 2, ladder); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -55,17 +57,41 @@ func testLogger(t *testing.T) *slog.Logger {
 func TestRunAgainstOrigin(t *testing.T) {
 	origin := startOrigin(t)
 	const watchers = 20
-	report, err := loadtest.Run(t.Context(), loadtest.Config{
-		URL:      origin.PlaylistURL(),
-		Watchers: watchers,
-		Duration: 6 * time.Second,
-		Logger:   testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Each watcher follows one rung of the ladder: 2 Mb/s or 600 kb/s for
+	// ~6 s.
+	for _, c := range []struct {
+		variant            int
+		minBytes, maxBytes int64 // per watcher
+	}{{0, 1_000_000, 2_500_000}, {1, 250_000, 900_000}} {
+		t.Run(fmt.Sprintf("variant %d", c.variant), func(t *testing.T) {
+			before := origin.Counts()
+			report, err := loadtest.Run(t.Context(), loadtest.Config{
+				URL:      origin.PlaylistURL(),
+				Variant:  c.variant,
+				Watchers: watchers,
+				Duration: 6 * time.Second,
+				Logger:   testLogger(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("report:\n%s", report)
+			checkReport(t, report, watchers, before, origin.Counts())
+			if perWatcher := report.BytesIn / watchers; perWatcher < c.minBytes || perWatcher > c.maxBytes {
+				t.Errorf("%d bytes received per watcher, want %d to %d", perWatcher, c.minBytes, c.maxBytes)
+			}
+		})
 	}
-	t.Logf("report:\n%s", report)
+	report, err := loadtest.Run(t.Context(), loadtest.Config{URL: origin.PlaylistURL(), Variant: 2, Watchers: 1, Duration: time.Second})
+	if err != nil || report.Errors["multivariant: bad playlist"] == 0 {
+		t.Errorf("a variant the ladder lacks: errors %v, %v", report.Errors, err)
+	}
+}
 
+// checkReport checks what watchers got from an origin whose counts went
+// from before to after.
+func checkReport(t *testing.T, report loadtest.Report, watchers int, before, after testorigin.Counts) {
+	t.Helper()
 	if len(report.Errors) != 0 {
 		t.Errorf("errors: %v", report.Errors)
 	}
@@ -85,22 +111,17 @@ func TestRunAgainstOrigin(t *testing.T) {
 	}
 
 	// What the watchers say they asked for is what the origin got.
-	got := origin.Counts()
-	if want := report.RequestsByKind["part"]; got.Parts != want {
-		t.Errorf("origin served %d parts, watchers asked for %d", got.Parts, want)
+	if want, got := report.RequestsByKind["part"], after.Parts-before.Parts; got != want {
+		t.Errorf("origin served %d parts, watchers asked for %d", got, want)
 	}
-	if want := report.RequestsByKind["blocking-playlist"]; got.BlockingPlaylists != want {
-		t.Errorf("origin served %d blocking playlists, watchers asked for %d", got.BlockingPlaylists, want)
+	if want, got := report.RequestsByKind["blocking-playlist"], after.BlockingPlaylists-before.BlockingPlaylists; got != want {
+		t.Errorf("origin served %d blocking playlists, watchers asked for %d", got, want)
 	}
 	// The origin muxes the audio into the variant's files: a watcher
 	// follows one media playlist.
 	if report.RequestsByKind["multivariant"] != watchers || report.RequestsByKind["init"] != watchers ||
 		report.RequestsByKind["playlist"] != watchers {
 		t.Errorf("requests %v: want per watcher one multivariant playlist, media playlist and init file", report.RequestsByKind)
-	}
-	// A 2 Mb/s program for ~6 s is ~1.5 MB per watcher.
-	if perWatcher := report.BytesIn / watchers; perWatcher < 1_000_000 {
-		t.Errorf("%d bytes received per watcher, want ~1.5 MB", perWatcher)
 	}
 }
 

@@ -20,6 +20,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs.StringVar(&cfg.URL, "url", "", "the stream's playlist, e.g. http://host:8080/hls/{id}/index.m3u8")
 	fs.IntVar(&cfg.Watchers, "watchers", 100, "simulated LL-HLS watchers")
+	fs.IntVar(&cfg.Variant, "variant", 0, "the variant of the multivariant playlist to follow, by its place (0: the first, the top rung)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long they watch")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -49,10 +49,10 @@ type mediaPlaylist struct {
 }
 
 // multivariant holds the media playlists of a multivariant playlist that
-// a watcher follows.
+// a watcher may follow.
 type multivariant struct {
-	// variantURI is the first variant's media playlist.
-	variantURI string
+	// variantURIs are the variants' media playlists, in their order.
+	variantURIs []string
 	// audioURI is the media playlist of the first audio rendition that
 	// has one (those without are in the variant's).
 	audioURI string
@@ -96,11 +96,12 @@ func parseMultivariant(b []byte) (multivariant, error) {
 				m.audioURI = uri
 			}
 		case line[0] == '#':
-		case wantURI && m.variantURI == "":
-			m.variantURI = string(line)
+		case wantURI:
+			m.variantURIs = append(m.variantURIs, string(line))
+			wantURI = false
 		}
 	}
-	if m.variantURI == "" {
+	if len(m.variantURIs) == 0 || wantURI {
 		return m, errNoVariant
 	}
 	return m, nil

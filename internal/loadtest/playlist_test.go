@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -94,7 +95,7 @@ low.m3u8
 		t.Fatal("isMultivariant does not tell the playlists apart")
 	}
 	m, err := parseMultivariant([]byte(mv))
-	if err != nil || m.variantURI != "video1_stream.m3u8" || m.audioURI != "audio2_stream.m3u8" {
+	if err != nil || !slices.Equal(m.variantURIs, []string{"video1_stream.m3u8", "low.m3u8"}) || m.audioURI != "audio2_stream.m3u8" {
 		t.Errorf("got %+v, %v", m, err)
 	}
 	if _, err := parseMultivariant([]byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n")); err == nil {
@@ -123,7 +124,7 @@ func FuzzParsePlaylist(f *testing.F) {
 	f.Add([]byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if isMultivariant(b) {
-			if m, err := parseMultivariant(b); err == nil && m.variantURI == "" {
+			if m, err := parseMultivariant(b); err == nil && (len(m.variantURIs) == 0 || slices.Contains(m.variantURIs, "")) {
 				t.Error("a variant without URI")
 			}
 		}

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -42,8 +43,8 @@ func (k requestKind) String() string {
 	return "unknown"
 }
 
-// maxTracks is how many media playlists a watcher follows: the first
-// variant's and its audio rendition's, as hls.js does.
+// maxTracks is how many media playlists a watcher follows: a variant's
+// and its audio rendition's, as hls.js does.
 const maxTracks = 2
 
 // watcher is one simulated hls.js viewer, following one or two media
@@ -51,7 +52,7 @@ const maxTracks = 2
 type watcher struct {
 	run *run
 	url string
-	// followers[0] follows the first variant and also accounts for the
+	// followers[0] follows the run's variant and also accounts for the
 	// multivariant playlist; followers[1], if any, the audio rendition.
 	followers []*follower
 }
@@ -102,6 +103,7 @@ type follower struct {
 	track    int // index in run.tracks
 	conn     conn
 	playlist bytes.Buffer
+	gunzip   *gzip.Reader // reused for every playlist
 
 	// started tells that the first media playlist arrived; parts after
 	// the key after count as published to this follower.
@@ -124,7 +126,7 @@ func newFollower(r *run, track int) *follower {
 }
 
 // resolve fetches the playlist at root and returns the media playlists
-// to follow: the first variant's and its audio rendition's for a
+// to follow: the run's variant's and its audio rendition's for a
 // multivariant playlist, root itself for a media one.
 func (f *follower) resolve(ctx context.Context, root *url.URL) ([]*url.URL, error) {
 	body, err := f.get(ctx, root, kindMultivariant)
@@ -138,8 +140,11 @@ func (f *follower) resolve(ctx context.Context, root *url.URL) ([]*url.URL, erro
 	if err != nil {
 		return nil, err
 	}
+	if f.run.variant >= len(mv.variantURIs) {
+		return nil, fmt.Errorf("%w: no variant %d of %d", errNoVariant, f.run.variant, len(mv.variantURIs))
+	}
 	var media []*url.URL
-	for _, ref := range []string{mv.variantURI, mv.audioURI} {
+	for _, ref := range []string{mv.variantURIs[f.run.variant], mv.audioURI} {
 		if ref == "" {
 			continue
 		}
@@ -342,20 +347,42 @@ func classify(err error) string {
 }
 
 // get fetches a playlist into w.playlist and returns its bytes, valid
-// until the next get.
+// until the next get. It asks for it gzip-encoded, as browsers do.
 func (f *follower) get(ctx context.Context, u *url.URL, kind requestKind) ([]byte, error) {
 	body, err := f.do(ctx, u, kind, "")
 	if err != nil {
 		return nil, err
 	}
 	defer body.Close()
+	var r io.Reader = &countingReader{r: body, n: &f.bytesIn}
+	if body.gzip {
+		if f.gunzip == nil {
+			f.gunzip, err = gzip.NewReader(r)
+		} else {
+			err = f.gunzip.Reset(r)
+		}
+		if err != nil {
+			return nil, err
+		}
+		r = f.gunzip
+	}
 	f.playlist.Reset()
-	n, err := f.playlist.ReadFrom(io.LimitReader(body, maxPlaylistSize))
-	f.bytesIn += n
-	if err != nil {
+	if _, err := f.playlist.ReadFrom(io.LimitReader(r, maxPlaylistSize)); err != nil {
 		return nil, err
 	}
 	return f.playlist.Bytes(), nil
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // fetch downloads a media file, keeping none of it.

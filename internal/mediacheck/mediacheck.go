@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -85,4 +86,17 @@ func Decode(ctx context.Context, url string, limit time.Duration) error {
 		return fmt.Errorf("ffmpeg decoding %s: %v\n%s", url, err, out)
 	}
 	return nil
+}
+
+// TonePower is the power of the frequency hz in pcm (48 kHz samples),
+// by Goertzel's algorithm, per sample squared: a sine of amplitude a
+// alone gives a²/4.
+func TonePower(pcm []float64, hz float64) float64 {
+	w := 2 * math.Pi * hz / 48000
+	coeff := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, x := range pcm {
+		s1, s2 = x+coeff*s1-s2, s1
+	}
+	return (s1*s1 + s2*s2 - coeff*s1*s2) / float64(len(pcm)*len(pcm))
 }

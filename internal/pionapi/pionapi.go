@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -38,6 +40,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// nackInterval is how often missing packets are asked for again: a
+// retransmission then comes within about a round trip of the loss, soon
+// enough for the compositor's 100 ms playout delay (pion's default,
+// 100 ms, lets one come up to 100 ms later; browsers ask at once).
+const nackInterval = 20 * time.Millisecond
+
 // New builds the API.
 func New(o Options) (*webrtc.API, error) {
 	var me webrtc.MediaEngine
@@ -54,7 +62,7 @@ func New(o Options) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	// NACK generator (to senders) and responder (to receivers), sender
 	// and receiver reports.
-	if err := webrtc.ConfigureNack(&me, ir); err != nil {
+	if err := webrtc.ConfigureNackWithOptions(&me, ir, []nack.GeneratorOption{nack.GeneratorInterval(nackInterval)}); err != nil {
 		return nil, fmt.Errorf("NACK interceptors: %w", err)
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {

@@ -25,7 +25,7 @@ func cpuTime(b *testing.B) time.Duration {
 
 func programBitrate() float64 {
 	var bytes int
-	for _, v := range program.Video {
+	for _, v := range program.Video[0] {
 		for _, n := range v.NALUs {
 			bytes += len(n)
 		}

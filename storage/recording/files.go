@@ -11,6 +11,7 @@ import (
 const (
 	playlistName = "index.m3u8"
 	initName     = "init.mp4"
+	thumbName    = "thumb.jpg"
 	tempSuffix   = ".tmp"
 )
 
@@ -24,7 +25,7 @@ var segmentNameRE = regexp.MustCompile(`^seg[0-9]{1,9}\.m4s$`)
 // servedName tells whether name is a file a recording serves. Temporary
 // files, and anything else, are never served.
 func servedName(name string) bool {
-	return name == playlistName || name == initName || segmentNameRE.MatchString(name)
+	return name == playlistName || name == initName || name == thumbName || segmentNameRE.MatchString(name)
 }
 
 // writeFileAtomic makes dir/name hold data, or leave it as it was: the

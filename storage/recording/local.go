@@ -157,8 +157,9 @@ func (l *Local) recordings() ([]string, error) {
 
 // Recover implements Store. A recording left open has its playlist
 // finished at its last complete segment; files the playlist does not
-// list (a segment written but not yet listed, temporary files) are
-// removed, and so is a recording that never got a segment. It returns
+// list (a segment written but not yet listed, temporary files), the
+// thumbnail aside, are removed, and so is a recording that never got a
+// segment. It returns
 // the ids of the recordings it closed.
 func (l *Local) Recover() ([]string, error) {
 	ids, err := l.recordings()
@@ -198,7 +199,7 @@ func (l *Local) recover(id string) (wasOpen bool, err error) {
 		return true, fmt.Errorf("recording: %w", err)
 	}
 	for _, e := range entries {
-		if name := e.Name(); name != playlistName && !listed[name] {
+		if name := e.Name(); name != playlistName && name != thumbName && !listed[name] {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return true, fmt.Errorf("recording: %w", err)
 			}

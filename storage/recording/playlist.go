@@ -3,8 +3,12 @@ package recording
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/singoff/singoff/internal/m3u8"
+	"github.com/singoff/singoff/media"
 )
 
 // segmentEntry is one segment as the playlist lists it.
@@ -24,36 +28,48 @@ const (
 	tagVOD     = "#EXT-X-PLAYLIST-TYPE:VOD"
 )
 
-// renderPlaylist writes the media playlist of a recording. minTarget is
-// the nominal segment duration; the target duration grows past it only
-// if a segment came out longer, as the rules for EXTINF require.
-func renderPlaylist(entries []segmentEntry, minTarget time.Duration, ended bool) []byte {
-	target := int(math.Ceil(minTarget.Seconds()))
+// targetDuration is the recording's EXT-X-TARGETDURATION for segments
+// of nominal length: a second more than they take, so that it stays the
+// same for the whole battle (RFC 8216bis 6.2.1) even when a segment runs
+// a frame or two long; it grows past that only for a segment longer
+// still, as the rule for EXTINF requires.
+func targetDuration(nominal time.Duration, entries []segmentEntry) int {
+	target := int(math.Ceil(nominal.Seconds())) + 1
 	for _, e := range entries {
 		target = max(target, int(math.Round(e.duration.Seconds())))
 	}
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n")
-	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
-	b.WriteString("#EXT-X-MEDIA-SEQUENCE:0\n")
+	return target
+}
+
+// renderPlaylist writes the media playlist of a recording of segments of
+// nominal length, with the battle's cues (sorted by start) as
+// EXT-X-DATERANGE, each before the segment it starts in.
+func renderPlaylist(entries []segmentEntry, nominal time.Duration, cues []media.Cue, ended bool) []byte {
+	b := make([]byte, 0, 256+100*len(entries))
+	b = append(b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:"...)
+	b = strconv.AppendInt(b, int64(targetDuration(nominal, entries)), 10)
+	b = append(b, "\n#EXT-X-MEDIA-SEQUENCE:0\n"...)
 	if ended {
-		b.WriteString(tagVOD + "\n")
+		b = append(b, tagVOD+"\n"...)
 	} else {
-		b.WriteString(tagEvent + "\n")
+		b = append(b, tagEvent+"\n"...)
 	}
-	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", initName)
+	b = append(b, "#EXT-X-INDEPENDENT-SEGMENTS\n"...)
+	b = fmt.Appendf(b, "#EXT-X-MAP:URI=%q\n", initName)
+	next := 0
 	for _, e := range entries {
+		b, next = m3u8.AppendDateRangesBefore(b, cues, next, e.start.Add(e.duration))
 		if e.discontinuity {
-			b.WriteString("#EXT-X-DISCONTINUITY\n")
+			b = append(b, "#EXT-X-DISCONTINUITY\n"...)
 		}
-		fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", e.start.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-		fmt.Fprintf(&b, "#EXTINF:%.5f,\n%s\n", e.duration.Seconds(), e.name)
+		b = m3u8.AppendProgramDateTime(b, e.start)
+		b = m3u8.AppendSegment(b, e.duration, e.name)
 	}
+	b, _ = m3u8.AppendDateRangesBefore(b, cues, next, time.Time{})
 	if ended {
-		b.WriteString(tagEndlist + "\n")
+		b = append(b, tagEndlist+"\n"...)
 	}
-	return []byte(b.String())
+	return b
 }
 
 // finishPlaylist turns an EVENT playlist into the VOD playlist of the

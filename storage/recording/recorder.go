@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
+	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/media"
 )
 
@@ -66,6 +67,9 @@ type stager interface {
 	admit(size int) bool
 	// segment follows a segment written, as the playlist lists it.
 	segment(e segmentEntry, size int)
+	// file follows another file written: the thumbnail (written again
+	// now and then).
+	file(name string)
 	// finished follows the last write: whether the playlist became VOD
 	// and whether anything was recorded (else the recording is gone).
 	finished(ended, recorded bool)
@@ -96,6 +100,9 @@ type recorder struct {
 	audio       []audioSample
 	nextSeq     int
 	dropped     bool // a segment was dropped since the last one queued
+
+	cues   m3u8.Cues
+	stills stills
 
 	jobs    chan segmentJob
 	done    chan struct{}
@@ -301,12 +308,13 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 			discontinuity: job.discontinuity || afterHole,
 		}
 		entries = append(entries, e)
-		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, false)); err != nil {
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), false)); err != nil {
 			r.fail(err)
 		}
 		if r.stage != nil {
 			r.stage.segment(e, size)
 		}
+		r.saveThumb(false)
 	}
 	if len(entries) == 0 {
 		// Nothing playable was recorded; leave no recording behind.
@@ -318,8 +326,9 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 		}
 		return
 	}
+	r.saveThumb(true)
 	if r.ended {
-		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, true)); err != nil {
+		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), true)); err != nil {
 			r.fail(err)
 		}
 	}

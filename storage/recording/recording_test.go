@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/internal/battleid"
+	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/internal/testprogram"
 	"github.com/singoff/singoff/media"
@@ -80,7 +81,7 @@ func runWriter(store, clip string) {
 	if err != nil {
 		fail(err)
 	}
-	if err := p.Feed(context.Background(), rec, 10*time.Minute, 4); err != nil {
+	if err := p.Feed(context.Background(), withStills(rec), 10*time.Minute, 4); err != nil {
 		fail(err)
 	}
 	fail(errors.New("fed everything without being killed"))
@@ -185,7 +186,8 @@ func TestRecordAndEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := program.Feed(t.Context(), rec, 7*time.Second, 0); err != nil {
+	start := time.Now()
+	if err := program.Feed(t.Context(), &shifted{rec, 0, start}, 7*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return l.Exists(id) })
@@ -194,8 +196,9 @@ func TestRecordAndEnd(t *testing.T) {
 		t.Errorf("live playlist: status %d\n%s", resp.StatusCode, body)
 	}
 	wantHeader(t, resp, "Cache-Control", cacheEventPlaylist)
+	checkRules(t, body, true)
 	// The recording follows the program on; feed the rest and end it.
-	if err := program.Feed(t.Context(), &shifted{rec, 7 * time.Second}, 8*time.Second, 0); err != nil {
+	if err := program.Feed(t.Context(), &shifted{rec, 7 * time.Second, start}, 8*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.Close(true); err != nil {
@@ -215,11 +218,12 @@ func TestRecordAndEnd(t *testing.T) {
 	wantHeader(t, resp, "Content-Type", "application/vnd.apple.mpegurl")
 	wantHeader(t, resp, "Cache-Control", cacheVODPlaylist)
 	for _, want := range []string{"#EXT-X-PLAYLIST-TYPE:VOD\n", "#EXT-X-ENDLIST\n", `#EXT-X-MAP:URI="init.mp4"`,
-		"#EXT-X-INDEPENDENT-SEGMENTS\n", "#EXT-X-TARGETDURATION:2\n", "\nseg0.m4s\n", "#EXTINF:2.00000,\n"} {
+		"#EXT-X-INDEPENDENT-SEGMENTS\n", "#EXT-X-TARGETDURATION:3\n", "\nseg0.m4s\n", "#EXTINF:2.00000,\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("playlist lacks %q:\n%s", want, body)
 		}
 	}
+	checkRules(t, body, false)
 	checkPlayable(t, base+"/vod/"+id+"/index.m3u8", 15*time.Second)
 
 	resp, _ = get(t, base+"/vod/"+id+"/init.mp4", nil)
@@ -243,18 +247,36 @@ func TestRecordAndEnd(t *testing.T) {
 	}
 }
 
-// shifted delays a program by offset, to continue a feed.
+// checkRules fails unless body is a recording's playlist that keeps the
+// rules (m3u8.CheckMedia), live or not.
+func checkRules(t *testing.T, body []byte, live bool) *m3u8.Media {
+	t.Helper()
+	pl, err := m3u8.Parse(string(body))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	if err := m3u8.CheckMedia(pl, false, live); err != nil {
+		t.Errorf("%v\n%s", err, body)
+	}
+	return pl
+}
+
+// shifted delays a program by offset, to continue a feed, and runs its
+// clock (ntp) from base, as a program's clock runs on across feeds.
 type shifted struct {
 	media.Recorder
 	offset time.Duration
+	base   time.Time
 }
 
-func (s *shifted) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) error {
-	return s.Recorder.WriteVideo(rung, ntp.Add(s.offset), pts+int64(s.offset.Seconds()*90000), au)
+func (s *shifted) WriteVideo(rung int, _ time.Time, pts int64, au [][]byte) error {
+	pts += int64(s.offset.Seconds() * media.VideoClockRate)
+	return s.Recorder.WriteVideo(rung, s.base.Add(time.Duration(pts)*time.Second/media.VideoClockRate), pts, au)
 }
 
-func (s *shifted) WriteAudio(ntp time.Time, pts int64, aus [][]byte) error {
-	return s.Recorder.WriteAudio(ntp.Add(s.offset), pts+int64(s.offset.Seconds()*48000), aus)
+func (s *shifted) WriteAudio(_ time.Time, pts int64, aus [][]byte) error {
+	pts += int64(s.offset.Seconds() * media.AudioClockRate)
+	return s.Recorder.WriteAudio(s.base.Add(time.Duration(pts)*time.Second/media.AudioClockRate), pts, aus)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -339,12 +361,12 @@ func TestCrashRecover(t *testing.T) {
 	}
 	segs := listedSegments(t, playlist)
 	files, _ := os.ReadDir(filepath.Join(store, crashedID))
-	if len(files) != len(segs)+2 { // the segments, init.mp4, index.m3u8
+	if len(files) != len(segs)+3 { // the segments, init.mp4, index.m3u8, thumb.jpg
 		var names []string
 		for _, f := range files {
 			names = append(names, f.Name())
 		}
-		t.Errorf("files %v, want only init.mp4, index.m3u8 and the listed %v", names, segs)
+		t.Errorf("files %v, want only init.mp4, index.m3u8, thumb.jpg and the listed %v", names, segs)
 	}
 	base := serve(t, l.Handler())
 	checkPlayable(t, base+"/vod/"+crashedID+"/index.m3u8", time.Duration(len(segs))*2*time.Second)

@@ -142,6 +142,7 @@ func (s *S3) Create(battleID string, info media.ProgramInfo) (media.Recorder, er
 		up.drop()
 		return nil, err
 	}
+	up.follow(rec)
 	s.track(up)
 	up.queueFile(initName)
 	return rec, nil
@@ -192,7 +193,7 @@ func (s *S3) resume(battleID string) {
 		}
 	}
 	sort.Slice(names, func(i, j int) bool { return segmentSeq(names[i]) < segmentSeq(names[j]) })
-	for _, name := range names {
+	for _, name := range append(names, thumbName) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			up.queueFile(name)
 		}

@@ -176,7 +176,8 @@ func TestS3RecordsIntoTheBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := program.Feed(t.Context(), rec, 7*time.Second, 0); err != nil {
+	start := time.Now()
+	if err := program.Feed(t.Context(), &shifted{rec, 0, start}, 7*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	live := f.waitPlaylist(t, id, "listing two segments", func(p string) bool { return strings.Count(p, "#EXTINF") >= 2 })
@@ -187,7 +188,7 @@ func TestS3RecordsIntoTheBucket(t *testing.T) {
 	if !s.Exists(id) {
 		t.Error("Exists is false for a recording with segments in the bucket")
 	}
-	if err := program.Feed(t.Context(), &shifted{rec, 7 * time.Second}, 8*time.Second, 0); err != nil {
+	if err := program.Feed(t.Context(), &shifted{rec, 7 * time.Second, start}, 8*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.Close(true); err != nil {
@@ -250,10 +251,11 @@ func TestS3OutageLosesNoSegment(t *testing.T) {
 		}
 		recs[s] = rec
 	}
+	start := time.Now()
 	feed := func(from, length time.Duration) {
 		t.Helper()
 		for _, rec := range recs {
-			if err := program.Feed(t.Context(), &shifted{rec, from}, length, 0); err != nil {
+			if err := program.Feed(t.Context(), &shifted{rec, from, start}, length, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

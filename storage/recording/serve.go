@@ -21,6 +21,8 @@ const (
 	cacheEventPlaylist = "public, max-age=1"
 	cacheVODPlaylist   = "public, max-age=3600"
 	cacheMedia         = "public, max-age=31536000, immutable"
+	// The thumbnail is rewritten now and then while the battle goes on.
+	cacheThumb = "public, max-age=60"
 )
 
 // vodPrefix is where the lead mounts Handler.
@@ -44,7 +46,7 @@ func parseVODPath(escapedPath string) (id, file string, ok bool) {
 }
 
 // Handler implements Store: it serves /vod/{id}/index.m3u8 and the files
-// it names, with Range requests. Mount it at "/vod/" as is (no prefix
+// it names, and thumb.jpg, with Range requests. Mount it at "/vod/" as is (no prefix
 // stripping) in a mux that does not clean paths first, or traversal
 // attempts get a redirect rather than a 404.
 func (l *Local) Handler() http.Handler {
@@ -96,6 +98,8 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func fileHeaders(h http.Header, file string, playlist []byte) {
 	h.Set("Content-Type", contentType(file))
 	switch {
+	case file == thumbName:
+		h.Set("Cache-Control", cacheThumb)
 	case file != playlistName:
 		h.Set("Cache-Control", cacheMedia)
 	case isFinished(string(playlist)):
@@ -112,6 +116,8 @@ func contentType(file string) string {
 		return "application/vnd.apple.mpegurl"
 	case initName:
 		return "video/mp4"
+	case thumbName:
+		return "image/jpeg"
 	default:
 		return "video/iso.segment"
 	}

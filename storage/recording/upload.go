@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/singoff/singoff/internal/m3u8"
+	"github.com/singoff/singoff/media"
 )
 
 // upload sends one recording to the bucket in the order its files were
@@ -30,6 +33,9 @@ type upload struct {
 	kept    bool     // something was recorded
 	final   []byte   // a playlist to upload last as it is (resumed uploads)
 	dropped bool     // the recording never started: nothing to do
+	// battleCues are the recorder's cues, for the playlists the upload
+	// writes; nil for a resumed upload.
+	battleCues *m3u8.Cues
 
 	// Of the uploading goroutine only.
 	inBucket []segmentEntry
@@ -41,6 +47,25 @@ type staged struct {
 	entry *segmentEntry // a segment the recorder made; nil for others
 	size  int
 	at    time.Time // when it was made
+}
+
+// follow has the upload's playlists carry the cues of rec, the recorder
+// it stages.
+func (up *upload) follow(rec *recorder) {
+	up.mu.Lock()
+	up.battleCues = &rec.cues
+	up.mu.Unlock()
+}
+
+// cues are the battle's cues so far.
+func (up *upload) cues() []media.Cue {
+	up.mu.Lock()
+	c := up.battleCues
+	up.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.List()
 }
 
 // newUpload starts the upload of battleID's recording; it counts as in
@@ -96,6 +121,10 @@ func (up *upload) segment(e segmentEntry, size int) {
 	up.mu.Unlock()
 	up.poke()
 }
+
+// file implements stager: the file goes to the bucket after what was
+// made before it.
+func (up *upload) file(name string) { up.queueFile(name) }
 
 // finished implements stager.
 func (up *upload) finished(ended, recorded bool) {
@@ -192,7 +221,9 @@ func (up *upload) send(f staged) bool {
 	if !ok {
 		return false
 	}
-	if f.name != initName {
+	// The init segment and the thumbnail (written again now and then)
+	// stay staged until the recording is whole in the bucket.
+	if f.name != initName && f.name != thumbName {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			up.s.log.Error("recording: removing an uploaded segment's staged copy", "battle", up.id, "err", err)
 		}
@@ -210,7 +241,7 @@ func (up *upload) send(f staged) bool {
 	if waiting {
 		return true
 	}
-	return up.putPlaylist(renderPlaylist(up.inBucket, up.s.stage.opts.SegmentDuration, false))
+	return up.putPlaylist(renderPlaylist(up.inBucket, up.s.stage.opts.SegmentDuration, up.cues(), false))
 }
 
 func (up *upload) putPlaylist(text []byte) bool {
@@ -239,7 +270,7 @@ func (up *upload) finish() {
 		if !up.putPlaylist(final) {
 			return
 		}
-	case !up.putPlaylist(renderPlaylist(up.inBucket, up.s.stage.opts.SegmentDuration, ended)):
+	case !up.putPlaylist(renderPlaylist(up.inBucket, up.s.stage.opts.SegmentDuration, up.cues(), ended)):
 		return
 	}
 	if !ended {

@@ -21,6 +21,9 @@ const cameraSelect = document.getElementById("camera-select");
 const micSelect = document.getElementById("mic-select");
 const sendState = document.getElementById("send-state");
 const recvState = document.getElementById("recv-state");
+const headphonesYes = document.getElementById("headphones-yes");
+const headphonesNo = document.getElementById("headphones-no");
+const takeBackButton = document.getElementById("take-back");
 
 document.getElementById("heading").textContent = `Singer ${slot}`;
 document.getElementById("remote-caption").textContent = `Singer ${other}, your opponent`;
@@ -32,6 +35,11 @@ const tokenKey = `singoff:singer:${id}:${slot}`;
 const fragmentToken = takeFragment().get("token");
 if (fragmentToken) sessionStorage.setItem(tokenKey, fragmentToken);
 const token = fragmentToken || sessionStorage.getItem(tokenKey);
+
+// The answer to "Are you wearing headphones?" lasts as long as the tab,
+// reloads included.
+const headphonesKey = "singoff:headphones";
+let headphones = sessionStorage.getItem(headphonesKey) === "yes";
 
 let stream = null;
 let muted = false;
@@ -56,7 +64,7 @@ function fail(message) {
 
 // disableControls greys out what can no longer act on anything.
 function disableControls() {
-  for (const c of [muteButton, cameraButton, leaveButton, cameraSelect, micSelect]) c.disabled = true;
+  for (const c of [muteButton, cameraButton, leaveButton, cameraSelect, micSelect, headphonesYes, headphonesNo]) c.disabled = true;
 }
 
 // report sums up both connections in the status line.
@@ -74,7 +82,9 @@ function report() {
     text = "You are live.";
     level = "ok";
   } else if (s === "reconnecting") {
-    text = `Connection lost: reconnecting in ${Math.ceil(publisher.retryIn / 1000)} s…`;
+    text = publisher.retryIn > 0
+      ? `Connection lost: reconnecting in ${Math.ceil(publisher.retryIn / 1000)} s…`
+      : "Connection lost: reconnecting…";
     level = "warn";
   } else if (s === "stopped") {
     text = "You have left the stage. Reload the page to come back.";
@@ -94,8 +104,9 @@ function describe(state, retryIn) {
   switch (state) {
     case "connecting": return "connecting…";
     case "connected": return "connected";
-    case "reconnecting": return `reconnecting in ${Math.ceil(retryIn / 1000)} s`;
+    case "reconnecting": return retryIn > 0 ? `reconnecting in ${Math.ceil(retryIn / 1000)} s` : "reconnecting…";
     case "stopped":
+    case "replaced":
     case "failed": return "stopped";
     default: return state;
   }
@@ -111,6 +122,7 @@ function track(name, label) {
       holder.retryIn = state === "reconnecting" ? detail : 0;
       label.textContent = describe(state, detail);
       if (state === "failed") onSessionFailed(name, detail);
+      if (state === "replaced") onReplaced();
       report();
     },
   };
@@ -129,6 +141,17 @@ function onSessionFailed(name, err) {
   } else {
     fail(`Could not connect (${err.message}).`);
   }
+}
+
+// onReplaced stops this tab: another tab or device with the same invite
+// link publishes to the slot now, and taking it back would make the two
+// knock each other off for ever. The singer may take it back by hand.
+function onReplaced() {
+  subscriber?.session.stop();
+  stream?.getTracks().forEach((t) => t.stop());
+  fail("You are singing from another tab or device now: this one has stopped. "
+    + "Close it, or press the button to sing from here instead.");
+  takeBackButton.hidden = false;
 }
 
 function battleEnded() {
@@ -154,15 +177,30 @@ function constraints(cameraId, micId) {
       height: { ideal: 480 },
       frameRate: { ideal: 30 },
     },
-    // Singing: keep the voice as it is; only the echo of the opponent
-    // has to go.
-    audio: {
-      deviceId: micId ? { exact: micId } : undefined,
-      echoCancellation: true,
-      noiseSuppression: false,
-      autoGainControl: false,
-    },
+    audio: audioConstraints(micId),
   };
+}
+
+// audioConstraints asks for the voice as it is, in stereo where the
+// microphone has it, when the singer wears headphones. Without them the
+// opponent's voice comes out of the speakers into the microphone, so the
+// browser's echo cancellation stays on, and noise suppression and gain
+// control with it (they work together); they squeeze singing, which is
+// why the page asks.
+function audioConstraints(micId) {
+  return {
+    deviceId: micId ? { exact: micId } : undefined,
+    channelCount: { ideal: 2 },
+    echoCancellation: !headphones,
+    noiseSuppression: !headphones,
+    autoGainControl: !headphones,
+  };
+}
+
+// forMusic tells the browser the microphone carries music, not speech.
+function forMusic(s) {
+  s.getAudioTracks().forEach((t) => { t.contentHint = "music"; });
+  return s;
 }
 
 function mediaErrorMessage(err) {
@@ -208,7 +246,7 @@ async function fillDevicePickers() {
 async function switchDevices() {
   let next;
   try {
-    next = await navigator.mediaDevices.getUserMedia(constraints(cameraSelect.value, micSelect.value));
+    next = forMusic(await navigator.mediaDevices.getUserMedia(constraints(cameraSelect.value, micSelect.value)));
   } catch (err) {
     setStatus(mediaErrorMessage(err), "error");
     return;
@@ -217,12 +255,55 @@ async function switchDevices() {
   stream = next;
   local.srcObject = stream;
   applyToggles();
+  await sendTracks();
+  old.getTracks().forEach((t) => t.stop());
+}
+
+// sendTracks puts the stream's tracks on the publisher's senders.
+async function sendTracks() {
   for (const t of publisher?.session.pc?.getTransceivers() ?? []) {
     const kind = t.receiver.track.kind;
     const replacement = kind === "video" ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
     await t.sender.replaceTrack(replacement ?? null);
   }
-  old.getTracks().forEach((t) => t.stop());
+}
+
+// setHeadphones takes the singer's answer: the microphone is opened again
+// with or without the browser's voice processing, and sent in place. One
+// change at a time.
+let micChange = Promise.resolve();
+function setHeadphones(yes) {
+  headphones = yes;
+  sessionStorage.setItem(headphonesKey, yes ? "yes" : "no");
+  showHeadphones();
+  micChange = micChange.then(reopenMic);
+}
+
+async function reopenMic() {
+  if (!stream) return;
+  const old = stream.getAudioTracks()[0];
+  const micId = old?.getSettings().deviceId;
+  // The microphone is let go first: some systems open a device with one
+  // set of processing settings at a time.
+  old?.stop();
+  let audio;
+  try {
+    audio = forMusic(await navigator.mediaDevices.getUserMedia({ audio: audioConstraints(micId) }));
+  } catch (err) {
+    setStatus(mediaErrorMessage(err), "error");
+    return;
+  }
+  if (old) stream.removeTrack(old);
+  stream.addTrack(audio.getAudioTracks()[0]);
+  applyToggles();
+  await sendTracks();
+}
+
+function showHeadphones() {
+  headphonesYes.checked = headphones;
+  headphonesNo.checked = !headphones;
+  document.getElementById("headphones-on").hidden = !headphones;
+  document.getElementById("headphones-off").hidden = headphones;
 }
 
 function publish() {
@@ -231,6 +312,12 @@ function publish() {
     endpoint: `${base}/singers/${slot}/whip`,
     token,
     onState,
+    // A slot that is connected once this page's session is gone is sung
+    // from somewhere else.
+    async slotTaken() {
+      const b = await api(base);
+      return Boolean(b.singers?.find((s) => s.slot === slot)?.connected);
+    },
     // Tracks are read when each connection is made, so a reconnect
     // sends the devices picked last.
     setup(pc) {
@@ -360,7 +447,7 @@ async function main() {
   }
   setStatus("Asking for your camera and microphone…");
   try {
-    stream = await navigator.mediaDevices.getUserMedia(constraints());
+    stream = forMusic(await navigator.mediaDevices.getUserMedia(constraints()));
   } catch (err) {
     fail(mediaErrorMessage(err));
     return;
@@ -372,6 +459,10 @@ async function main() {
   subscribe();
 }
 
+showHeadphones();
+headphonesYes.addEventListener("change", () => setHeadphones(true));
+headphonesNo.addEventListener("change", () => setHeadphones(false));
+takeBackButton.addEventListener("click", () => location.reload());
 muteButton.addEventListener("click", () => { muted = !muted; applyToggles(); });
 cameraButton.addEventListener("click", () => { cameraOff = !cameraOff; applyToggles(); });
 listenButton.addEventListener("click", playRemote);
