@@ -80,10 +80,13 @@ function timeFromFragments(pieces, date) {
 }
 
 // STEP_DOWN_* tune guardStepDown: a load slower than STEP_DOWN_SLOW × the
-// media it brings, with less than STEP_DOWN_BUFFER seconds ahead, moves
-// the player down; it stays down for STEP_DOWN_HOLD_MS, twice as long
-// each time it had to come down again, up to STEP_DOWN_HOLD_MAX_MS.
+// media it brings, or whose bytes come slower than the rung's BANDWIDTH
+// (measured over STEP_DOWN_RATE_MS at least), with less than
+// STEP_DOWN_BUFFER seconds ahead, moves the player down; it stays down
+// for STEP_DOWN_HOLD_MS, twice as long each time it had to come down
+// again, up to STEP_DOWN_HOLD_MAX_MS.
 const STEP_DOWN_SLOW = 1.5;
+const STEP_DOWN_RATE_MS = 80;
 const STEP_DOWN_BUFFER = 1.5;
 const STEP_DOWN_HOLD_MS = 10000;
 const STEP_DOWN_HOLD_MAX_MS = 80000;
@@ -93,32 +96,33 @@ const STEP_DOWN_HOLD_MAX_MS = 80000;
 // it subtracts its (blocking-reload) time to first byte from each part's
 // load, so slow parts still look fast, and its emergency switch never
 // goes down to the lowest rung; with about a second of buffer the
-// picture would stop. When a part or segment of the rung playing loads
-// slower than it plays, the bandwidth estimate is reset to what that load
-// measured and the rungs above the next one down are left out for a
-// while (small parts of a low rung look fast too, and would take hls.js
-// straight back up); then hls.js's own rules try higher again.
+// picture would stop. A part is sent whole once the server has it, so
+// the rate its bytes come at is the network's: when it is below what
+// the rung playing needs (or a load takes longer than it plays), the
+// load is given up, the bandwidth estimate is reset to what it measured
+// and the rungs above the next one down are left out for a while (small
+// parts of a low rung look fast too, and would take hls.js straight
+// back up); then hls.js's own rules try higher again.
 function guardStepDown(Hls, hls) {
   let loading = null;
   let hold = STEP_DOWN_HOLD_MS;
   let holding = 0;
   let heldUntil = 0;
+  const main = (frag) => frag.type === "main" && Number.isFinite(frag.sn);
+  const lowAhead = () => (hls.mainForwardBufferInfo?.len ?? 0) < STEP_DOWN_BUFFER;
   const stepDown = (level, bps) => {
     const now = performance.now();
-    if (!hls.autoLevelEnabled || level <= hls.minAutoLevel || level > hls.maxAutoLevel) return;
+    if (!hls.autoLevelEnabled || level <= hls.minAutoLevel || level > hls.maxAutoLevel) return false;
     // Down again soon after the last hold ended: hold longer.
     hold = now < heldUntil + hold ? Math.min(2 * hold, STEP_DOWN_HOLD_MAX_MS) : STEP_DOWN_HOLD_MS;
     heldUntil = now + hold;
     hls.bandwidthEstimate = bps;
     hls.autoLevelCapping = level - 1;
+    hls.nextLoadLevel = level - 1;
     clearTimeout(holding);
     holding = setTimeout(() => { hls.autoLevelCapping = -1; }, hold);
+    return true;
   };
-  const slow = (elapsedMs, duration) => {
-    const ahead = hls.mainForwardBufferInfo?.len ?? 0;
-    return elapsedMs > STEP_DOWN_SLOW * duration * 1000 && ahead < STEP_DOWN_BUFFER;
-  };
-  const main = (frag) => frag.type === "main" && Number.isFinite(frag.sn);
   hls.on(Hls.Events.FRAG_LOADING, (_e, { frag, part }) => {
     loading = main(frag) ? { frag, part } : null;
   });
@@ -127,20 +131,57 @@ function guardStepDown(Hls, hls) {
     if (!main(frag)) return;
     const stats = (part ?? frag).stats;
     const ms = stats.loading.end - stats.loading.start;
-    if (slow(ms, (part ?? frag).duration)) stepDown(frag.level, (stats.loaded * 8000) / ms);
+    if (ms > STEP_DOWN_SLOW * (part ?? frag).duration * 1000 && lowAhead()) {
+      stepDown(frag.level, (stats.loaded * 8000) / ms);
+    }
   });
-  // A load still under way that is already too slow.
+  // A load still under way that is already too slow: given up, so that
+  // the next rung down gets the whole network at once (hls.js's own
+  // emergency switch does the same).
   const timer = setInterval(() => {
-    if (!loading) return;
+    if (!loading || !lowAhead()) return;
     const { frag, part } = loading;
-    const stats = (part ?? frag).stats;
-    const ms = performance.now() - stats.loading.start;
-    if (slow(ms, (part ?? frag).duration)) stepDown(frag.level, (Math.max(stats.loaded, 1) * 8000) / ms);
-  }, 100);
+    const { stats } = part ?? frag;
+    if (stats.aborted) return;
+    const now = performance.now();
+    const flowing = stats.loading.first > 0 ? now - stats.loading.first : 0;
+    let bps = null;
+    if (flowing >= STEP_DOWN_RATE_MS && stats.loaded > 0 &&
+        (stats.loaded * 8000) / flowing < (hls.levels[frag.level]?.bitrate ?? 0)) {
+      bps = (stats.loaded * 8000) / flowing;
+    } else if (now - stats.loading.start > STEP_DOWN_SLOW * (part ?? frag).duration * 1000) {
+      bps = (Math.max(stats.loaded, 1) * 8000) / (now - stats.loading.start);
+    }
+    if (bps === null || !stepDown(frag.level, bps)) return;
+    loading = null;
+    frag.abortRequests();
+    hls.trigger(Hls.Events.FRAG_LOAD_EMERGENCY_ABORTED, { frag, part, stats });
+  }, 20);
   hls.on(Hls.Events.DESTROYING, () => {
     clearInterval(timer);
     clearTimeout(holding);
   });
+}
+
+// pictureLead is how far the first picture of hls.js fragment f comes
+// after f.start, in seconds. hls.js starts a fragment at its earliest
+// sample, and in the program's segments the audio starts a few frames
+// before the first picture, while EXT-X-PROGRAM-DATE-TIME dates the
+// picture: a date placed from f.start alone comes those frames early.
+// A fragment not parsed yet takes the lead of the latest one parsed
+// among frags (the muxer's, nearly the same in every segment).
+function pictureLead(frags, f) {
+  const lead = (x) => {
+    const video = x?.elementaryStreams?.video;
+    return video && Number.isFinite(video.startPTS) && Number.isFinite(x.start) ? Math.max(0, video.startPTS - x.start) : null;
+  };
+  const own = lead(f);
+  if (own !== null) return own;
+  for (let i = (frags?.length ?? 0) - 1; i >= 0; i--) {
+    const other = lead(frags[i]);
+    if (other !== null) return other;
+  }
+  return 0;
 }
 
 // startHlsJs plays with hls.js; Hls is the loaded class.
@@ -176,7 +217,7 @@ export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} })
   });
   const sendCues = (_event, { details }) => {
     for (const range of Object.values(details?.dateRanges ?? {})) {
-      const start = range.startTime;
+      const start = range.startTime + pictureLead(details.fragments, range.tagAnchor);
       if (!range.isValid || !Number.isFinite(start)) continue;
       onCue({
         id: range.id,
@@ -190,9 +231,13 @@ export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} })
   if (live) guardStepDown(Hls, hls);
   hls.on(Hls.Events.LEVEL_UPDATED, sendCues);
   hls.on(Hls.Events.LEVEL_PTS_UPDATED, sendCues);
-  const fragments = () => (hls.levels[hls.currentLevel] ?? hls.levels[0])?.details?.fragments
-    ?.filter((f) => Number.isFinite(f.programDateTime))
-    .map((f) => ({ start: f.start, duration: f.duration, date: f.programDateTime })) ?? [];
+  const fragments = () => {
+    const frags = (hls.levels[hls.currentLevel] ?? hls.levels[0])?.details?.fragments ?? [];
+    return frags.filter((f) => Number.isFinite(f.programDateTime)).map((f) => {
+      const lead = pictureLead(frags, f);
+      return { start: f.start + lead, duration: f.duration, date: f.programDateTime };
+    });
+  };
   hls.loadSource(url);
   hls.attachMedia(video);
   return {
@@ -279,7 +324,11 @@ async function startVideoJs(video, url, { onFatal, onCue = () => {} }) {
     // (its style sheet is not loaded).
     children: ["mediaLoader", "liveTracker"],
     controls: false,
-    html5: { vhs: { overrideNative: true }, nativeAudioTracks: false, nativeVideoTracks: false },
+    // VHS's LL-HLS (llhls, on by default) leaves a hole of a few
+    // frames at every segment boundary of the program, whose audio
+    // starts a little before its first picture, and Chromium freezes the
+    // picture on each for 3 s: video.js plays the whole segments.
+    html5: { vhs: { overrideNative: true, llhls: false }, nativeAudioTracks: false, nativeVideoTracks: false },
   });
   box.removeAttribute("id");
   const restore = () => {
