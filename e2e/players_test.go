@@ -121,10 +121,18 @@ func (tb *tab) replayPlaysAndSeeks() {
 // playing. Then the battle ends, the watch page moves to the replay with
 // the same player, and the recording plays and seeks.
 func TestPlayersFromTheFirstSecond(t *testing.T) {
-	for _, p := range []struct{ name, query string }{
-		{"hls.js", ""},
-		{"shaka", "?player=shaka"},
-		{"videojs", "?player=videojs"},
+	for _, p := range []struct {
+		name, query string
+		// settles: the player plays whole segments (not LL-HLS parts)
+		// and, opened in the battle's first second, starts at the live
+		// edge: it may wait for a segment or two while its buffer
+		// builds. It must go on playing once it has a second and a
+		// half.
+		settles bool
+	}{
+		{"hls.js", "", false},
+		{"shaka", "?player=shaka", false},
+		{"videojs", "?player=videojs", true},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			s := startServer(t, false)
@@ -143,6 +151,12 @@ func TestPlayersFromTheFirstSecond(t *testing.T) {
 			watch.eval(`document.getElementById("program").dataset.player ?? ""`, &player)
 			if player != p.name {
 				t.Fatalf("the watch page plays with %q, want %q", player, p.name)
+			}
+			if p.settles {
+				watch.waitJS(p.name+" has 1.5 s ahead", `(() => {
+					const v = document.getElementById("program");
+					return v.buffered.length > 0 && v.buffered.end(v.buffered.length - 1) - v.currentTime >= 1.5;
+				})()`, 20*time.Second)
 			}
 			watch.keepsPlaying("#program", 8*time.Second)
 			watch.screenshot("live")
