@@ -22,7 +22,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavfilter8 libavdevice59 libswscale6 libswresample4 \
-      libavutil57 libopus0 ca-certificates \
+      libavutil57 libopus0 ca-certificates fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /data --uid 10001 singoff \
  && mkdir /data && chown singoff /data

@@ -1,7 +1,7 @@
 # singoff: `make run` and `make test` install what is missing, then build.
 APT_PACKAGES := libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
 	libswscale-dev libswresample-dev libavutil-dev libopus-dev pkg-config ffmpeg chromium nginx-light \
-	postgresql fonts-noto-core fonts-noto-cjk
+	postgresql fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 GO ?= go
 
 # staticcheck, pinned; `make lint` installs it with `go install` (the Go

@@ -10,6 +10,7 @@ package battle
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -84,6 +85,20 @@ type Config struct {
 	// MaxLive bounds the battles live at once on this server (default
 	// 8): a first publish past it is refused with ErrFull.
 	MaxLive int
+	// The per-network caps, counted by the network a battle was created
+	// from (CreateRequest.Network; battles of no known network are not
+	// counted): MaxLivePerNetwork live battles (default 4) and
+	// MaxWaitingPerNetwork waiting ones (default 50), refused with
+	// ErrNetworkLimit. Live battles are counted on this server, waiting
+	// ones in the store.
+	MaxLivePerNetwork    int
+	MaxWaitingPerNetwork int
+	// WaitingExpiry ends a battle still waiting this long after its
+	// creation: nobody ever published to it (default 1 h).
+	WaitingExpiry time.Duration
+	// MaxVotersPerNetwork bounds the watchers of one network whose
+	// votes count in a round (default 20).
+	MaxVotersPerNetwork int
 	// VoteGrace and ResultHold time the format (defaults 15 s, 30 s).
 	VoteGrace  time.Duration
 	ResultHold time.Duration
@@ -120,13 +135,19 @@ func (c *Config) setDefaults() {
 	def(&c.MaxDuration, 2*time.Hour)
 	def(&c.VoteGrace, DefaultVoteGrace)
 	def(&c.ResultHold, DefaultResultHold)
+	def(&c.WaitingExpiry, time.Hour)
 	def(&c.Heartbeat, DefaultHeartbeat)
 	def(&c.OriginTimeout, DefaultOriginTimeout)
 	if c.Orphaned == nil {
 		c.Orphaned = func([]string) {}
 	}
-	if c.MaxLive == 0 {
-		c.MaxLive = 8
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&c.MaxLive, 8}, {&c.MaxLivePerNetwork, 4}, {&c.MaxWaitingPerNetwork, 50}, {&c.MaxVotersPerNetwork, 20}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	if c.MinTurnSeconds == 0 {
 		c.MinTurnSeconds = 30
@@ -153,4 +174,17 @@ var (
 	ErrNotStarted = errors.New("voting opens when the host starts the battle")
 	ErrVotingShut = errors.New("voting is closed")
 	ErrBadSlot    = errors.New("slot must be 1 or 2")
+	// ErrNetworkLimit is wrapped by the refusals of the per-network
+	// caps, each saying which.
+	ErrNetworkLimit = errors.New("per-network limit")
+	// ErrLateWatcher refuses a vote from a watcher identity issued after
+	// the round opened: it counts from the next round on.
+	ErrLateWatcher = errors.New("you joined after this round's voting opened; you can vote from the next round")
+)
+
+// The per-network refusals.
+var (
+	errLiveCap    = fmt.Errorf("%w: your network runs as many live battles as it may", ErrNetworkLimit)
+	errWaitingCap = fmt.Errorf("%w: your network has as many battles waiting for singers as it may", ErrNetworkLimit)
+	errVoterCap   = fmt.Errorf("%w: as many watchers of your network have voted in this round as may", ErrNetworkLimit)
 )

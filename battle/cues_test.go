@@ -127,11 +127,12 @@ func TestBattleCuesReachTheProgram(t *testing.T) {
 	if err := room.publish(1, true); err != nil {
 		t.Fatal(err)
 	}
+	issued := time.Now() // the watchers arrived before the start
 	if _, err := h.m.Start(context.Background(), b.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, slot := range []int{2, 2, 1} {
-		if err := h.m.Vote(context.Background(), b.ID, NewWatcher(), slot); err != nil {
+		if err := h.m.Vote(context.Background(), b.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: issued, Slot: slot}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,9 +20,10 @@ const (
 
 // Timeline is where a battle is in its format at one instant.
 type Timeline struct {
-	Started    bool // the host started the clock
-	Round      int  // 1.., 0 before the start; the last round once finished
-	Turn       int  // the slot singing, 0 when none
+	Started    bool      // the host started the clock
+	Round      int       // 1.., 0 before the start; the last round once finished
+	RoundStart time.Time // when Round began: its voting opened
+	Turn       int       // the slot singing, 0 when none
 	TurnEndsAt time.Time
 	VotingOpen bool      // votes count for Round now
 	VotingEnds time.Time // when Round's voting closes
@@ -51,6 +52,7 @@ func (t timing) at(start, now time.Time) Timeline {
 	elapsed := max(now.Sub(start), 0)
 	if elapsed >= total {
 		tl.Round = t.rounds
+		tl.RoundStart = start.Add(time.Duration(t.rounds-1) * t.roundLength())
 		tl.Finished = true
 		tl.VotingEnds = start.Add(total)
 		tl.EndsAt = tl.VotingEnds.Add(t.resultHold)
@@ -59,6 +61,7 @@ func (t timing) at(start, now time.Time) Timeline {
 	r := int(elapsed / t.roundLength())
 	roundStart := start.Add(time.Duration(r) * t.roundLength())
 	tl.Round = r + 1
+	tl.RoundStart = roundStart
 	tl.VotingOpen = true
 	tl.VotingEnds = roundStart.Add(t.roundLength())
 	into := now.Sub(roundStart)

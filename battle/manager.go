@@ -18,9 +18,14 @@ import (
 type Manager struct {
 	cfg Config
 
+	// createMu makes counting a network's waiting battles and adding
+	// one a single step on this server.
+	createMu sync.Mutex
+
 	mu       sync.Mutex
 	running  map[string]*running // battles with a room, not ended
 	places   int                 // live places held: live battles and admitted first offers
+	netLive  map[string]int      // places held by battles of each creator network
 	draining bool
 	closed   bool
 	subs     map[string]map[chan struct{}]struct{} // change listeners by battle
@@ -36,9 +41,10 @@ type Manager struct {
 
 // running is a battle that has a room: waiting for its singers, or live.
 type running struct {
-	id     string
-	room   Room
-	format format
+	id      string
+	network string // the creator's network, "" unknown
+	room    Room
+	format  format
 
 	// holdsPlace is guarded by Manager.mu: the battle counts against
 	// MaxLive (it is live, or its first offer was admitted).
@@ -58,6 +64,23 @@ type running struct {
 	// storedPresence is what the other origins were last told of the
 	// singers and viewers.
 	storedPresence presence
+	// recorded tells whether the program's recording started;
+	// storedWhy is the recording error the store has (unstored when a
+	// write failed), so the watchdog stores a change, e.g. a recording
+	// stopped at the disk floor.
+	recorded  bool
+	storedWhy string
+}
+
+// unstored marks a recording error the store does not have yet.
+const unstored = "\x00"
+
+// recordingError is why p is not recorded, a public sentence, or "".
+func recordingError(p Program) string {
+	if err := p.RecordingError(); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // watched is what watchers see change without asking: a change is news.
@@ -75,6 +98,7 @@ func NewManager(cfg Config) *Manager {
 	m := &Manager{
 		cfg:       cfg,
 		running:   map[string]*running{},
+		netLive:   map[string]int{},
 		subs:      map[string]map[chan struct{}]struct{}{},
 		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
@@ -95,7 +119,8 @@ type Tokens struct {
 
 // Create stores a new battle and returns it with its tokens. Its
 // settings are checked (ErrInvalid); a draining server takes none
-// (ErrDraining).
+// (ErrDraining), and a network with MaxWaitingPerNetwork battles waiting
+// gets no more (ErrNetworkLimit).
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battle, Tokens, error) {
 	var t Tokens
 	if m.isDraining() {
@@ -106,18 +131,43 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battl
 		return nil, t, err
 	}
 	b := &storage.Battle{
-		ID:          battleid.New(),
-		Title:       p.Title,
-		State:       storage.StateWaiting,
-		CreatedAt:   time.Now().UTC(),
-		SingerNames: p.Singers,
-		Rounds:      p.Rounds,
-		TurnSeconds: p.TurnSeconds,
+		ID:             battleid.New(),
+		Title:          p.Title,
+		State:          storage.StateWaiting,
+		CreatedAt:      time.Now().UTC(),
+		SingerNames:    p.Singers,
+		Rounds:         p.Rounds,
+		TurnSeconds:    p.TurnSeconds,
+		CreatorNetwork: req.Network,
 	}
 	t.Host, b.HostTokenHash = newToken()
 	for i := range t.Singers {
 		t.Singers[i], b.SingerTokenHashs[i] = newToken()
 	}
+	if err := m.store(ctx, b); err != nil {
+		return nil, t, err
+	}
+	m.cfg.Logger.Info("battle created", "battle", b.ID, "origin", b.Origin)
+	return b, t, nil
+}
+
+// store adds b, within its network's cap of waiting battles (counted on
+// this server at once; with several origins sharing the store, creations
+// racing on two of them may pass it by one each), on this server or,
+// with several origins, on the one with the most free capacity.
+func (m *Manager) store(ctx context.Context, b *storage.Battle) error {
+	if b.CreatorNetwork != "" {
+		m.createMu.Lock()
+		defer m.createMu.Unlock()
+		n, err := m.cfg.Store.CountWaiting(ctx, b.CreatorNetwork)
+		if err != nil {
+			return err
+		}
+		if n >= m.cfg.MaxWaitingPerNetwork {
+			return errWaitingCap
+		}
+	}
+	var err error
 	if m.cfg.Origin == "" {
 		err = m.cfg.Store.CreateBattle(ctx, b)
 	} else {
@@ -125,13 +175,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*storage.Battl
 		err = m.cfg.Store.PlaceBattle(ctx, b, time.Now().Add(-m.cfg.OriginTimeout))
 	}
 	if errors.Is(err, storage.ErrNoOrigin) {
-		return nil, t, ErrFull
+		return ErrFull
 	}
-	if err != nil {
-		return nil, t, err
-	}
-	m.cfg.Logger.Info("battle created", "battle", b.ID, "origin", b.Origin)
-	return b, t, nil
+	return err
 }
 
 // Get returns the stored battle, or ErrNotFound.
@@ -279,7 +325,7 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 	if r := m.running[id]; r != nil {
 		return r, nil
 	}
-	r := &running{id: id, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally}
+	r := &running{id: id, network: b.CreatorNetwork, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally}
 	room, err := m.cfg.Rooms.Open(id, RoomHooks{
 		Admit:      func(int) error { return m.admit(r) },
 		Negotiated: func(_ int, ok bool) { m.negotiated(r, ok) },
@@ -295,7 +341,8 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 
 // admit lets a publish offer for r go ahead: a battle that is not live
 // yet takes one of the server's live places, atomically, so concurrent
-// first offers can never exceed MaxLive.
+// first offers can never exceed MaxLive, nor its network's
+// MaxLivePerNetwork.
 func (m *Manager) admit(r *running) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -311,22 +358,45 @@ func (m *Manager) admit(r *running) error {
 	if ended {
 		return ErrEnded
 	}
-	if m.places >= m.cfg.MaxLive {
+	return m.takePlace(r)
+}
+
+// takePlace gives r a live place if the server and r's network have one
+// free; m.mu is held.
+func (m *Manager) takePlace(r *running) error {
+	switch {
+	case m.places >= m.cfg.MaxLive:
 		return ErrFull
+	case r.network != "" && m.netLive[r.network] >= m.cfg.MaxLivePerNetwork:
+		return errLiveCap
 	}
 	r.holdsPlace = true
 	m.places++
+	if r.network != "" {
+		m.netLive[r.network]++
+	}
 	return nil
+}
+
+// dropPlace gives r's live place back, if it holds one; m.mu is held.
+func (m *Manager) dropPlace(r *running) {
+	if !r.holdsPlace {
+		return
+	}
+	r.holdsPlace = false
+	m.places--
+	if r.network != "" {
+		if m.netLive[r.network]--; m.netLive[r.network] == 0 {
+			delete(m.netLive, r.network)
+		}
+	}
 }
 
 // release gives r's live place back.
 func (m *Manager) release(r *running) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r.holdsPlace {
-		r.holdsPlace = false
-		m.places--
-	}
+	m.dropPlace(r)
 }
 
 // negotiated follows an admitted offer: an answered one makes the battle
@@ -357,12 +427,8 @@ func (m *Manager) holdPlace(r *running) bool {
 		return false
 	case r.holdsPlace:
 		return true
-	case m.places >= m.cfg.MaxLive:
-		return false
 	}
-	r.holdsPlace = true
-	m.places++
-	return true
+	return m.takePlace(r) == nil
 }
 
 // goLive starts r's program and marks the battle live, at the first
@@ -388,19 +454,24 @@ func (m *Manager) goLive(r *running) {
 	}
 	ctx := context.Background()
 	now := time.Now()
-	if _, err := m.cfg.Store.SetLive(ctx, r.id, now.UTC()); err != nil {
+	if ok, err := m.cfg.Store.SetLive(ctx, r.id, now.UTC()); err != nil || !ok {
 		r.mu.Unlock()
 		prog.End()
 		m.release(r)
-		log.Error("marking the battle live", "err", err)
+		if err != nil {
+			log.Error("marking the battle live", "err", err)
+		} else {
+			log.Warn("the battle ended before it could go live")
+		}
 		return
 	}
-	why := ""
-	if err := prog.RecordingError(); err != nil {
-		why = err.Error()
-		log.Warn("battle not recorded", "err", err)
+	why := recordingError(prog)
+	if why != "" {
+		log.Warn("battle not recorded", "why", why)
 	}
-	if err := m.cfg.Store.SetRecording(ctx, r.id, why == "", why); err != nil {
+	r.recorded, r.storedWhy = why == "", why
+	if err := m.cfg.Store.SetRecording(ctx, r.id, r.recorded, why); err != nil {
+		r.storedWhy = unstored // the watchdog tries again
 		log.Error("storing whether the battle is recorded", "err", err)
 	}
 	r.program, r.liveSince = prog, now
@@ -533,9 +604,8 @@ func (m *Manager) detach(id string) *running {
 	defer m.mu.Unlock()
 	r := m.running[id]
 	delete(m.running, id)
-	if r != nil && r.holdsPlace {
-		r.holdsPlace = false
-		m.places--
+	if r != nil {
+		m.dropPlace(r)
 	}
 	return r
 }

@@ -127,7 +127,19 @@ func (p *fakeProgram) Cue(c media.Cue) {
 	defer p.mu.Unlock()
 	p.cues = append(p.cues, c)
 }
-func (p *fakeProgram) RecordingError() error { return p.recError }
+func (p *fakeProgram) RecordingError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recError
+}
+
+// recordingFails makes the program's recording stop with err, as the
+// recorder at the disk floor does.
+func (p *fakeProgram) recordingFails(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recError = err
+}
 func (p *fakeProgram) Done() <-chan struct{} { return p.done }
 func (p *fakeProgram) End()                  { p.ends.Add(1) }
 
@@ -279,6 +291,33 @@ func TestRecordingErrorIsStored(t *testing.T) {
 	}
 }
 
+// A recording that stops while the battle is live (the disk floor) is
+// said in the battle object, and its watchers hear of it; the recording
+// made so far stays offered.
+func TestStoppedRecordingIsStored(t *testing.T) {
+	h := newHarness(t, Config{})
+	b, room := h.create(t, CreateRequest{})
+	if err := room.publish(1, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(t, b.ID).Battle; !st.Recorded || st.RecordingError != "" {
+		t.Fatalf("recorded live battle: %+v", st)
+	}
+	changes, stop := h.m.Subscribe(b.ID)
+	defer stop()
+	const why = "the server ran low on free disk space; the recording stopped there"
+	h.programs.program(b.ID).recordingFails(errors.New(why))
+	eventually(t, "the stopped recording is stored", func() bool {
+		st := h.status(t, b.ID).Battle
+		return st.RecordingError == why && st.Recorded
+	})
+	select {
+	case <-changes:
+	case <-time.After(time.Second):
+		t.Fatal("watchers were not told")
+	}
+}
+
 // Capacity is taken atomically: however many first offers arrive at
 // once, no more battles go live than the server may run, and a place
 // comes back when an offer fails or a battle ends.
@@ -291,22 +330,8 @@ func TestAdmissionReservesLivePlaces(t *testing.T) {
 		b, room := h.create(t, CreateRequest{})
 		rooms[i], ids[i] = room, b.ID
 	}
-	var admitted atomic.Int32
-	var wg sync.WaitGroup
-	for _, room := range rooms {
-		wg.Go(func() {
-			err := room.hooks.Admit(1)
-			switch {
-			case err == nil:
-				admitted.Add(1)
-			case !errors.Is(err, ErrFull):
-				t.Errorf("Admit: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if admitted.Load() != maxLive {
-		t.Fatalf("%d offers admitted at once, want %d", admitted.Load(), maxLive)
+	if admitted := admitAtOnce(t, rooms, ErrFull); len(admitted) != maxLive {
+		t.Fatalf("%d offers admitted at once, want %d", len(admitted), maxLive)
 	}
 	// The admitted offers: one fails, the others go live.
 	var live []string
@@ -359,6 +384,31 @@ func TestAdmissionReservesLivePlaces(t *testing.T) {
 	if !admittedAfterEnd {
 		t.Fatal("an ended battle's place did not come back")
 	}
+}
+
+// admitAtOnce asks every room's Admit at once, as concurrent first
+// offers do, and returns the rooms admitted; a refusal other than
+// refused fails the test.
+func admitAtOnce(t *testing.T, rooms []*fakeRoom, refused error) []*fakeRoom {
+	t.Helper()
+	var mu sync.Mutex
+	var admitted []*fakeRoom
+	var wg sync.WaitGroup
+	for _, room := range rooms {
+		wg.Go(func() {
+			err := room.hooks.Admit(1)
+			switch {
+			case err == nil:
+				mu.Lock()
+				admitted = append(admitted, room)
+				mu.Unlock()
+			case !errors.Is(err, refused):
+				t.Errorf("Admit: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return admitted
 }
 
 // hasPlace tells whether the battle of this room holds a live place.
@@ -438,6 +488,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 	if err := room.publish(1, true); err != nil {
 		t.Fatal(err)
 	}
+	issued := time.Now() // the watchers arrived before the start
 	if _, err := h.m.Start(context.Background(), b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +496,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 		t.Fatalf("second start: %v", err)
 	}
 	for i, slot := range []int{2, 2, 1} {
-		if err := h.m.Vote(context.Background(), b.ID, NewWatcher(), slot); err != nil {
+		if err := h.m.Vote(context.Background(), b.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: issued, Slot: slot}); err != nil {
 			t.Fatalf("vote %d: %v", i, err)
 		}
 	}
@@ -470,7 +521,7 @@ func TestFormatReachesTheProgram(t *testing.T) {
 	if !st.Timeline.Finished || st.Winner != 2 {
 		t.Fatalf("ended battle's status: %+v", st)
 	}
-	if err := h.m.Vote(context.Background(), b.ID, NewWatcher(), 1); !errors.Is(err, ErrEnded) {
+	if err := h.m.Vote(context.Background(), b.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: issued, Slot: 1}); !errors.Is(err, ErrEnded) {
 		t.Fatalf("vote after the end: %v", err)
 	}
 }

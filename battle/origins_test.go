@@ -121,7 +121,7 @@ func TestChangesReachTheBattlesOrigin(t *testing.T) {
 		s := prog.shown()
 		return len(s) > 0 && s[len(s)-1].Round == 1
 	})
-	if err := b.m.Vote(context.Background(), bt.ID, NewWatcher(), 2); err != nil {
+	if err := b.m.Vote(context.Background(), bt.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: time.Now().Add(-time.Hour), Slot: 2}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the program shows a vote cast elsewhere", func() bool {
@@ -186,7 +186,7 @@ func TestADeadOriginsBattles(t *testing.T) {
 	if _, err := a.m.Start(context.Background(), live.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.m.Vote(context.Background(), live.ID, NewWatcher(), 1); err != nil {
+	if err := b.m.Vote(context.Background(), live.ID, VoteRequest{Watcher: newWatcher(), IssuedAt: time.Now().Add(-time.Hour), Slot: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// b now holds one battle less than a: the next goes to b, then a.

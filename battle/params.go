@@ -24,6 +24,10 @@ type CreateRequest struct {
 	Singers     []string
 	Rounds      *int
 	TurnSeconds *int
+	// Network is the creating client's network (an IPv4 /24 or IPv6
+	// /64, e.g. "203.0.113.0/24"), which the per-network caps count;
+	// "" is counted by none.
+	Network string
 }
 
 // CreateParams are a new battle's settings, checked and with defaults.

@@ -43,18 +43,3 @@ func MayPublish(b *storage.Battle, slot int, token string) bool {
 func MaySubscribe(b *storage.Battle, slot int, token string) bool {
 	return slot >= 1 && slot <= 2 && (tokenMatches(token, b.SingerTokenHashs[2-slot]) || IsHost(b, token))
 }
-
-// NewWatcher returns a new watcher identity: who votes, once per round.
-func NewWatcher() string {
-	w, _ := newToken()
-	return w
-}
-
-// ValidWatcher accepts only identities of the shape NewWatcher makes.
-func ValidWatcher(s string) bool {
-	if len(s) != 22 {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(s)
-	return err == nil
-}

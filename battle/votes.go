@@ -65,27 +65,48 @@ func (m *Manager) Start(ctx context.Context, id string) (*storage.Battle, error)
 	return m.Get(ctx, id)
 }
 
-// Vote records watcher's vote for slot in the round open now; a second
-// vote of the same watcher in a round replaces the first.
-func (m *Manager) Vote(ctx context.Context, id, watcher string, slot int) error {
-	if slot != 1 && slot != 2 {
+// VoteRequest is one watcher's vote.
+type VoteRequest struct {
+	// Watcher is the watcher's identity, issued at IssuedAt: it counts
+	// only in rounds that opened after that.
+	Watcher  string
+	IssuedAt time.Time
+	// Network is the voter's client network, which the cap of watchers
+	// per network and round counts.
+	Network string
+	Slot    int
+}
+
+// Vote records a watcher's vote for a slot in the round open now; a
+// second vote of the same watcher in a round replaces the first. It
+// refuses a watcher issued after the round opened (ErrLateWatcher) and
+// a watcher new to the round past the network's cap (ErrNetworkLimit).
+func (m *Manager) Vote(ctx context.Context, id string, v VoteRequest) error {
+	if v.Slot != 1 && v.Slot != 2 {
 		return ErrBadSlot
 	}
-	st, err := m.Status(ctx, id)
+	tl, ended, err := m.timelineNow(ctx, id)
 	if err != nil {
 		return err
 	}
-	tl := st.Timeline
 	switch {
-	case st.Battle.State == storage.StateEnded:
+	case ended:
 		return ErrEnded
 	case !tl.Started:
 		return ErrNotStarted
 	case !tl.VotingOpen:
 		return fmt.Errorf("%w: every round's voting has closed", ErrVotingShut)
+	case !v.IssuedAt.Before(tl.RoundStart):
+		return ErrLateWatcher
 	}
-	if err := m.cfg.Store.Vote(ctx, id, tl.Round, watcher, slot, time.Now().UTC()); err != nil {
+	ok, err := m.cfg.Store.Vote(ctx, storage.Ballot{
+		BattleID: id, Round: tl.Round, Watcher: v.Watcher, Network: v.Network, Slot: v.Slot, At: time.Now().UTC(),
+	}, m.votersCap(v.Network))
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return errVoterCap
 	}
 	if r := m.lookup(id); r != nil {
 		tally, err := m.cfg.Store.Tally(ctx, id, r.format.timing.rounds)
@@ -98,4 +119,29 @@ func (m *Manager) Vote(ctx context.Context, id, watcher string, slot int) error 
 	}
 	m.notify(id)
 	return nil
+}
+
+// timelineNow is where battle id is in its format now, and whether it
+// has ended: from memory for a battle that runs here (a vote costs no
+// read then), else from the store.
+func (m *Manager) timelineNow(ctx context.Context, id string) (Timeline, bool, error) {
+	if r := m.lookup(id); r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.format.timing.at(r.clock, time.Now()), r.ended, nil
+	}
+	st, err := m.Status(ctx, id)
+	if err != nil {
+		return Timeline{}, false, err
+	}
+	return st.Timeline, st.Battle.State == storage.StateEnded, nil
+}
+
+// votersCap is the cap of voters per round for network: none for an
+// unknown one.
+func (m *Manager) votersCap(network string) int {
+	if network == "" {
+		return 0
+	}
+	return m.cfg.MaxVotersPerNetwork
 }

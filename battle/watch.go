@@ -17,11 +17,12 @@ const watchInterval = 250 * time.Millisecond
 // on each change, what the program shows), and its end after the result,
 // without a singer for the grace period, when its first singer never
 // connected, at the maximum duration, or when its program stopped. It
-// also retries stored ends that failed.
+// also retries stored ends that failed, and expires waiting battles.
 func (m *Manager) watch() {
 	defer close(m.watchDone)
 	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
+	var expired time.Time // when waiting battles were last expired
 	for {
 		select {
 		case <-m.watchStop:
@@ -35,7 +36,35 @@ func (m *Manager) watch() {
 				}
 			}
 			m.writeEnds()
+			if now.Sub(expired) >= m.expiryEvery() {
+				m.expireWaiting(now)
+				expired = now
+			}
 		}
+	}
+}
+
+// expiryEvery is how often waiting battles are looked for expiry: a
+// tenth of their expiry, within [watchInterval, 30 s].
+func (m *Manager) expiryEvery() time.Duration {
+	return min(max(m.cfg.WaitingExpiry/10, watchInterval), 30*time.Second)
+}
+
+// expireWaiting ends the battles that have waited WaitingExpiry without
+// a publish; those with a room here (a subscriber, a started clock) lose
+// it.
+func (m *Manager) expireWaiting(now time.Time) {
+	ids, err := m.cfg.Store.ExpireWaiting(context.Background(), now.Add(-m.cfg.WaitingExpiry).UTC(), now.UTC())
+	if err != nil {
+		m.cfg.Logger.Error("expiring waiting battles", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if r := m.detach(id); r != nil {
+			r.stop()
+		}
+		m.cfg.Logger.Info("battle ended", "battle", id, "reason", "nobody published before it expired")
+		m.notify(id)
 	}
 }
 
@@ -88,11 +117,37 @@ func (m *Manager) step(r *running, now time.Time) string {
 		for _, c := range cues {
 			prog.Cue(c)
 		}
+		if m.storeRecordingError(r, prog) {
+			changed = true
+		}
 	}
 	if changed {
 		m.notify(r.id)
 	}
 	return reason
+}
+
+// storeRecordingError stores why r's program is not (or no longer)
+// recorded when that changed, and tells whether it did.
+func (m *Manager) storeRecordingError(r *running, prog Program) bool {
+	why := recordingError(prog)
+	r.mu.Lock()
+	same, recorded := why == r.storedWhy, r.recorded
+	r.mu.Unlock()
+	if same {
+		return false
+	}
+	if err := m.cfg.Store.SetRecording(context.Background(), r.id, recorded, why); err != nil {
+		m.cfg.Logger.Error("storing whether the battle is recorded", "battle", r.id, "err", err)
+		return false
+	}
+	r.mu.Lock()
+	r.storedWhy = why
+	r.mu.Unlock()
+	if why != "" {
+		m.cfg.Logger.Warn("battle no longer recorded", "battle", r.id, "why", why)
+	}
+	return true
 }
 
 func stopped(p Program) bool {

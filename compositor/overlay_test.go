@@ -91,55 +91,7 @@ func TestOverlayOnProgram(t *testing.T) {
 		return true
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	left, right := newTestFeed(), newTestFeed()
-	left.publish(ctx, t, singer(1, red, media.CodecH264), 1, nil)
-	right.publish(ctx, t, singer(2, blue, media.CodecH264), 1, nil)
-	var setA, setB time.Time
-	rec, _ := runProgram(t, left, right, 4500*time.Millisecond, func(ctx context.Context, c *Compositor) {
-		// One overlay after 1.5 s, the other after 3 s.
-		for _, step := range []struct {
-			layers []*image.RGBA
-			at     *time.Time
-		}{{layersA, &setA}, {layersB, &setB}} {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(1500 * time.Millisecond):
-			}
-			*step.at = time.Now()
-			c.setOverlay(step.layers)
-			// The compositor converted them: the caller may reuse them.
-			for _, l := range step.layers {
-				clear(l.Pix)
-			}
-		}
-	})
-	if setA.IsZero() || setB.IsZero() {
-		t.Fatal("the program ended before both overlays were set")
-	}
-	h264, _ := rec.files(t)
-	frames := decodeFrames(t, h264)
-	if len(frames) != len(rec.videoPTS) {
-		t.Fatalf("decoded %d frames of %d", len(frames), len(rec.videoPTS))
-	}
-	// Frames by phase, a few frames' margin around each switch.
-	margin := 3 * frameInterval
-	var before, phaseA, phaseB [][]byte
-	for i, f := range frames {
-		switch ntp := rec.videoNTP[i]; {
-		case ntp.Before(setA.Add(-margin)):
-			before = append(before, f)
-		case ntp.After(setA.Add(margin)) && ntp.Before(setB.Add(-margin)):
-			phaseA = append(phaseA, f)
-		case ntp.After(setB.Add(margin)):
-			phaseB = append(phaseB, f)
-		}
-	}
-	if len(before) < 8 || len(phaseA) < 8 || len(phaseB) < 8 {
-		t.Fatalf("frames before, at 1–0, at 0–3: %d, %d, %d", len(before), len(phaseA), len(phaseB))
-	}
+	before, phaseA, phaseB := overlaidProgram(t, layersA, layersB)
 
 	wantA, wantB := flatA.RGBAAt(bar.X, bar.Y), flatB.RGBAAt(bar.X, bar.Y)
 	if got := pixel(before[len(before)-1], bar.X, bar.Y); near(got, wantA, 40) || near(got, wantB, 40) {
@@ -307,48 +259,14 @@ func typicalOverlay(b *testing.B) []*image.RGBA {
 }
 
 // BenchmarkProgramOverlayCPU measures a battle's CPU cores without an
-// overlay (cores-bare), then with the battle overlay redrawn and set
-// every second as the countdown runs (cores-overlay), each making b.N
-// seconds of program, and the overlay's share (overlay-%); see
-// programLength.
+// overlay, then with the battle overlay redrawn and set every second as
+// the countdown runs (overlayCores).
 func BenchmarkProgramOverlayCPU(b *testing.B) {
-	d := programLength(b)
-	b.StopTimer()
-	clips := benchClips(b, d)
 	r, err := overlay.NewRenderer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.StartTimer()
-	run := func(withOverlay bool) float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		before := cpuTime()
-		bt := startBattle(ctx, b, Config{}, clips)
-		if withOverlay {
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			s := battleState([2]int{12, 7})
-			for remaining := 90; ctx.Err() == nil; remaining-- {
-				s.Remaining = remaining
-				bt.c.setOverlay(r.Render(s))
-				select {
-				case <-ctx.Done():
-				case <-tick.C:
-				}
-			}
-		}
-		if err := <-bt.done; err != nil {
-			b.Fatal(err)
-		}
-		if st := bt.c.Stats(); st.FramesRepeated > 0 {
-			b.Logf("%d frames repeated", st.FramesRepeated)
-		}
-		return (cpuTime() - before).Seconds() / d.Seconds()
-	}
-	without := run(false)
-	with := run(true)
-	b.ReportMetric(without, "cores-bare")
-	b.ReportMetric(with, "cores-overlay")
-	b.ReportMetric(100*(with-without)/without, "overlay-%")
+	overlayCores(b, func(ctx context.Context, c *Compositor) {
+		showEvery(ctx, c, r, battleState([2]int{12, 7}), time.Second, func(s *media.Scene, i int) { s.Remaining = 90 - i })
+	})
 }

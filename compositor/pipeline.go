@@ -36,7 +36,9 @@ type PipelinesConfig struct {
 	// disk is below its floor (recording.ErrDiskFloor): such a battle is
 	// then said to be unrecorded for lack of disk space.
 	DiskFloor error
-	Logger    *slog.Logger
+	// Overlay draws every program's overlay; nil: one with Go's fonts.
+	Overlay *overlay.Renderer
+	Logger  *slog.Logger
 }
 
 // Pipelines starts battles' media paths and keeps their totals.
@@ -71,9 +73,12 @@ func NewPipelines(cfg PipelinesConfig) (*Pipelines, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r, err := overlay.NewRenderer()
-	if err != nil {
-		return nil, err
+	r := cfg.Overlay
+	if r == nil {
+		var err error
+		if r, err = overlay.NewRenderer(); err != nil {
+			return nil, err
+		}
 	}
 	return &Pipelines{cfg: cfg, log: cfg.Logger, overlays: r, running: map[*Pipeline]struct{}{}}, nil
 }
@@ -221,6 +226,11 @@ func (p *Pipeline) RecordingError() error {
 
 // recorderFailed is the tee's hook for a recorder it dropped.
 func (p *Pipeline) recorderFailed(err error) {
+	if p.ps.cfg.DiskFloor != nil && errors.Is(err, p.ps.cfg.DiskFloor) {
+		p.log.Warn("the recording stopped at the disk floor; the live program goes on unrecorded", "err", err)
+		p.setRecordingError(&notRecorded{reason: errLowDiskStopped, cause: err})
+		return
+	}
 	p.log.Error("recording failed; the live program goes on unrecorded", "err", err)
 	p.setRecordingError(&notRecorded{reason: errRecordingFailed, cause: err})
 }
@@ -268,6 +278,7 @@ const (
 	errNotRecorded     = "this battle is not being recorded"
 	errLowDisk         = "the server is low on free disk space; this battle is not being recorded"
 	errRecordingFailed = "the recording failed; this battle is no longer being recorded"
+	errLowDiskStopped  = "the server ran low on free disk space; the recording stopped there"
 )
 
 // notRecorded says publicly why a battle is not recorded and keeps the

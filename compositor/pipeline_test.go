@@ -573,6 +573,24 @@ func TestPipelineRecorderFailingMidwayIsDropped(t *testing.T) {
 	checkLogKeys(t, logs, "b1")
 }
 
+// A recorder that stops at the disk floor midway is said publicly as
+// such, its cause kept for the logs.
+func TestPipelineRecorderStoppedAtTheDiskFloor(t *testing.T) {
+	errFloor := errors.New("recording: free disk space under the floor")
+	live, recs := newFakeLive(), newFakeRecordings()
+	recs.failAfter, recs.fail = 20, fmt.Errorf("%w: 12 MiB free on /data/recordings, the floor is 1024 MiB", errFloor)
+	ps, _ := testPipelines(t, live, recs, errFloor)
+	p, err := ps.Start("b1", idleFeeds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	endOnTestEnd(t, p)
+	waitFrames(t, "live output", &live.sink("b1").programRecorder, 60)
+	if err := p.RecordingError(); err == nil || err.Error() != errLowDiskStopped || !errors.Is(err, errFloor) {
+		t.Errorf("recording error %v, want %q wrapping the floor's", err, errLowDiskStopped)
+	}
+}
+
 func TestPipelineUnrecorded(t *testing.T) {
 	errFloor := errors.New("recording: free disk space under the floor")
 	for _, tc := range []struct {

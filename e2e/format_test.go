@@ -72,12 +72,24 @@ func (s *server) vote(t testing.TB, watcher *http.Client, id string, slot int) i
 	return res.StatusCode
 }
 
-func newWatcher(t testing.TB) *http.Client {
+// newWatcher is a watcher who opened battle id's watch page, which
+// issued their identity (a cookie in the client's jar).
+func (s *server) newWatcher(t testing.TB, id string) *http.Client {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: s.client.Transport}
+	res, err := c.Get(s.base + "/b/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(jar.Cookies(res.Request.URL)) == 0 {
+		t.Fatalf("the watch page issued no watcher: %d", res.StatusCode)
+	}
+	return c
 }
 
 // barEnds decodes the newest live frame's vote bar (the program's
@@ -132,7 +144,7 @@ func TestFullBattle(t *testing.T) {
 	events := &eventLog{}
 	go events.follow(ctx, t, s.base+"/api/battles/"+b.ID+"/events")
 
-	ann, bo, cy := newWatcher(t), newWatcher(t), newWatcher(t)
+	ann, bo, cy := s.newWatcher(t, b.ID), s.newWatcher(t, b.ID), s.newWatcher(t, b.ID)
 	if status := s.vote(t, ann, b.ID, 1); status != http.StatusConflict {
 		t.Fatalf("vote before the start: %d", status)
 	}
@@ -210,17 +222,22 @@ func TestRestartKeepsVotes(t *testing.T) {
 	var b battle
 	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{"title": "restart", "rounds": 2, "turn_seconds": 60},
 		http.StatusCreated, &b)
+	watchers := []*http.Client{s.newWatcher(t, b.ID), s.newWatcher(t, b.ID), s.newWatcher(t, b.ID)}
 	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/start", b.HostToken, nil, http.StatusOK, nil)
 	for i, slot := range []int{2, 2, 1} {
-		if status := s.vote(t, newWatcher(t), b.ID, slot); status != http.StatusNoContent {
+		if status := s.vote(t, watchers[i], b.ID, slot); status != http.StatusNoContent {
 			t.Fatalf("vote %d: %d", i, status)
 		}
 	}
 	s.kill(t)
 	s.start(t)
+	// The watchers' identities outlive the restart: a changed vote counts.
+	if status := s.vote(t, watchers[0], b.ID, 1); status != http.StatusNoContent {
+		t.Fatalf("a watcher's vote after the restart: %d", status)
+	}
 	var got formatBattle
 	s.call(t, http.MethodGet, "/api/battles/"+b.ID, "", nil, http.StatusOK, &got)
-	if len(got.Votes) != 2 || got.Votes[0] != [2]int{1, 2} || got.Votes[1] != [2]int{0, 0} {
+	if len(got.Votes) != 2 || got.Votes[0] != [2]int{2, 1} || got.Votes[1] != [2]int{0, 0} {
 		t.Fatalf("votes after a restart: %v", got.Votes)
 	}
 }

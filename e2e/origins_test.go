@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,6 +33,9 @@ type shared struct {
 	database   string
 	recordings string
 	s3         *s3test.Server
+	// watcherKey is the file of the key that signs the watchers'
+	// identities, the same on every origin.
+	watcherKey string
 }
 
 // startShared starts PostgreSQL and the S3 server for a test.
@@ -50,6 +54,7 @@ func startShared(t *testing.T) *shared {
 	}
 	sh := startS3(t)
 	sh.database = db
+	sh.watcherKey = filepath.Join(t.TempDir(), "watcher.key")
 	return sh
 }
 
@@ -83,6 +88,7 @@ func (sh *shared) startOrigin(t *testing.T, extra ...string) *server {
 		"--recordings", sh.recordings,
 		"--advertise-url", "http://" + listen,
 		"--trusted-proxy", edgeAddr,
+		"--watcher-key-file", sh.watcherKey,
 	}, extra...)
 	return startServerOn(t, false, listen, args...)
 }
@@ -189,12 +195,19 @@ func TestSeveralOrigins(t *testing.T) {
 		t.Errorf("an unknown battle through the edge: %d, want 404", status)
 	}
 
-	// Votes cast on either origin all count, on both.
+	// Votes cast on either origin all count, on both: the watchers'
+	// identities, issued by the battle's watch page before the start,
+	// are signed with the key the origins share.
+	slots := []int{1, 2, 2, 1, 2}
+	watchers := make([]*http.Client, len(slots))
+	for i := range watchers {
+		watchers[i] = []*server{a, b}[i%2].newWatcher(t, onA.ID)
+	}
 	a.call(t, http.MethodPost, "/api/battles/"+onA.ID+"/start", onA.HostToken, nil, http.StatusOK, nil)
 	want := [2]int{}
-	for i, slot := range []int{1, 2, 2, 1, 2} {
+	for i, slot := range slots {
 		via := []*server{a, b}[i%2]
-		if status := via.vote(t, newWatcher(t), onA.ID, slot); status != http.StatusNoContent {
+		if status := via.vote(t, watchers[i], onA.ID, slot); status != http.StatusNoContent {
 			t.Fatalf("vote %d through %s: %d", i, via.base, status)
 		}
 		want[slot-1]++

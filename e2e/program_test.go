@@ -14,6 +14,7 @@ import (
 
 	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/internal/mediacheck"
+	"github.com/singoff/singoff/internal/testmedia"
 )
 
 // waitFor polls cond every 200 ms until it holds or within passes.
@@ -288,32 +289,6 @@ func TestCrashKeepsTheRecording(t *testing.T) {
 	}
 }
 
-// vp8Offer is a browser-like offer to publish VP8 video (and G722 audio,
-// which the server declines): one the server would answer.
-const vp8Offer = "v=0\r\n" +
-	"o=- 1 2 IN IP4 127.0.0.1\r\n" +
-	"s=-\r\n" +
-	"t=0 0\r\n" +
-	"a=group:BUNDLE 0 1\r\n" +
-	"m=audio 9 UDP/TLS/RTP/SAVPF 9\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:0\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:9 G722/8000\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n" +
-	"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:1\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:96 VP8/90000\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n"
-
 // A server full of live battles refuses one more publish with 503 and
 // Retry-After, and the live one goes on undisturbed.
 func TestFullServerRefusesAnotherBattle(t *testing.T) {
@@ -322,7 +297,7 @@ func TestFullServerRefusesAnotherBattle(t *testing.T) {
 	s.startBot(t, first, 1)
 	waitFor(t, "first battle live", 20*time.Second, func() bool { return s.battle(t, first.ID).State == "live" })
 	second := s.createBattle(t, "one too many")
-	req, _ := http.NewRequest(http.MethodPost, s.base+"/api/battles/"+second.ID+"/singers/1/whip", strings.NewReader(vp8Offer))
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/api/battles/"+second.ID+"/singers/1/whip", strings.NewReader(testmedia.VP8Offer))
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+second.SingerTokens[0])
 	res, err := s.client.Do(req)

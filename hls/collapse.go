@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -49,6 +50,8 @@ type collapser struct {
 	cached map[string]answer
 	order  []string // keys of cached, oldest first
 	bytes  int      // of the bodies cached
+
+	produced atomic.Uint64 // answers gohlslib made: one per flight
 }
 
 func newCollapser(logger *slog.Logger) *collapser {
@@ -93,6 +96,7 @@ func (c *collapser) do(ctx context.Context, key string, cache bool, produce func
 // produce calls produce. A panic, which off the request's goroutine
 // would end the process, answers 500 instead.
 func (c *collapser) produce(key string, produce func() answer) (a answer) {
+	c.produced.Add(1)
 	defer func() {
 		if v := recover(); v != nil {
 			c.logger.Error("hls: answering a request", "file", key, "err", fmt.Errorf("panic: %v", v))

@@ -67,6 +67,10 @@ type Stats struct {
 	PartRequests     uint64
 	SegmentRequests  uint64
 	BytesOut         uint64
+	// MuxerAnswers counts the answers gohlslib itself made: identical
+	// requests in flight together (the same file and LL-HLS directives,
+	// whatever else their query says) share one.
+	MuxerAnswers uint64
 }
 
 func (s *Stats) add(o Stats) {
@@ -75,6 +79,7 @@ func (s *Stats) add(o Stats) {
 	s.PartRequests += o.PartRequests
 	s.SegmentRequests += o.SegmentRequests
 	s.BytesOut += o.BytesOut
+	s.MuxerAnswers += o.MuxerAnswers
 }
 
 type counters struct {
@@ -199,6 +204,7 @@ func (m *Muxer) Stats() Stats {
 		PartRequests:     m.counters.parts.Load(),
 		SegmentRequests:  m.counters.segments.Load(),
 		BytesOut:         m.counters.bytesOut.Load(),
+		MuxerAnswers:     m.files.produced.Load(),
 	}
 }
 

@@ -22,9 +22,6 @@ const EndedFor = time.Minute
 // requests for their files (see Serve).
 type Server struct {
 	logger *slog.Logger
-	// endedBefore tells whether a battle not seen by this process has
-	// ended (e.g. before a restart); nil means none has.
-	endedBefore func(id string) bool
 	// endedFor is EndedFor, shorter in tests.
 	endedFor time.Duration
 
@@ -32,21 +29,26 @@ type Server struct {
 	// live holds the muxers of live battles, and of ended ones for
 	// endedFor after their end.
 	live    map[string]*Muxer
-	ended   map[string]struct{}
-	retired Stats // what muxers gone from live had served
+	ended   *endedSet // the latest ended battles, answered 410
+	retired Stats     // what muxers gone from live had served
 }
 
-// NewServer returns an empty Server. endedBefore, which may be nil, is
-// asked about battle ids the Server has never seen, so that battles ended
-// before this process started answer 410 Gone rather than 404.
-func NewServer(logger *slog.Logger, endedBefore func(id string) bool) *Server {
-	return &Server{
-		logger:      logger,
-		endedBefore: endedBefore,
-		endedFor:    EndedFor,
-		live:        make(map[string]*Muxer),
-		ended:       make(map[string]struct{}),
+// NewServer returns a Server with no live battle. endedBefore are ids of
+// battles that ended before this process started (the latest first), so
+// that they answer 410 Gone rather than 404; the Server remembers the
+// latest maxEnded ended battles and answers any other id that is not
+// live with 404, from memory.
+func NewServer(logger *slog.Logger, endedBefore []string) *Server {
+	s := &Server{
+		logger:   logger,
+		endedFor: EndedFor,
+		live:     make(map[string]*Muxer),
+		ended:    newEndedSet(maxEnded),
 	}
+	for i := min(len(endedBefore), maxEnded) - 1; i >= 0; i-- {
+		s.ended.add(endedBefore[i])
+	}
+	return s
 }
 
 // Start creates and serves the muxer of battle id.
@@ -63,8 +65,7 @@ func (s *Server) Start(id string, info media.ProgramInfo) (*Muxer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.live[id] = m
-	delete(s.ended, id)
+	s.live[id] = m // a live battle is answered live, whatever ended says
 	return m, nil
 }
 
@@ -74,7 +75,7 @@ func (s *Server) End(id string) {
 	s.mu.Lock()
 	m, ok := s.live[id]
 	if !ok {
-		s.ended[id] = struct{}{}
+		s.ended.add(id)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -93,7 +94,7 @@ func (s *Server) End(id string) {
 // retireLocked drops the ended muxer m of battle id.
 func (s *Server) retireLocked(id string, m *Muxer) {
 	delete(s.live, id)
-	s.ended[id] = struct{}{}
+	s.ended.add(id)
 	s.retired.add(m.Stats())
 }
 
@@ -133,16 +134,17 @@ func (s *Server) Stats() Stats {
 // http.TimeoutHandler).
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, id, file, client string) {
 	if !battleid.Valid(id) {
+		w.Header().Set("Cache-Control", cacheError)
 		httpjson.Error(w, http.StatusNotFound, "no such battle")
 		return
 	}
 	s.mu.Lock()
 	m, live := s.live[id]
-	_, ended := s.ended[id]
+	ended := s.ended.has(id)
 	s.mu.Unlock()
 	if !live {
 		w.Header().Set("Cache-Control", cacheError)
-		if ended || (s.endedBefore != nil && s.endedBefore(id)) {
+		if ended {
 			httpjson.Error(w, http.StatusGone, "battle ended; the replay is at /vod/%s/index.m3u8", id)
 			return
 		}

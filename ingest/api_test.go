@@ -12,38 +12,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/singoff/singoff/internal/pionapi"
+	"github.com/singoff/singoff/internal/testmedia"
 )
-
-// unsupportedOffer parses but offers only codecs the server does not take.
-const unsupportedOffer = "v=0\r\n" +
-	"o=- 1 2 IN IP4 127.0.0.1\r\n" +
-	"s=-\r\n" +
-	"t=0 0\r\n" +
-	"a=group:BUNDLE 0 1\r\n" +
-	"m=audio 9 UDP/TLS/RTP/SAVPF 9\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:0\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:9 G722/8000\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n" +
-	"m=video 9 UDP/TLS/RTP/SAVPF 45 97\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:1\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:45 AV1/90000\r\n" +
-	"a=rtpmap:97 H264/90000\r\n" +
-	"a=fmtp:97 profile-level-id=42e01f;packetization-mode=0\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n"
-
-// vp8Offer is unsupportedOffer with VP8 in place of AV1: a publish offer
-// the server takes.
-var vp8Offer = strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")
 
 // trickleFrag is a fragment with one candidate and no new credentials.
 const trickleFrag = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
@@ -99,11 +69,11 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	}{
 		{"publish garbage", publish(1, "this is not SDP"), ErrMalformed, ""},
 		{"subscribe garbage", subscribe(1, "v=0\r\nbogus\r\n"), ErrMalformed, ""},
-		{"publish unsupported codecs", publish(1, unsupportedOffer), ErrUnusable, "offered AV1, G722, H264 (packetization-mode 0)"},
+		{"publish unsupported codecs", publish(1, testmedia.UnsupportedOffer), ErrUnusable, "offered AV1, G722, H264 (packetization-mode 0)"},
 		{"publish no media", publish(1, "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"), ErrUnusable, "no media"},
-		{"subscribe with a sendonly offer", subscribe(1, vp8Offer), ErrUnusable, ""},
-		{"publish to slot 3", publish(3, vp8Offer), errNoSlot, ""},
-		{"subscribe to slot 0", subscribe(0, vp8Offer), errNoSlot, ""},
+		{"subscribe with a sendonly offer", subscribe(1, testmedia.VP8Offer), ErrUnusable, ""},
+		{"publish to slot 3", publish(3, testmedia.VP8Offer), errNoSlot, ""},
+		{"subscribe to slot 0", subscribe(0, testmedia.VP8Offer), errNoSlot, ""},
 		{"patch unknown session", patch(1, unknown, trickleFrag, ""), ErrNoSession, ""},
 		{"patch the publisher in the other slot", patch(2, live, trickleFrag, ""), ErrNoSession, ""},
 		{"patch garbage", patch(1, live, "not a fragment", ""), ErrMalformed, ""},
@@ -207,7 +177,7 @@ func TestOpenRoom(t *testing.T) {
 	if err := h.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := second.Publish(context.Background(), 1, []byte(vp8Offer)); !errors.Is(err, ErrClosed) {
+	if _, err := second.Publish(context.Background(), 1, []byte(testmedia.VP8Offer)); !errors.Is(err, ErrClosed) {
 		t.Errorf("publish after the server closed: %v, want ErrClosed", err)
 	}
 	if _, err := h.srv.OpenRoom("p", Hooks{}); !errors.Is(err, ErrClosed) {
@@ -269,7 +239,7 @@ func TestAnswer(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	h := newHarness(t)
 	room := h.room("hd")
-	answer, err := room.Publish(ctx, 2, []byte(vp8Offer))
+	answer, err := room.Publish(ctx, 2, []byte(testmedia.VP8Offer))
 	if err != nil {
 		t.Fatal(err)
 	}

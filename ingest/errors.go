@@ -24,11 +24,15 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrConflict: the session has no remote description yet.
 	ErrConflict = errors.New("conflict")
+	// ErrTooMany: the slot has as many subscribers as it may.
+	ErrTooMany = errors.New("too many")
 )
 
 var (
 	errRoomClosed   = fmt.Errorf("room %w", ErrClosed)
 	errServerClosed = fmt.Errorf("server %w", ErrClosed)
+	// errTooManySubscribers refuses a WHEP session past maxSubscribers.
+	errTooManySubscribers = fmt.Errorf("%w: this slot has as many WHEP sessions as it may; close one first", ErrTooMany)
 	// errNoSlot is a slot number other than 1 or 2: the caller's mistake.
 	errNoSlot = errors.New("no such slot")
 )

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/singoff/singoff/internal/testmedia"
 )
 
 func FuzzCheckOffer(f *testing.F) {
-	f.Add([]byte(unsupportedOffer), true)
-	f.Add([]byte(vp8Offer), true)
-	f.Add([]byte(strings.ReplaceAll(unsupportedOffer, "G722", "opus")), false)
+	f.Add([]byte(testmedia.UnsupportedOffer), true)
+	f.Add([]byte(testmedia.VP8Offer), true)
+	f.Add([]byte(strings.ReplaceAll(testmedia.UnsupportedOffer, "G722", "opus")), false)
 	f.Add([]byte("v=0\r\n"), false)
 	f.Add([]byte("garbage"), true)
 	f.Fuzz(func(t *testing.T, offer []byte, publish bool) {
@@ -27,8 +29,8 @@ func FuzzCheckOffer(f *testing.F) {
 }
 
 func TestCheckOffer(t *testing.T) {
-	h264 := strings.ReplaceAll(unsupportedOffer, "packetization-mode=0", "packetization-mode=1")
-	twoVideo := vp8Offer + strings.Join(strings.SplitAfter(vp8Offer, "\r\n")[14:], "")
+	h264 := strings.ReplaceAll(testmedia.UnsupportedOffer, "packetization-mode=0", "packetization-mode=1")
+	twoVideo := testmedia.VP8Offer + strings.Join(strings.SplitAfter(testmedia.VP8Offer, "\r\n")[14:], "")
 	cases := []struct {
 		name    string
 		offer   string
@@ -37,11 +39,11 @@ func TestCheckOffer(t *testing.T) {
 		err     error
 		says    string
 	}{
-		{"VP8 publisher", vp8Offer, true, offerInfo{video: true}, nil, ""},
+		{"VP8 publisher", testmedia.VP8Offer, true, offerInfo{video: true}, nil, ""},
 		{"H264 publisher", h264, true, offerInfo{video: true}, nil, ""},
-		{"sendonly offer to subscribe", vp8Offer, false, offerInfo{}, ErrUnusable, "no audio or video section"},
+		{"sendonly offer to subscribe", testmedia.VP8Offer, false, offerInfo{}, ErrUnusable, "no audio or video section"},
 		{"two video sections", twoVideo, true, offerInfo{}, ErrUnusable, "at most one"},
-		{"unsupported codecs", unsupportedOffer, true, offerInfo{}, ErrUnusable, "offered AV1, G722, H264 (packetization-mode 0)"},
+		{"unsupported codecs", testmedia.UnsupportedOffer, true, offerInfo{}, ErrUnusable, "offered AV1, G722, H264 (packetization-mode 0)"},
 		{"not SDP", "garbage", true, offerInfo{}, ErrMalformed, "not SDP"},
 	}
 	for _, c := range cases {

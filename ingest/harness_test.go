@@ -339,6 +339,13 @@ func offerWith(t testing.TB, publish bool, opts pionapi.Options) []byte {
 			t.Fatal(err)
 		}
 	}
+	return []byte(completeOffer(t, pc))
+}
+
+// completeOffer makes pc's offer and returns it once its candidates are
+// gathered.
+func completeOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +355,7 @@ func offerWith(t testing.TB, publish bool, opts pionapi.Options) []byte {
 		t.Fatal(err)
 	}
 	<-gathered
-	return []byte(pc.LocalDescription().SDP)
+	return pc.LocalDescription().SDP
 }
 
 // testContext bounds a test's waits.

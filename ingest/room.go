@@ -111,6 +111,7 @@ type slot struct {
 	audio     forwardTrack
 	feed      feed
 	keyframes keyframeLimiter
+	bitrate   bitrateCap
 	publisher atomic.Pointer[session]
 
 	mu        sync.Mutex
@@ -137,6 +138,10 @@ func (sl *slot) add(sess *session) error {
 		sl.mu.Unlock()
 		return errRoomClosed
 	}
+	if !sess.publish && sl.subscribersLocked() >= maxSubscribers {
+		sl.mu.Unlock()
+		return errTooManySubscribers
+	}
 	sl.sessions[sess.id] = sess
 	var replaced *session
 	if sess.publish {
@@ -153,6 +158,22 @@ func (sl *slot) add(sess *session) error {
 		replaced.close()
 	}
 	return nil
+}
+
+// subscribersLocked counts the slot's WHEP sessions; sl.mu is held.
+func (sl *slot) subscribersLocked() int {
+	n := len(sl.sessions)
+	if sl.publisher.Load() != nil {
+		n--
+	}
+	return n
+}
+
+// subscribers counts the slot's WHEP sessions.
+func (sl *slot) subscribers() int {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.subscribersLocked()
 }
 
 func (sl *slot) isClosed() bool {

@@ -37,13 +37,15 @@ type Config struct {
 // Server holds the WebRTC machinery shared by every room: one pion API
 // whose ICE listens on one UDP and one TCP port.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	api    *webrtc.API
-	udp    net.PacketConn
-	tcp    net.Listener
-	udpMux ice.UDPMux
-	tcpMux ice.TCPMux
+	cfg Config
+	log *slog.Logger
+	// publishAPI makes publishers' connections, subscribeAPI
+	// subscribers', which estimate the subscriber's downlink.
+	publishAPI, subscribeAPI *webrtc.API
+	udp                      net.PacketConn
+	tcp                      net.Listener
+	udpMux                   ice.UDPMux
+	tcpMux                   ice.TCPMux
 
 	sessionSerial atomic.Uint64
 	counters      counters
@@ -67,12 +69,14 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	api, err := s.newAPI()
+	var err error
+	if s.publishAPI, err = s.newAPI(false); err == nil {
+		s.subscribeAPI, err = s.newAPI(true)
+	}
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.api = api
 	return s, nil
 }
 
@@ -148,17 +152,26 @@ var (
 	}, PayloadType: 111}
 )
 
-func (s *Server) newAPI() (*webrtc.API, error) {
-	return pionapi.New(pionapi.Options{
-		Video:      videoCodecs,
-		Audio:      audioCodecs,
-		TWCC:       true,
-		Loopback:   s.cfg.Loopback,
-		UDPMux:     s.udpMux,
-		TCPMux:     s.tcpMux,
-		NAT1To1IPs: s.cfg.PublicIPs,
-		Logger:     s.log,
-	})
+// newAPI builds the pion API of publishers' connections or, with
+// subscribe, of subscribers': these estimate the subscriber's downlink
+// (congestion.go) and send the publisher's sender reports, translated
+// (forward.go), in place of pion's.
+func (s *Server) newAPI(subscribe bool) (*webrtc.API, error) {
+	o := pionapi.Options{
+		Video:            videoCodecs,
+		Audio:            audioCodecs,
+		TWCC:             true,
+		OwnSenderReports: true,
+		Loopback:         s.cfg.Loopback,
+		UDPMux:           s.udpMux,
+		TCPMux:           s.tcpMux,
+		NAT1To1IPs:       s.cfg.PublicIPs,
+		Logger:           s.log,
+	}
+	if subscribe {
+		o.Estimate = estimateBounds
+	}
+	return pionapi.New(o)
 }
 
 // Close closes every room and the ICE ports.

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	"github.com/singoff/singoff/internal/pionapi"
 	"github.com/singoff/singoff/media"
 )
 
@@ -26,9 +29,12 @@ type session struct {
 	keyframeWanted atomic.Bool
 	closeOnce      sync.Once
 
-	// mu serializes PATCHes and guards etag.
+	// mu serializes PATCHes and guards etag and remoteCandidates.
 	mu   sync.Mutex
 	etag string
+	// remoteCandidates counts the client's candidates taken (see
+	// maxRemoteCandidates).
+	remoteCandidates int
 }
 
 func (sess *session) close() {
@@ -70,6 +76,9 @@ func (r *Room) offer(ctx context.Context, n int, offer []byte, publish bool) (An
 	if err != nil {
 		return Answer{}, err
 	}
+	if !publish && sl.subscribers() >= maxSubscribers {
+		return Answer{}, errTooManySubscribers // before the work of a peer connection
+	}
 	if publish && r.hooks.Admit != nil {
 		if err := r.hooks.Admit(n); err != nil {
 			return Answer{}, err
@@ -93,7 +102,11 @@ const gatherTimeout = 5 * time.Second
 // newSession answers offer for sl and registers the session there. It
 // changes nothing when it fails.
 func (s *Server) newSession(ctx context.Context, sl *slot, offer string, info offerInfo, publish bool) (Answer, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	api := s.subscribeAPI
+	if publish {
+		api = s.publishAPI
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return Answer{}, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -122,11 +135,11 @@ func (s *Server) negotiate(ctx context.Context, sess *session, offer string, inf
 			if (t.kind == webrtc.RTPCodecTypeVideo && !info.video) || (t.kind == webrtc.RTPCodecTypeAudio && !info.audio) {
 				continue
 			}
-			sender, err := pc.AddTrack(t)
+			sender, err := pc.AddTrack(subscription{t, sess})
 			if err != nil {
 				return "", fmt.Errorf("adding the %s track: %w", t.kind, err)
 			}
-			go forwardFeedback(sender, sl)
+			go forwardFeedback(sender, sess)
 		}
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -139,8 +152,12 @@ func (s *Server) negotiate(ctx context.Context, sess *session, offer string, inf
 			sl.publisherChanged(sess)
 		case st == webrtc.PeerConnectionStateConnected:
 			sl.keyframes.request() // the new subscriber starts at a keyframe
+			// and lip-syncs from the start.
+			sl.video.resendReport(sess)
+			sl.audio.resendReport(sess)
 		}
 	})
+	offer = s.filterOfferCandidates(sess, offer)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		s.log.Info("offer rejected", "battle", sl.room.id, "slot", sl.n, "err", err)
 		return "", fmt.Errorf("%w: the offer cannot be negotiated", ErrUnusable)
@@ -233,7 +250,7 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 	}
 	clockRate := track.Codec().ClockRate
 	clock := &senderClock{}
-	go readSenderReports(recv, uint32(track.SSRC()), clock)
+	go readSenderReports(sess, recv, uint32(track.SSRC()), clock, fwd)
 	unpack := newUnpacker(codec, clockRate)
 	emit := func(p media.AccessUnit) {
 		p.SenderNTP = clock.at(p.RTPTime, clockRate)
@@ -259,27 +276,36 @@ func (s *Server) receive(sess *session, track *webrtc.TrackRemote, recv *webrtc.
 	}
 }
 
-func readSenderReports(recv *webrtc.RTPReceiver, ssrc uint32, clock *senderClock) {
+// readSenderReports reads the RTCP of a publisher's track: its sender
+// reports set the track's clock and are translated for the subscribers;
+// they also pace the slot's REMB when no subscriber's feedback does.
+func readSenderReports(pub *session, recv *webrtc.RTPReceiver, ssrc uint32, clock *senderClock, fwd *forwardTrack) {
 	for {
 		pkts, _, err := recv.ReadRTCP()
-		if err != nil {
+		if closing(pub, err) {
 			return
 		}
 		for _, p := range pkts {
 			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
 				clock.update(sr.NTPTime, sr.RTPTime)
+				fwd.senderReport(pub.serial, sr)
+				pub.slot.remindBitrate(pub)
 			}
 		}
 	}
 }
 
-// forwardFeedback reads a subscriber's RTCP for one track and passes
-// keyframe requests on to the slot's publisher (rate-limited there).
-// NACKs are answered by pion's responder interceptor before this.
-func forwardFeedback(sender *webrtc.RTPSender, sl *slot) {
+// forwardFeedback reads a subscriber's RTCP for one track: keyframe
+// requests go on to the slot's publisher (rate-limited there), and the
+// subscriber's bandwidth estimate (made of its TWCC feedback as the RTCP
+// is read) to the slot's bitrate cap. NACKs are answered by pion's
+// responder interceptor before this.
+func forwardFeedback(sender *webrtc.RTPSender, sub *session) {
+	sl := sub.slot
+	defer sl.uncapBitrate(sub)
 	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
+		pkts, attrs, err := sender.ReadRTCP()
+		if closing(sub, err) {
 			return
 		}
 		for _, p := range pkts {
@@ -291,5 +317,18 @@ func forwardFeedback(sender *webrtc.RTPSender, sl *slot) {
 				sl.room.srv.counters.nacksIn.Add(1)
 			}
 		}
+		if bps, ok := pionapi.BandwidthEstimate(attrs); ok {
+			sl.capBitrate(sub, bps)
+		}
 	}
+}
+
+// closing tells whether err, from reading sess's RTCP, means that the
+// connection is closing. Any other error is a malformed packet, which
+// costs its sender only that packet: RTCP goes through pion's
+// interceptors (NACKs answered, feedback estimated) only as it is read,
+// so reading must go on.
+func closing(sess *session, err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) ||
+		sess.pc.ConnectionState() == webrtc.PeerConnectionStateClosed)
 }

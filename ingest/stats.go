@@ -9,6 +9,7 @@ type Stats struct {
 	NACKsIn                    uint64 // NACK reports from subscribers (answered by pion)
 	PLIsIn                     uint64 // PLI/FIR from subscribers
 	PLIsOut                    uint64 // keyframe requests sent to publishers
+	REMBsOut                   uint64 // bitrate caps (REMB) sent to publishers
 	FeedDropped                uint64 // units dropped because the compositor was behind
 }
 
@@ -17,6 +18,7 @@ type counters struct {
 	rtpPacketsIn, rtpBytesIn   atomic.Uint64
 	rtpPacketsOut, rtpBytesOut atomic.Uint64
 	nacksIn, plisIn, plisOut   atomic.Uint64
+	rembsOut                   atomic.Uint64
 	feedDropped                atomic.Uint64
 }
 
@@ -27,6 +29,7 @@ func (s *Server) Stats() Stats {
 		RTPPacketsIn: c.rtpPacketsIn.Load(), RTPBytesIn: c.rtpBytesIn.Load(),
 		RTPPacketsOut: c.rtpPacketsOut.Load(), RTPBytesOut: c.rtpBytesOut.Load(),
 		NACKsIn: c.nacksIn.Load(), PLIsIn: c.plisIn.Load(), PLIsOut: c.plisOut.Load(),
+		REMBsOut:    c.rembsOut.Load(),
 		FeedDropped: c.feedDropped.Load(),
 	}
 }

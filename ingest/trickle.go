@@ -40,7 +40,18 @@ func (r *Room) Patch(ctx context.Context, slot int, session string, frag []byte,
 	if remote == nil {
 		return Restart{}, fmt.Errorf("%w: the session has no remote description", ErrConflict)
 	}
-	if f.ufrag != "" && f.ufrag != remoteUfrag(remote) {
+	restart := f.ufrag != "" && f.ufrag != remoteUfrag(remote)
+	if restart {
+		sess.remoteCandidates = 0 // a new ICE generation
+	}
+	taken := f.candidates[:0]
+	for _, c := range f.candidates {
+		if r.srv.takeCandidate(sess, strings.TrimPrefix(c.value, "candidate:")) {
+			taken = append(taken, c)
+		}
+	}
+	f.candidates = taken
+	if restart {
 		return r.srv.restartICE(ctx, sess, remote, f)
 	}
 	for _, c := range f.candidates {

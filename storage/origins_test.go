@@ -166,7 +166,7 @@ func testReapOrigin(t *testing.T, open func() Store) {
 	if _, err := s.StartClock(ctx, "live1", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Vote(ctx, "live1", 1, "w", 2, now); err != nil {
+	if _, err := s.Vote(ctx, Ballot{BattleID: "live1", Round: 1, Watcher: "w", Slot: 2, At: now}, 0); err != nil {
 		t.Fatal(err)
 	}
 

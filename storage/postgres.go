@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -38,6 +39,10 @@ var _ Store = (*Postgres)(nil)
 const (
 	pgMigrateLock   = 0x5349_4e47_4f46_4601
 	pgPlacementLock = 0x5349_4e47_4f46_4602
+	// pgVoteLocks is the class of the votes' locks, one per battle (keyed
+	// by the hash of its id): PostgreSQL keeps locks of two int4 keys
+	// apart from those of one int8 key.
+	pgVoteLocks = 0x5349_4e47 // "SING"
 )
 
 // pgChannel carries "<store> <battle id>" for every changed battle.
@@ -56,6 +61,11 @@ var postgresDialect = &dialect{
 	version:       "SELECT version FROM singoff_schema",
 	setVersion:    "UPDATE singoff_schema SET version = %d",
 	lockPlacement: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", pgPlacementLock),
+	lockVotes:     fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(?))", pgVoteLocks),
+	noSpace: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "53100" // disk_full
+	},
 }
 
 // IsPostgresURL tells whether a --database value names PostgreSQL.

@@ -110,6 +110,14 @@ var migrations = [][]step{
 			{name: "seen_at", typ: tInt},
 		}},
 	},
+	{
+		// The per-network caps: the network a battle was created from,
+		// and the network each vote came from.
+		addColumn{table: "battles", column: column{name: "creator_network", typ: tText}},
+		createIndex{name: "battles_network_state", table: "battles", columns: []string{"creator_network", "state"}},
+		addColumn{table: "votes", column: column{name: "network", typ: tText}},
+		createIndex{name: "votes_network", table: "votes", columns: []string{"battle_id", "round", "network"}},
+	},
 }
 
 // dialect is how one database spells the description and takes the
@@ -131,6 +139,12 @@ type dialect struct {
 	// that places battles, so that two placements never count the same
 	// free place.
 	lockPlacement string
+	// lockVotes, when not "", is run first, with the battle's id, in
+	// every transaction that records a vote in that battle, so that two
+	// first votes of one network never both pass its cap.
+	lockVotes string
+	// noSpace tells whether err is the database's disk being full.
+	noSpace func(err error) bool
 }
 
 func (c column) spell(d *dialect) string {

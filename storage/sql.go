@@ -101,7 +101,7 @@ func (s *sqlStore) Close() error { return s.db.pool.Close() }
 
 const battleColumns = `id, title, state, created_at, started_at, ended_at, singer1_name, singer2_name,
 	rounds, turn_seconds, host_token_hash, singer1_token_hash, singer2_token_hash, recorded, recording_error,
-	clock_started_at, origin, connected1, connected2, viewers`
+	clock_started_at, origin, connected1, connected2, viewers, creator_network`
 
 // querier is what the pool and a transaction both answer.
 type querier interface {
@@ -112,15 +112,15 @@ type querier interface {
 
 // CreateBattle inserts b.
 func (s *sqlStore) CreateBattle(ctx context.Context, b *Battle) error {
-	return insertBattle(ctx, s.db, b)
+	return s.noSpace(insertBattle(ctx, s.db, b))
 }
 
 func insertBattle(ctx context.Context, q querier, b *Battle) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := q.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		b.ID, b.Title, b.State, unixNano(b.CreatedAt), unixNano(b.StartedAt), unixNano(b.EndedAt),
 		b.SingerNames[0], b.SingerNames[1], b.Rounds, b.TurnSeconds,
 		b.HostTokenHash, b.SingerTokenHashs[0], b.SingerTokenHashs[1], b.Recorded, b.RecordingError,
-		unixNano(b.ClockStartedAt), b.Origin, b.Connected[0], b.Connected[1], b.Viewers)
+		unixNano(b.ClockStartedAt), b.Origin, b.Connected[0], b.Connected[1], b.Viewers, b.CreatorNetwork)
 	if err != nil {
 		return fmt.Errorf("insert battle %s: %w", b.ID, err)
 	}
@@ -200,7 +200,7 @@ func (s *sqlStore) SetRecording(ctx context.Context, id string, recorded bool, w
 func (s *sqlStore) change(ctx context.Context, what, id, query string, args ...any) (bool, error) {
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
-		return false, fmt.Errorf("%s %s: %w", what, id, err)
+		return false, fmt.Errorf("%s %s: %w", what, id, s.noSpace(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -245,7 +245,7 @@ func scanBattle(row scanner) (*Battle, error) {
 	err := row.Scan(&b.ID, &b.Title, &b.State, &created, &started, &ended,
 		&b.SingerNames[0], &b.SingerNames[1], &b.Rounds, &b.TurnSeconds,
 		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError, &clock,
-		&b.Origin, &b.Connected[0], &b.Connected[1], &b.Viewers)
+		&b.Origin, &b.Connected[0], &b.Connected[1], &b.Viewers, &b.CreatorNetwork)
 	if err != nil {
 		return nil, err
 	}
@@ -269,16 +269,77 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Vote records watcher's vote for slot in a round of a battle; a later
-// vote of the same watcher in the same round replaces it.
-func (s *sqlStore) Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO votes (battle_id, round, watcher, slot, at) VALUES (?,?,?,?,?)
-		ON CONFLICT (battle_id, round, watcher) DO UPDATE SET slot = excluded.slot, at = excluded.at`,
-		battleID, round, watcher, slot, unixNano(at))
+// Vote implements Store: in one transaction (under the dialect's lock of
+// the battle's votes), whether the watcher voted in the round already, how many
+// watchers of the network did, then the vote.
+func (s *sqlStore) Vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error) {
+	ok, err := s.vote(ctx, b, maxPerNetwork)
 	if err != nil {
-		return fmt.Errorf("vote in battle %s: %w", battleID, err)
+		return false, fmt.Errorf("vote in battle %s: %w", b.BattleID, s.noSpace(err))
 	}
-	return nil
+	return ok, nil
+}
+
+func (s *sqlStore) vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error) {
+	t, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer t.Rollback()
+	if l := s.db.dialect.lockVotes; l != "" {
+		if _, err := t.ExecContext(ctx, l, b.BattleID); err != nil {
+			return false, err
+		}
+	}
+	if maxPerNetwork > 0 {
+		var voted, voters int
+		err := t.QueryRowContext(ctx, `SELECT
+			(SELECT COUNT(*) FROM votes WHERE battle_id = ? AND round = ? AND watcher = ?),
+			(SELECT COUNT(*) FROM votes WHERE battle_id = ? AND round = ? AND network = ?)`,
+			b.BattleID, b.Round, b.Watcher, b.BattleID, b.Round, b.Network).Scan(&voted, &voters)
+		if err != nil {
+			return false, err
+		}
+		if voted == 0 && voters >= maxPerNetwork {
+			return false, nil
+		}
+	}
+	_, err = t.ExecContext(ctx, `INSERT INTO votes (battle_id, round, watcher, network, slot, at) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (battle_id, round, watcher) DO UPDATE SET slot = excluded.slot, at = excluded.at`,
+		b.BattleID, b.Round, b.Watcher, b.Network, b.Slot, unixNano(b.At))
+	if err != nil {
+		return false, err
+	}
+	return true, t.Commit()
+}
+
+// CountWaiting implements Store.
+func (s *sqlStore) CountWaiting(ctx context.Context, network string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM battles WHERE creator_network = ? AND state = ?`,
+		network, StateWaiting).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count waiting battles: %w", err)
+	}
+	return n, nil
+}
+
+// ExpireWaiting implements Store.
+func (s *sqlStore) ExpireWaiting(ctx context.Context, createdBefore, at time.Time) ([]string, error) {
+	ids, err := queryIDs(ctx, s.db, `UPDATE battles SET state = ?, ended_at = ? WHERE state = ? AND created_at < ? RETURNING id`,
+		StateEnded, unixNano(at), StateWaiting, unixNano(createdBefore))
+	if err != nil {
+		return nil, fmt.Errorf("expire waiting battles: %w", s.noSpace(err))
+	}
+	return ids, nil
+}
+
+// noSpace marks an error of a full disk with ErrNoSpace.
+func (s *sqlStore) noSpace(err error) error {
+	if f := s.db.dialect.noSpace; f != nil && f(err) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // Tally counts a battle's votes: one [slot 1, slot 2] pair per round,

@@ -3,10 +3,12 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLite is the default Store: one database file, WAL journal.
@@ -24,6 +26,10 @@ var sqliteDialect = &dialect{
 	// nor placements need a lock of their own.
 	version:    "PRAGMA user_version",
 	setVersion: "PRAGMA user_version = %d",
+	noSpace: func(err error) bool {
+		var e *sqlite.Error
+		return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_FULL
+	},
 }
 
 // OpenSQLite opens (creating if needed) the database in dir and brings

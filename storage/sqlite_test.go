@@ -3,8 +3,15 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/singoff/singoff/internal/tmpfs"
 )
 
 // A database made by the first versions (raw SQL, user_version 3) is
@@ -57,5 +64,55 @@ func TestSQLiteUpgradesAnOldDatabase(t *testing.T) {
 	var version int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil || version != len(migrations) {
 		t.Fatalf("schema version %d (%v), want %d", version, err, len(migrations))
+	}
+}
+
+// On a full disk a write fails with ErrNoSpace, changes nothing, and the
+// database takes writes again once there is room; reads go on
+// throughout.
+func TestFullDiskRefusesWritesCleanly(t *testing.T) {
+	ctx := context.Background()
+	dir := tmpfs.Mount(t, 4)
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateBattle(ctx, newBattle("kept", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	filler := tmpfs.Fill(t, dir, 0)
+	var full error
+	made := 0
+	for i := range 20_000 {
+		b := newBattle(fmt.Sprintf("b%05d", i), time.Now())
+		b.Title = strings.Repeat("x", 100)
+		if full = s.CreateBattle(ctx, b); full != nil {
+			break
+		}
+		made++
+	}
+	t.Logf("%d battles written on the full disk before: %v", made, full)
+	if !errors.Is(full, ErrNoSpace) {
+		t.Fatalf("after %d battles on a full disk: %v, want ErrNoSpace", made, full)
+	}
+	if _, err := s.SetEnded(ctx, "kept", time.Now()); err != nil && !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("a state change on a full disk: %v", err)
+	}
+	if b, err := s.GetBattle(ctx, "kept"); err != nil || b.Title != "t kept" {
+		t.Fatalf("a read on a full disk: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateBattle(ctx, newBattle("after", time.Now())); err != nil {
+		t.Fatalf("a write once there is room again: %v", err)
+	}
+	if ok, err := s.SetEnded(ctx, "kept", time.Now()); err != nil {
+		t.Fatalf("ending once there is room again: %v, %v", ok, err)
+	}
+	list, err := s.ListBattles(ctx, "", 100_000)
+	if err != nil || len(list) != made+2 {
+		t.Fatalf("%d battles listed (%v), want the %d written", len(list), err, made+2)
 	}
 }

@@ -17,6 +17,10 @@ var ErrNotFound = errors.New("not found")
 // ErrNoOrigin is returned when no origin is alive to take a battle.
 var ErrNoOrigin = errors.New("no origin is taking battles")
 
+// ErrNoSpace wraps a write the store refused because its disk is full:
+// the write changed nothing and may be tried again later.
+var ErrNoSpace = errors.New("the database's disk is full")
+
 // Battle states.
 const (
 	StateWaiting = "waiting"
@@ -55,6 +59,23 @@ type Battle struct {
 	// its singers and watchers while live, for the other origins.
 	Connected [2]bool
 	Viewers   int
+
+	// CreatorNetwork is the network of the client that created the
+	// battle (an IPv4 /24 or IPv6 /64 prefix such as "203.0.113.0/24"),
+	// which the per-network caps count; "" when unknown.
+	CreatorNetwork string
+}
+
+// Ballot is one watcher's vote in one round of a battle.
+type Ballot struct {
+	BattleID string
+	Round    int
+	Watcher  string
+	// Network is the voter's client network (as CreatorNetwork), which
+	// the per-network cap of a round counts.
+	Network string
+	Slot    int
+	At      time.Time
 }
 
 // Origin is one of several servers sharing the store.
@@ -102,14 +123,23 @@ type Store interface {
 	// on its own) as ended at `at` (a crash cut them short), and returns
 	// their ids.
 	EndUnfinished(ctx context.Context, origin string, at time.Time) ([]string, error)
-	// Vote records a watcher's vote in a round, replacing an earlier one
-	// of the same round.
-	Vote(ctx context.Context, battleID string, round int, watcher string, slot int, at time.Time) error
+	// Vote records a ballot, replacing the watcher's earlier vote in
+	// the same round. A watcher who has not voted in the round yet is
+	// refused (false, nil) when maxPerNetwork watchers of the ballot's
+	// network have voted in it already; 0 means no cap. The check and
+	// the write are one atomic step, on every origin.
+	Vote(ctx context.Context, b Ballot, maxPerNetwork int) (bool, error)
 	// Tally counts votes per round: [slot 1, slot 2] for rounds 1..rounds.
 	Tally(ctx context.Context, battleID string, rounds int) ([][2]int, error)
 	// Tallies counts the votes of several battles in one query, each
 	// for its own rounds, by battle id.
 	Tallies(ctx context.Context, battles []*Battle) (map[string][][2]int, error)
+	// CountWaiting counts the waiting battles created from network.
+	CountWaiting(ctx context.Context, network string) (int, error)
+	// ExpireWaiting ends, as of at, every waiting battle created before
+	// createdBefore (one conditional write each, so a battle going live
+	// meanwhile is left alone) and returns their ids.
+	ExpireWaiting(ctx context.Context, createdBefore, at time.Time) ([]string, error)
 
 	// The origins registry, when several servers share the store.
 	//

@@ -3,8 +3,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,8 +146,8 @@ func testVotesReplaceWithinARoundAndSurviveRestart(t *testing.T, open func() Sto
 		watcher string
 		slot    int
 	}{{1, "a", 1}, {1, "b", 1}, {1, "c", 2}, {1, "a", 2}, {2, "a", 1}} {
-		if err := s.Vote(ctx, "v", v.round, v.watcher, v.slot, now); err != nil {
-			t.Fatal(err)
+		if ok, err := s.Vote(ctx, Ballot{BattleID: "v", Round: v.round, Watcher: v.watcher, Slot: v.slot, At: now}, 0); !ok || err != nil {
+			t.Fatalf("Vote = %v, %v", ok, err)
 		}
 	}
 	s.Close()
@@ -229,8 +232,8 @@ func testTalliesOfSeveralBattles(t *testing.T, open func() Store) {
 		watcher string
 		slot    int
 	}{{"one", 1, "a", 1}, {"one", 3, "a", 2}, {"one", 3, "b", 2}, {"two", 1, "a", 2}, {"two", 2, "a", 1}} {
-		if err := s.Vote(ctx, v.battle, v.round, v.watcher, v.slot, now); err != nil {
-			t.Fatal(err)
+		if ok, err := s.Vote(ctx, Ballot{BattleID: v.battle, Round: v.round, Watcher: v.watcher, Slot: v.slot, At: now}, 0); !ok || err != nil {
+			t.Fatalf("Vote = %v, %v", ok, err)
 		}
 	}
 	got, err := s.Tallies(ctx, []*Battle{one, two, none})
@@ -246,5 +249,144 @@ func testTalliesOfSeveralBattles(t *testing.T, open func() Store) {
 		if !slices.Equal(got[id], w) {
 			t.Errorf("%s: %v, want %v", id, got[id], w)
 		}
+	}
+}
+
+// A round takes at most maxPerNetwork watchers of one network; their
+// changed votes still count, and other networks and rounds are apart.
+func TestVotesCappedPerNetwork(t *testing.T) { eachStore(t, testVotesCappedPerNetwork) }
+
+func testVotesCappedPerNetwork(t *testing.T, open func() Store) {
+	ctx := context.Background()
+	s := open()
+	if err := s.CreateBattle(ctx, newBattle("v", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	const home, other = "198.51.100.0/24", "2001:db8::/64"
+	steps := []struct {
+		name    string
+		round   int
+		watcher string
+		network string
+		slot    int
+		want    bool
+	}{
+		{"first of the network", 1, "a", home, 1, true},
+		{"second of the network", 1, "b", home, 1, true},
+		{"third of the network is over the cap", 1, "c", home, 2, false},
+		{"a counted watcher changes their vote", 1, "a", home, 2, true},
+		{"another network", 1, "c", other, 2, true},
+		{"the next round counts afresh", 2, "c", home, 1, true},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			ok, err := s.Vote(ctx, Ballot{BattleID: "v", Round: st.round, Watcher: st.watcher, Network: st.network, Slot: st.slot, At: time.Now()}, 2)
+			if ok != st.want || err != nil {
+				t.Fatalf("Vote = %v, %v; want %v", ok, err, st.want)
+			}
+		})
+	}
+	tally, err := s.Tally(ctx, "v", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][2]int{{1, 2}, {1, 0}}; !slices.Equal(tally, want) {
+		t.Fatalf("tally %v, want %v", tally, want)
+	}
+}
+
+// Waiting battles are counted by the network that created them, and
+// expire by their age: live and ended ones, and young ones, stay.
+func TestWaitingBattlesCountedAndExpired(t *testing.T) {
+	eachStore(t, testWaitingBattlesCountedAndExpired)
+}
+
+func testWaitingBattlesCountedAndExpired(t *testing.T, open func() Store) {
+	ctx := context.Background()
+	s := open()
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	const home, other = "198.51.100.0/24", "203.0.113.0/24"
+	for _, b := range []struct {
+		id      string
+		network string
+		age     time.Duration
+		live    bool
+	}{
+		{"old", home, 2 * time.Hour, false},
+		{"oldlive", home, 2 * time.Hour, true},
+		{"young", home, time.Minute, false},
+		{"elsewhere", other, 2 * time.Hour, false},
+	} {
+		nb := newBattle(b.id, t0.Add(-b.age))
+		nb.CreatorNetwork = b.network
+		if err := s.CreateBattle(ctx, nb); err != nil {
+			t.Fatal(err)
+		}
+		if b.live {
+			if _, err := s.SetLive(ctx, b.id, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got, _ := s.GetBattle(ctx, "young"); got.CreatorNetwork != home {
+		t.Fatalf("creator network read back as %q", got.CreatorNetwork)
+	}
+	for _, c := range []struct {
+		network string
+		want    int
+	}{{home, 2}, {other, 1}, {"", 0}} {
+		if n, err := s.CountWaiting(ctx, c.network); n != c.want || err != nil {
+			t.Errorf("CountWaiting(%q) = %d, %v; want %d", c.network, n, err, c.want)
+		}
+	}
+	expired, err := s.ExpireWaiting(ctx, t0.Add(-time.Hour), t0)
+	slices.Sort(expired)
+	if err != nil || !slices.Equal(expired, []string{"elsewhere", "old"}) {
+		t.Fatalf("ExpireWaiting = %v, %v", expired, err)
+	}
+	for id, want := range map[string]string{"old": StateEnded, "oldlive": StateLive, "young": StateWaiting, "elsewhere": StateEnded} {
+		if b, _ := s.GetBattle(ctx, id); b.State != want {
+			t.Errorf("%s is %s, want %s", id, b.State, want)
+		}
+	}
+	if n, _ := s.CountWaiting(ctx, home); n != 1 {
+		t.Errorf("after the expiry %d waiting from %s, want 1", n, home)
+	}
+	if again, err := s.ExpireWaiting(ctx, t0.Add(-time.Hour), t0); len(again) != 0 || err != nil {
+		t.Fatalf("a second expiry = %v, %v", again, err)
+	}
+}
+
+// Concurrent first votes of one network never pass its cap together (on
+// PostgreSQL, origins vote through pools of connections).
+func TestConcurrentVotesCapped(t *testing.T) { eachStore(t, testConcurrentVotesCapped) }
+
+func testConcurrentVotesCapped(t *testing.T, open func() Store) {
+	ctx := context.Background()
+	s := open()
+	if err := s.CreateBattle(ctx, newBattle("v", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	const maxVoters = 5
+	var counted atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			ok, err := s.Vote(ctx, Ballot{BattleID: "v", Round: 1, Watcher: fmt.Sprintf("w%d", i), Network: "198.51.100.0/24", Slot: 1, At: time.Now()}, maxVoters)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				counted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	tally, err := s.Tally(ctx, "v", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counted.Load() != maxVoters || tally[0] != [2]int{maxVoters, 0} {
+		t.Fatalf("%d votes counted at once, tally %v; want %d", counted.Load(), tally, maxVoters)
 	}
 }

@@ -21,9 +21,10 @@ import (
 type api struct {
 	battles *battle.Manager
 	log     *slog.Logger
-	urls    interface{ baseURL(*gin.Context) urlBase }
+	srv     *Server // the client rules: address, network, base URL, watcher
 	limits  limiters
 	events  *eventHub
+	votes   *voteCounter
 }
 
 // apiTimeout bounds an API request (the events stream aside): a stuck
@@ -43,7 +44,8 @@ func (a *api) register(e *gin.Engine) {
 	g.GET("/:id", a.get)
 	g.POST("/:id/end", a.end)
 	g.POST("/:id/start", a.start)
-	g.POST("/:id/votes", a.limits.votes.middleware, a.vote)
+	g.POST("/:id/votes", a.voteLimit, a.vote)
+	g.GET("/:id/host", a.checkHost)
 }
 
 func withTimeout(d time.Duration) gin.HandlerFunc {
@@ -71,16 +73,14 @@ func (a *api) create(c *gin.Context) {
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 		return
 	}
+	req.Network = clientNetworkName(c)
 	b, tokens, err := a.battles.Create(c.Request.Context(), req)
 	switch {
 	case errors.Is(err, battle.ErrInvalid):
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 		return
-	case errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrFull):
-		unavailable(c, err)
-		return
 	case err != nil:
-		internalError(c, a.log, err)
+		a.battleError(c, err)
 		return
 	}
 	st, err := a.battles.StatusOf(c.Request.Context(), b)
@@ -92,7 +92,7 @@ func (a *api) create(c *gin.Context) {
 		view
 		HostToken    string   `json:"host_token"`
 		SingerTokens []string `json:"singer_tokens"`
-	}{viewOf(st, a.urls.baseURL(c)), tokens.Host, tokens.Singers[:]})
+	}{viewOf(st, a.srv.baseURL(c)), tokens.Host, tokens.Singers[:]})
 }
 
 func (a *api) list(c *gin.Context) {
@@ -117,7 +117,7 @@ func (a *api) list(c *gin.Context) {
 		internalError(c, a.log, err)
 		return
 	}
-	base := a.urls.baseURL(c)
+	base := a.srv.baseURL(c)
 	views := make([]view, len(sts))
 	for i, st := range sts {
 		views[i] = viewOf(st, base)
@@ -131,7 +131,7 @@ func (a *api) get(c *gin.Context) {
 		a.battleError(c, err)
 		return
 	}
-	httpjson.Write(c.Writer, http.StatusOK, viewOf(st, a.urls.baseURL(c)))
+	httpjson.Write(c.Writer, http.StatusOK, viewOf(st, a.srv.baseURL(c)))
 }
 
 // hostBattle loads the battle in the path for its host: without the host
@@ -148,6 +148,14 @@ func (a *api) hostBattle(c *gin.Context) (*storage.Battle, bool) {
 		return nil, false
 	}
 	return b, true
+}
+
+// checkHost answers 204 when the request carries the battle's host
+// token (401 when not): a page checks a host link before keeping it.
+func (a *api) checkHost(c *gin.Context) {
+	if _, ok := a.hostBattle(c); ok {
+		c.Status(http.StatusNoContent)
+	}
 }
 
 func (a *api) end(c *gin.Context) {
@@ -183,35 +191,7 @@ func (a *api) writeBattle(c *gin.Context, status int, b *storage.Battle) {
 		internalError(c, a.log, err)
 		return
 	}
-	httpjson.Write(c.Writer, status, viewOf(st, a.urls.baseURL(c)))
-}
-
-// watcherCookie names a watcher for voting: random, HttpOnly, a year.
-const watcherCookie = "singoff_watcher"
-
-func (a *api) vote(c *gin.Context) {
-	body, ok := jsonBody(c)
-	if !ok {
-		return
-	}
-	slot, err := parseVote(body)
-	if err != nil {
-		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
-		return
-	}
-	watcher, err := c.Cookie(watcherCookie)
-	if err != nil || !battle.ValidWatcher(watcher) {
-		watcher = battle.NewWatcher()
-		http.SetCookie(c.Writer, &http.Cookie{
-			Name: watcherCookie, Value: watcher, Path: "/", MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil,
-		})
-	}
-	if err := a.battles.Vote(c.Request.Context(), c.Param("id"), watcher, slot); err != nil {
-		a.battleError(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	httpjson.Write(c.Writer, status, viewOf(st, a.srv.baseURL(c)))
 }
 
 // battleError answers an error of the battle manager with its status.
@@ -227,6 +207,10 @@ func (a *api) battleError(c *gin.Context, err error) {
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)
 	case errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrFull):
 		unavailable(c, err)
+	case errors.Is(err, battle.ErrNetworkLimit):
+		tooMany(c, err)
+	case errors.Is(err, storage.ErrNoSpace):
+		unavailable(c, errNoSpace)
 	default:
 		internalError(c, a.log, err)
 	}
@@ -238,6 +222,20 @@ func unavailable(c *gin.Context, err error) {
 	c.Header("Retry-After", "30")
 	httpjson.Error(c.Writer, http.StatusServiceUnavailable, "%v; try again later", err)
 }
+
+// networkLimitRetry is the Retry-After of a per-network cap: the time a
+// battle of the network may take to end or expire is unknown, so a
+// client is asked to come back in a minute.
+const networkLimitRetry = "60"
+
+// tooMany answers 429 with Retry-After: a per-network cap.
+func tooMany(c *gin.Context, err error) {
+	c.Header("Retry-After", networkLimitRetry)
+	httpjson.Error(c.Writer, http.StatusTooManyRequests, "%v; try again later", err)
+}
+
+// errNoSpace is what a client is told when the database's disk is full.
+var errNoSpace = errors.New("the server is out of disk space")
 
 // internalError logs err and answers 500 without its details.
 func internalError(c *gin.Context, log *slog.Logger, err error) {

@@ -91,6 +91,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"rounds", "POST", "/api/battles", "", "application/json", `{"title":"a","rounds":10}`, 400},
 		{"turn", "POST", "/api/battles", "", "application/json", `{"title":"a","turn_seconds":29}`, 400},
 		{"content type", "POST", "/api/battles", "", "text/plain", `{"title":"a"}`, 415},
+		{"no content type (another site's no-cors fetch)", "POST", "/api/battles", "", "", `{"title":"a"}`, 415},
 		{"too big", "POST", "/api/battles", "", "application/json", big, 413},
 		{"bad state filter", "GET", "/api/battles?state=lost", "", "", "", 400},
 		{"unknown battle", "GET", "/api/battles/nope", "", "", "", 404},
@@ -175,7 +176,7 @@ func TestFormatVotesAndEvents(t *testing.T) {
 	if c.Round != 0 || c.Turn != nil || c.VotingOpen || c.Winner != nil || len(c.Votes) != 1 {
 		t.Fatalf("new battle's format: %+v", c.battleObject)
 	}
-	ann, bo, cy := watcherClient(t), watcherClient(t), watcherClient(t)
+	ann, bo, cy := watcherClient(t, srv.URL, c.ID), watcherClient(t, srv.URL, c.ID), watcherClient(t, srv.URL, c.ID)
 	if status := vote(t, ann, srv.URL, c.ID, `{"slot":1}`); status != http.StatusConflict {
 		t.Fatalf("vote before the start: %d", status)
 	}

@@ -3,9 +3,11 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -19,6 +21,10 @@ const (
 	sseHeartbeat    = 15 * time.Second // a comment keeps proxies from timing the stream out
 	sseWriteTimeout = 10 * time.Second // a subscriber that cannot take an event in this long is dropped
 	sseBacklog      = 16               // events a subscriber may fall behind before it skips to the latest
+	// sseMinInterval spaces a battle's events: changes closer together
+	// (votes pouring in) make one event with the latest state, so a
+	// popular battle costs its subscribers at most 10 writes a second.
+	sseMinInterval = 100 * time.Millisecond
 )
 
 // eventHub fans a battle's changes out to its events streams: each
@@ -26,9 +32,14 @@ const (
 type eventHub struct {
 	battles *battle.Manager
 	log     *slog.Logger
+	// maxStreams and maxPerNetwork cap the open streams, on the server
+	// and of one client network.
+	maxStreams, maxPerNetwork int
 
-	mu    sync.Mutex
-	feeds map[feedKey]*feed
+	mu      sync.Mutex
+	feeds   map[feedKey]*feed
+	streams int                  // open streams
+	byNet   map[netip.Prefix]int // open streams by client network
 }
 
 // feedKey names one rendering of a battle: its URLs carry the base the
@@ -49,8 +60,40 @@ type feed struct {
 	subs map[chan []byte]struct{}
 }
 
-func newEventHub(b *battle.Manager, log *slog.Logger) *eventHub {
-	return &eventHub{battles: b, log: log, feeds: map[feedKey]*feed{}}
+func newEventHub(b *battle.Manager, log *slog.Logger, l Limits) *eventHub {
+	return &eventHub{
+		battles: b, log: log, maxStreams: l.EventStreams, maxPerNetwork: l.EventStreamsPerNetwork,
+		feeds: map[feedKey]*feed{}, byNet: map[netip.Prefix]int{},
+	}
+}
+
+// Refusals of a new stream past the caps.
+var (
+	errStreamsFull       = errors.New("this server has as many event streams open as it can")
+	errNetworkStreamsCap = fmt.Errorf("%w: your network has as many event streams open as it may", battle.ErrNetworkLimit)
+)
+
+// open counts a new stream of network within the caps; close gives its
+// place back.
+func (h *eventHub) open(network netip.Prefix) (close func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.streams >= h.maxStreams:
+		return nil, errStreamsFull
+	case h.byNet[network] >= h.maxPerNetwork:
+		return nil, errNetworkStreamsCap
+	}
+	h.streams++
+	h.byNet[network]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.streams--
+		if h.byNet[network]--; h.byNet[network] == 0 {
+			delete(h.byNet, network)
+		}
+	}, nil
 }
 
 // subscribe joins key's feed, starting it if it is the first; the
@@ -90,15 +133,28 @@ func (h *eventHub) subscribe(key feedKey) (events <-chan []byte, leave func()) {
 }
 
 // run renders the battle on every change while the feed has
-// subscribers.
+// subscribers, at most once per sseMinInterval: changes within it are
+// rendered together at its end.
 func (h *eventHub) run(f *feed, changes <-chan struct{}) {
+	var last time.Time
+	var due <-chan time.Time // a render is waiting for its turn
 	for {
 		select {
 		case <-f.done:
 			return
 		case <-changes:
-			f.publish(h.render(f.key))
+			if due != nil {
+				continue
+			}
+			if wait := sseMinInterval - time.Since(last); wait > 0 {
+				due = time.After(wait)
+				continue
+			}
+		case <-due:
+			due = nil
 		}
+		f.publish(h.render(f.key))
+		last = time.Now()
 	}
 }
 
@@ -149,7 +205,17 @@ func (a *api) stream(c *gin.Context) {
 		a.battleError(c, err)
 		return
 	}
-	events, leave := a.events.subscribe(feedKey{id: id, base: a.urls.baseURL(c)})
+	closeStream, err := a.events.open(clientNetwork(c))
+	switch {
+	case errors.Is(err, battle.ErrNetworkLimit):
+		tooMany(c, err)
+		return
+	case err != nil:
+		unavailable(c, err)
+		return
+	}
+	defer closeStream()
+	events, leave := a.events.subscribe(feedKey{id: id, base: a.srv.baseURL(c)})
 	defer leave()
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -25,6 +25,12 @@ func newServer(t testing.TB, cfg app.Config) *httptest.Server {
 	return serveApp(t, listen(t), cfg)
 }
 
+// newTLSServer is newServer over TLS, with httptest's certificate.
+func newTLSServer(t testing.TB, cfg app.Config) *httptest.Server {
+	t.Helper()
+	return startApp(t, listen(t), cfg, true)
+}
+
 // listen opens a loopback listener for a test server.
 func listen(t testing.TB) net.Listener {
 	t.Helper()
@@ -38,6 +44,11 @@ func listen(t testing.TB) net.Listener {
 // serveApp serves the whole server, configured by cfg, on ln.
 func serveApp(t testing.TB, ln net.Listener, cfg app.Config) *httptest.Server {
 	t.Helper()
+	return startApp(t, ln, cfg, false)
+}
+
+func startApp(t testing.TB, ln net.Listener, cfg app.Config, withTLS bool) *httptest.Server {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Loopback = true
 	if cfg.Logger == nil {
@@ -48,7 +59,11 @@ func serveApp(t testing.TB, ln net.Listener, cfg app.Config) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
-	srv.Start()
+	if withTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		now, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -130,13 +145,24 @@ func create(t testing.TB, base, body string) created {
 	return c
 }
 
-// watcherClient is one watcher: its own cookie jar.
-func watcherClient(t *testing.T) *http.Client {
+// watcherClient is one watcher who opened battle id's watch page: its
+// own cookie jar, holding the watcher identity the page issued.
+func watcherClient(t *testing.T, base, id string) *http.Client {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	resp, err := c.Get(base + "/b/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(jar.Cookies(resp.Request.URL)) != 1 {
+		t.Fatalf("the watch page: %d, cookies %v", resp.StatusCode, jar.Cookies(resp.Request.URL))
+	}
+	return c
 }
 
 func vote(t *testing.T, c *http.Client, base, id, body string) int {

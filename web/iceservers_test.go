@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/singoff/singoff/internal/app"
+	"github.com/singoff/singoff/internal/testmedia"
 	"github.com/singoff/singoff/web"
 )
 
@@ -113,7 +114,7 @@ func TestICEServerLinks(t *testing.T) {
 		})
 	}
 	t.Run("the WHIP answer", func(t *testing.T) {
-		offer := strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")
+		offer := testmedia.VP8Offer
 		resp, body := do(t, "POST", url("2", "whip"), c.SingerTokens[1], "application/sdp", offer)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST: %d %s", resp.StatusCode, body)

@@ -22,6 +22,11 @@ type Limits struct {
 	VotesPerMinute   int // default 60
 	ReadsPerMinute   int // battle lists, default 600
 	Burst            int // default 20
+	// EventStreams bounds the events streams open at once on the server
+	// (default 20,000; past it 503), EventStreamsPerNetwork those of one
+	// client network (default 200; past it 429).
+	EventStreams           int
+	EventStreamsPerNetwork int
 }
 
 func (l *Limits) setDefaults() {
@@ -31,6 +36,7 @@ func (l *Limits) setDefaults() {
 	}{
 		{&l.CreatesPerMinute, 60}, {&l.WebRTCPerMinute, 120}, {&l.VotesPerMinute, 60},
 		{&l.ReadsPerMinute, 600}, {&l.Burst, 20},
+		{&l.EventStreams, 20_000}, {&l.EventStreamsPerNetwork, 200},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -113,6 +119,15 @@ func (l *limiter) middleware(c *gin.Context) {
 // the /24 of an IPv4 address, the /64 of an IPv6 one.
 func clientNetwork(c *gin.Context) netip.Prefix {
 	return networkOf(c.ClientIP())
+}
+
+// clientNetworkName is the client's network as the battles record it,
+// e.g. "203.0.113.0/24"; "" when the address is not known.
+func clientNetworkName(c *gin.Context) string {
+	if p := clientNetwork(c); p.IsValid() {
+		return p.String()
+	}
+	return ""
 }
 
 func networkOf(ip string) netip.Prefix {

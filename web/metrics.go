@@ -27,7 +27,7 @@ type MetricsSources struct {
 }
 
 // metricsHandler serves /metrics.
-func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
+func metricsHandler(src MetricsSources, errs *statusCounter, votes *voteCounter) http.Handler {
 	rtc, live := src.Ingest, src.Live
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -45,6 +45,7 @@ func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
 	counter("rtcp_nacks_in_total", "NACK reports from subscribers.", func() float64 { return float64(rtc.Stats().NACKsIn) })
 	counter("rtcp_plis_in_total", "Keyframe requests (PLI/FIR) from subscribers.", func() float64 { return float64(rtc.Stats().PLIsIn) })
 	counter("rtcp_plis_out_total", "Keyframe requests sent to singers.", func() float64 { return float64(rtc.Stats().PLIsOut) })
+	counter("rtcp_rembs_out_total", "Bitrate caps (REMB) sent to singers.", func() float64 { return float64(rtc.Stats().REMBsOut) })
 	counter("feed_units_dropped_total", "Media units dropped because a compositor was behind.", func() float64 { return float64(rtc.Stats().FeedDropped) })
 
 	hlsRequests := func(kind string, f func(hls.Stats) uint64) {
@@ -58,9 +59,12 @@ func metricsHandler(src MetricsSources, errs *statusCounter) http.Handler {
 	hlsRequests("part", func(s hls.Stats) uint64 { return s.PartRequests })
 	hlsRequests("segment", func(s hls.Stats) uint64 { return s.SegmentRequests })
 	counter("hls_bytes_out_total", "LL-HLS bytes served.", func() float64 { return float64(live.Stats().BytesOut) })
+	counter("hls_muxer_answers_total", "LL-HLS answers the muxer made; identical requests in flight together share one.",
+		func() float64 { return float64(live.Stats().MuxerAnswers) })
 	counter("recording_bytes_total", "Recording segment bytes written.", func() float64 { return float64(src.RecordingBytes()) })
 
 	reg.MustRegister(errs.vec)
+	reg.MustRegister(votes.collectors()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 

@@ -39,15 +39,16 @@ type file struct {
 
 // registerPages serves GET / (home), /b/{id} (watch), /b/{id}/sing/{slot}
 // (sing), /b/{id}/replay (replay) and the static files under /assets/.
-// toOrigin runs before the watch and sing pages.
-func registerPages(e *gin.Engine, toOrigin gin.HandlerFunc) {
+// toOrigin runs before the watch and sing pages; then the watch page
+// runs watchPage (it issues the watcher identity).
+func registerPages(e *gin.Engine, toOrigin, watchPage gin.HandlerFunc) {
 	byPath := loadFiles()
 	page := func(name string) gin.HandlerFunc {
 		f := byPath["pages/"+name]
 		return func(c *gin.Context) { serve(c.Writer, c.Request, f) }
 	}
 	e.GET("/", page("home.html"))
-	e.GET("/b/:id", toOrigin, page("watch.html"))
+	e.GET("/b/:id", toOrigin, watchPage, page("watch.html"))
 	e.GET("/b/:id/replay", page("replay.html"))
 	sing := page("sing.html")
 	e.GET("/b/:id/sing/:slot", toOrigin, func(c *gin.Context) {
@@ -113,7 +114,9 @@ func serve(w http.ResponseWriter, r *http.Request, f file) {
 	h := w.Header()
 	h.Set("Content-Type", f.contentType)
 	h.Set("ETag", f.etag)
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" { // a handler before may have made it private
+		h.Set("Cache-Control", "no-cache")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	if strings.HasPrefix(f.contentType, "text/html") {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)

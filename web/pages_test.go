@@ -40,7 +40,7 @@ func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*
 // pagesOnly serves the pages with no API behind them.
 func pagesOnly() http.Handler {
 	e := newEngine()
-	registerPages(e, func(*gin.Context) {}) // no battles: no origin to send a browser to
+	registerPages(e, func(*gin.Context) {}, func(*gin.Context) {}) // no battles: no origin to send a browser to, no watcher
 	return e
 }
 

@@ -56,9 +56,11 @@ func parseVote(body []byte) (int, error) {
 }
 
 // jsonBody reads a JSON request body; when it fails it has answered (415
-// for another content type, 413 or 400 from reading).
+// for another content type or none, 413 or 400 from reading). A body
+// without a content type is refused: another site's page can send one
+// without asking the browser's CORS preflight.
 func jsonBody(c *gin.Context) ([]byte, bool) {
-	if ct := c.ContentType(); ct != "application/json" && ct != "" {
+	if c.ContentType() != "application/json" {
 		httpjson.Error(c.Writer, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return nil, false
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,16 +40,25 @@ type Config struct {
 	// TrustedProxies are the CIDRs whose X-Forwarded-For/-Proto/-Host
 	// headers are believed; none by default.
 	TrustedProxies []string
-	Limits         Limits
-	Logger         *slog.Logger
+	// AdvertiseURL, when set, is the base of every URL the API returns
+	// (http or https, a host, no path); else the address the client used.
+	AdvertiseURL string
+	// WatcherKey signs the watchers' identities (WatcherKeySize random
+	// bytes; see LoadWatcherKey). Votes count only from identities it
+	// signed.
+	WatcherKey []byte
+	Limits     Limits
+	Logger     *slog.Logger
 }
 
 // Server is the HTTP layer.
 type Server struct {
-	engine   *gin.Engine
-	log      *slog.Logger
-	trusted  []netip.Prefix
-	draining atomic.Bool
+	engine    *gin.Engine
+	log       *slog.Logger
+	trusted   []netip.Prefix
+	advertise *url.URL // nil: the address the client used
+	watchers  watcherKey
+	draining  atomic.Bool
 }
 
 // New builds the engine and its routes.
@@ -58,6 +68,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Limits.setDefaults()
 	s := &Server{log: cfg.Logger}
+	var err error
+	if s.watchers, err = newWatcherKey(cfg.WatcherKey); err != nil {
+		return nil, err
+	}
+	if cfg.AdvertiseURL != "" {
+		if s.advertise, err = parseAdvertiseURL(cfg.AdvertiseURL); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range cfg.TrustedProxies {
 		prefix, err := parsePrefix(p)
 		if err != nil {
@@ -86,14 +105,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		c.Abort()
 	})
-	e.Use(recovery, s.logRequests, errs.count, cors)
+	e.Use(recovery, s.logRequests, errs.count, s.hsts, cors)
 
 	api := &api{
 		battles: cfg.Battles,
 		log:     cfg.Logger,
-		urls:    s,
+		srv:     s,
 		limits:  newLimiters(cfg.Limits),
-		events:  newEventHub(cfg.Battles, cfg.Logger),
+		events:  newEventHub(cfg.Battles, cfg.Logger, cfg.Limits),
+		votes:   newVoteCounter(),
 	}
 	api.register(e)
 	rtc := &webrtcRoutes{
@@ -107,8 +127,8 @@ func New(cfg Config) (*Server, error) {
 	registerOrigin(e, cfg.Battles, cfg.Logger)
 	streams := &streams{live: cfg.Live, vod: cfg.VOD}
 	streams.register(e)
-	registerPages(e, s.toBattlesOrigin(cfg.Battles))
-	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs)))
+	registerPages(e, s.toBattlesOrigin(cfg.Battles), s.issueWatcher)
+	e.GET("/metrics", gin.WrapH(metricsHandler(cfg.Metrics, errs, api.votes)))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *gin.Context) {
 		if s.draining.Load() {
@@ -169,40 +189,76 @@ func (s *Server) fromTrustedProxy(c *gin.Context) bool {
 	return false
 }
 
+// https tells whether the client reached the server over TLS: its own,
+// or that of a trusted proxy saying so (X-Forwarded-Proto).
+func (s *Server) https(c *gin.Context) bool {
+	if c.Request.TLS != nil {
+		return true
+	}
+	return s.fromTrustedProxy(c) && c.GetHeader("X-Forwarded-Proto") == "https"
+}
+
+// requestHost is the host (and port) the client sent the request to:
+// Host, or a trusted proxy's X-Forwarded-Host; "localhost" when neither
+// is a valid host.
+func (s *Server) requestHost(c *gin.Context) string {
+	host := c.Request.Host
+	if s.fromTrustedProxy(c) {
+		if h, _, _ := strings.Cut(c.GetHeader("X-Forwarded-Host"), ","); validHost(strings.TrimSpace(h)) {
+			host = strings.TrimSpace(h)
+		}
+	}
+	if !validHost(host) {
+		return "localhost"
+	}
+	return host
+}
+
 // urlBase is where the URLs a request is answered with point.
 type urlBase struct {
-	// url is the scheme and host the client used.
+	// url is the scheme and host of this server as the client reaches
+	// it.
 	url string
 	// direct is true when the client came straight to this origin, not
 	// through a trusted proxy (an edge).
 	direct bool
 }
 
-// baseURL is the scheme and host the client used, so returned URLs work
-// behind a TLS-terminating proxy (X-Forwarded-Proto/Host, honoured only
-// from trusted proxies).
+// baseURL is where the URLs a request is answered with point: built
+// from the configured or a trusted address only. A client that came
+// straight here gets --advertise-url when it is set; through a trusted
+// proxy, the scheme and host the proxy says the client used
+// (X-Forwarded-Proto/Host), so URLs work behind a TLS-terminating proxy
+// or an edge. Without either, the Host the client sent, if it is a
+// valid host name.
 func (s *Server) baseURL(c *gin.Context) urlBase {
-	return urlBase{url: s.clientBase(c), direct: !s.fromTrustedProxy(c)}
-}
-
-func (s *Server) clientBase(c *gin.Context) string {
+	direct := !s.fromTrustedProxy(c)
+	if direct && s.advertise != nil {
+		return urlBase{url: s.advertise.String(), direct: true}
+	}
 	scheme := "http"
-	if c.Request.TLS != nil {
+	if s.https(c) {
 		scheme = "https"
 	}
-	host := c.Request.Host
-	if s.fromTrustedProxy(c) {
-		if p := c.GetHeader("X-Forwarded-Proto"); p == "https" || p == "http" {
-			scheme = p
-		}
-		if h, _, _ := strings.Cut(c.GetHeader("X-Forwarded-Host"), ","); validHost(strings.TrimSpace(h)) {
-			host = strings.TrimSpace(h)
-		}
+	return urlBase{url: scheme + "://" + s.requestHost(c), direct: direct}
+}
+
+// parseAdvertiseURL checks an --advertise-url: http or https, a valid
+// host, nothing after it but an optional "/".
+func parseAdvertiseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) ||
+		strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("advertise URL %q: want http(s)://host[:port]", raw)
 	}
-	if !validHost(host) {
-		host = "localhost"
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// hsts makes browsers that reached the server over HTTPS keep to it.
+func (s *Server) hsts(c *gin.Context) {
+	if s.https(c) {
+		c.Header("Strict-Transport-Security", "max-age=31536000")
 	}
-	return scheme + "://" + host
 }
 
 // validHost accepts a host name or address with an optional port.

@@ -21,7 +21,7 @@ func (s *streams) register(e *gin.Engine) {
 	e.GET("/hls/:id/:file", live)
 	e.HEAD("/hls/:id/:file", live)
 	// The recordings parse the escaped path themselves, name by name.
-	vod := gin.WrapH(s.vod)
+	vod := gin.WrapH(noStoreErrors(s.vod))
 	e.GET("/vod/*path", vod)
 	e.HEAD("/vod/*path", vod)
 }

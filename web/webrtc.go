@@ -309,6 +309,9 @@ func (w *webrtcRoutes) fail(c *gin.Context, err error) {
 	case errors.Is(err, battle.ErrFull), errors.Is(err, battle.ErrDraining), errors.Is(err, battle.ErrElsewhere):
 		unavailable(c, err)
 		return
+	case errors.Is(err, battle.ErrNetworkLimit), errors.Is(err, ingest.ErrTooMany):
+		tooMany(c, err)
+		return
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		c.Header("Retry-After", "5")
 		httpjson.Error(c.Writer, http.StatusServiceUnavailable, "the server took too long to answer; try again")

@@ -14,34 +14,8 @@ import (
 	"github.com/singoff/singoff/ingest/whipclient"
 	"github.com/singoff/singoff/internal/app"
 	"github.com/singoff/singoff/internal/synth"
+	"github.com/singoff/singoff/internal/testmedia"
 )
-
-// unsupportedOffer parses but offers only codecs the server does not take.
-const unsupportedOffer = "v=0\r\n" +
-	"o=- 1 2 IN IP4 127.0.0.1\r\n" +
-	"s=-\r\n" +
-	"t=0 0\r\n" +
-	"a=group:BUNDLE 0 1\r\n" +
-	"m=audio 9 UDP/TLS/RTP/SAVPF 9\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:0\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:9 G722/8000\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n" +
-	"m=video 9 UDP/TLS/RTP/SAVPF 45 97\r\n" +
-	"c=IN IP4 0.0.0.0\r\n" +
-	"a=mid:1\r\n" +
-	"a=sendonly\r\n" +
-	"a=rtpmap:45 AV1/90000\r\n" +
-	"a=rtpmap:97 H264/90000\r\n" +
-	"a=fmtp:97 profile-level-id=42e01f;packetization-mode=0\r\n" +
-	"a=ice-ufrag:abcd\r\n" +
-	"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
-	"a=fingerprint:sha-256 75:74:5A:A6:A4:E5:52:F4:A7:67:4C:01:C7:EE:91:3F:21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\n" +
-	"a=setup:actpass\r\n"
 
 const stunServer = "stun:stun.example.net:3478"
 
@@ -139,7 +113,7 @@ func TestWHIPAndWHEPOverHTTP(t *testing.T) {
 	})
 
 	t.Run("answer headers", func(t *testing.T) {
-		offer := strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")
+		offer := testmedia.VP8Offer
 		resp, body := do(t, "POST", whip("2"), c.SingerTokens[1], "application/sdp; charset=utf-8", offer)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST: %d %s", resp.StatusCode, body)
@@ -196,7 +170,7 @@ func TestWHIPAndWHEPOverHTTP(t *testing.T) {
 			{"whep wrong content type", "POST", whep("1"), c.HostToken, "application/json", "{}", 415, ""},
 			{"whip garbage", "POST", whip("1"), c.SingerTokens[0], "application/sdp", "this is not SDP", 400, ""},
 			{"whep garbage", "POST", whep("1"), c.HostToken, "application/sdp", "v=0\r\nbogus\r\n", 400, ""},
-			{"whip unsupported codecs", "POST", whip("1"), c.SingerTokens[0], "application/sdp", unsupportedOffer, 422, "offered AV1, G722, H264 (packetization-mode 0)"},
+			{"whip unsupported codecs", "POST", whip("1"), c.SingerTokens[0], "application/sdp", testmedia.UnsupportedOffer, 422, "offered AV1, G722, H264 (packetization-mode 0)"},
 			{"whip too big", "POST", whip("1"), c.SingerTokens[0], "application/sdp", strings.Repeat("a", 70<<10), 413, ""},
 			{"patch unknown session", "PATCH", unknown, c.SingerTokens[0], "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n", 404, ""},
 			{"delete unknown session", "DELETE", unknown, c.SingerTokens[0], "", "", 404, ""},
@@ -246,7 +220,7 @@ func TestFullServer(t *testing.T) {
 	if !errors.As(err, &refused) || refused.Status != http.StatusServiceUnavailable {
 		t.Fatalf("a first publish on a full server: %v", err)
 	}
-	offer := strings.ReplaceAll(unsupportedOffer, "AV1", "VP8")
+	offer := testmedia.VP8Offer
 	resp, _ := do(t, "POST", endpoint(second), second.SingerTokens[0], "application/sdp", offer)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("raw first publish on a full server: %d %v", resp.StatusCode, resp.Header)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/singoff/singoff/internal/app"
+	"github.com/singoff/singoff/web"
 )
 
 type serveConfig struct {
@@ -37,6 +39,15 @@ type serveConfig struct {
 	database       string
 	recordings     string
 	advertiseURL   string
+	fontsDirs      listFlag
+
+	maxLivePerNetwork     int
+	maxWaitingPerNetwork  int
+	maxVotersPerNetwork   int
+	waitingExpiry         time.Duration
+	maxEventStreams       int
+	maxEventStreamsPerNet int
+	watcherKeyFile        string
 }
 
 func serveFlags(args []string) (*serveConfig, error) {
@@ -64,7 +75,15 @@ func serveFlags(args []string) (*serveConfig, error) {
 	fs.IntVar(&c.minTurnSeconds, "min-turn-seconds", 30, "shortest turn a battle may ask for (tests lower it)")
 	fs.StringVar(&c.database, "database", "", "a postgres:// URL shared by several origins (default: SQLite in the data dir)")
 	fs.StringVar(&c.recordings, "recordings", "", "an s3://bucket/prefix?endpoint=… URL (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: the data dir)")
-	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this origin's base URL as clients and the other origins reach it (needed with a shared database)")
+	fs.StringVar(&c.advertiseURL, "advertise-url", "", "this origin's base URL as clients and the other origins reach it (needed with a shared database); the base of the URLs the API returns")
+	fs.IntVar(&c.maxLivePerNetwork, "max-live-per-network", 4, "live battles created from one client network (IPv4 /24, IPv6 /64); a first publish past it gets 429")
+	fs.IntVar(&c.maxWaitingPerNetwork, "max-waiting-per-network", 50, "waiting battles created from one client network; a creation past it gets 429")
+	fs.IntVar(&c.maxVotersPerNetwork, "max-voters-per-network", 20, "watchers of one client network whose votes count in a round")
+	fs.DurationVar(&c.waitingExpiry, "waiting-expiry", time.Hour, "a battle nobody published to ends this long after its creation")
+	fs.IntVar(&c.maxEventStreams, "max-event-streams", 20_000, "events streams open at once on the server; past it 503")
+	fs.IntVar(&c.maxEventStreamsPerNet, "max-event-streams-per-network", 200, "events streams open at once from one client network; past it 429")
+	fs.StringVar(&c.watcherKeyFile, "watcher-key-file", "", "file of the key that signs watchers' identities (made if missing; origins sharing their watchers share it); default watcher.key in the data dir")
+	fs.Var(&c.fontsDirs, "fonts-dir", "where the program's overlay finds its fonts (Noto, by file name; repeatable; default: Debian's /usr/share/fonts/opentype/noto and /usr/share/fonts/truetype/noto)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -98,7 +117,15 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		Database:       cfg.database,
 		Recordings:     cfg.recordings,
 		AdvertiseURL:   cfg.advertiseURL,
-		Logger:         log,
+		FontDirs:       cfg.fontsDirs,
+
+		MaxLivePerNetwork:    cfg.maxLivePerNetwork,
+		MaxWaitingPerNetwork: cfg.maxWaitingPerNetwork,
+		MaxVotersPerNetwork:  cfg.maxVotersPerNetwork,
+		WaitingExpiry:        cfg.waitingExpiry,
+		WatcherKeyFile:       cfg.watcherKeyFile,
+		Limits:               web.Limits{EventStreams: cfg.maxEventStreams, EventStreamsPerNetwork: cfg.maxEventStreamsPerNet},
+		Logger:               log,
 	})
 	if err != nil {
 		return err
@@ -113,6 +140,14 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		IdleTimeout:  120 * time.Second,
 		ErrorLog:     slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	if cfg.tlsCert != "" {
+		certs, err := newCertReloader(cfg.tlsCert, cfg.tlsKey, log.With("component", "http"))
+		if err != nil {
+			stopNow(a)
+			return err
+		}
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		stopNow(a)
@@ -122,7 +157,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	scheme := "http"
 	go func() {
 		if cfg.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
 		} else {
 			errc <- srv.Serve(ln)
 		}

@@ -1,8 +1,16 @@
 // Package overlay draws the battle's state into the program: the singers'
 // names, the round and the turn's countdown, the current round's vote
-// split and the result, with the singer whose turn it is highlighted.
-// It draws small positioned images the compositor blends over the
-// picture, so the live program and its recording tell the same story.
+// split, the audience's cheer meter for each side and the result, with
+// the singer whose turn it is highlighted. It draws small positioned
+// images the compositor blends over the picture, so the live program and
+// its recording tell the same story.
+//
+// Names may be in any script: text is shaped with HarfBuzz (go-text's
+// port: Arabic joins, marks sit, ligatures form), laid out by the
+// Unicode bidi algorithm (Hebrew and Arabic read right to left) and drawn
+// with the Noto fonts found at start-up, a face per script, falling back
+// character by character; emoji come from Noto Color Emoji. Without
+// fonts, Go's own draw what they can (Latin, Greek, Cyrillic).
 //
 // The compositor's Pipeline.Show draws a media.Scene with Render on every
 // change (the countdown: once a second) and sets Gains when the turn
@@ -17,11 +25,7 @@ import (
 	"strconv"
 	"sync"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/gofont/gobold"
-	"golang.org/x/image/font/gofont/goregular"
-	"golang.org/x/image/font/opentype"
-	"golang.org/x/image/math/fixed"
+	"golang.org/x/image/vector"
 
 	"github.com/singoff/singoff/media"
 )
@@ -66,6 +70,7 @@ const (
 
 	topY, topHeight = 10, 100 // round and countdown, centred
 	topMinWidth     = 240
+	topMaxWidth     = media.ProgramWidth - 2*(cheerX+cheerWidth+16) // clear of the cheer meters
 
 	nameY, nameHeight = 612, 44 // under each half
 	nameMaxWidth      = halfWidth - 40
@@ -74,44 +79,64 @@ const (
 	voteWidth         = 680
 	voteBarWidth      = 480
 	voteBarHeight     = 22
+
+	// The cheer meters, in the top corners: a heart, the count, and a
+	// bar of the side's cheers against the leader's.
+	cheerX, cheerY          = 24, 30 // the left one; the right one mirrors it
+	cheerWidth, cheerHeight = 220, 60
+	cheerPad                = 14
+	cheerRow                = 44 // the heart and the count; the bar below
+	cheerIcon               = 26
+	cheerBarHeight          = 6
 )
 
-// Renderer draws states. It holds the parsed fonts; it is safe for
-// concurrent use.
+// Text styles.
+var (
+	nameStyle  = style{size: 28, bold: true}
+	smallStyle = style{size: 24}
+	bigStyle   = style{size: 52, bold: true}
+	countStyle = style{size: 26, bold: true}
+)
+
+// maxCachedTexts bounds the drawn texts kept: the names, the overlay's
+// words and the last counts; when full, it starts over.
+const maxCachedTexts = 256
+
+// Renderer draws states. It holds the fonts, loaded once, and the texts
+// it drew last; it is safe for concurrent use.
 type Renderer struct {
-	mu sync.Mutex // faces keep per-glyph buffers
-	// Faces by use.
-	name, small, big, count font.Face
+	mu    sync.Mutex // the fonts' faces, the shaper and the cache are not
+	fonts *fonts
+	sh    shaper
+	z     vector.Rasterizer
+	texts map[textKey]*textImage
 }
 
-// NewRenderer parses the fonts.
-func NewRenderer() (*Renderer, error) {
-	bold, err := opentype.Parse(gobold.TTF)
+type textKey struct {
+	text     string
+	st       style
+	maxWidth int
+}
+
+// NewRenderer loads the fonts: Noto's, by file name from dirs (the first
+// dir holding a file wins; see DefaultFontDirs), and Go's, which draw
+// Latin when Noto Sans is missing and are the last resort. With no dirs
+// it draws with Go's fonts alone. A dir that cannot be read, or a font
+// file that does not parse, is an error; fonts not found are not:
+// Coverage says what can be drawn.
+func NewRenderer(dirs ...string) (*Renderer, error) {
+	f, err := loadFonts(dirs)
 	if err != nil {
-		return nil, fmt.Errorf("overlay: font: %w", err)
+		return nil, err
 	}
-	regular, err := opentype.Parse(goregular.TTF)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: font: %w", err)
-	}
-	r := &Renderer{}
-	for _, f := range []struct {
-		face *font.Face
-		font *opentype.Font
-		size float64
-	}{
-		{&r.name, bold, 28},
-		{&r.small, regular, 24},
-		{&r.big, bold, 52},
-		{&r.count, bold, 26},
-	} {
-		face, err := opentype.NewFace(f.font, &opentype.FaceOptions{Size: f.size, DPI: 72, Hinting: font.HintingFull})
-		if err != nil {
-			return nil, fmt.Errorf("overlay: font face: %w", err)
-		}
-		*f.face = face
-	}
-	return r, nil
+	return &Renderer{fonts: f, sh: shaper{fonts: f}, texts: map[textKey]*textImage{}}, nil
+}
+
+// Coverage says what the renderer's fonts draw.
+func (r *Renderer) Coverage() Coverage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fonts.coverage()
 }
 
 // Render draws s as a set of small images positioned in program
@@ -133,7 +158,44 @@ func (r *Renderer) Render(s media.Scene) []*image.RGBA {
 	if s.Round > 0 && !s.Finished {
 		layers = append(layers, r.voteBar(s))
 	}
+	if s.Round > 0 || s.Cheers != [2]int{} {
+		for i := range s.Cheers {
+			layers = append(layers, r.cheerMeter(s, i))
+		}
+	}
 	return layers
+}
+
+// text is s drawn in st, cut with an ellipsis to at most maxWidth
+// pixels (0: as long as it is).
+func (r *Renderer) text(s string, st style, maxWidth int) *textImage {
+	key := textKey{s, st, maxWidth}
+	if ti, ok := r.texts[key]; ok {
+		return ti
+	}
+	runes := clean(s)
+	var l line
+	if maxWidth > 0 {
+		l = r.sh.fit(runes, st, maxWidth)
+	} else {
+		l = r.sh.shape(runes, st)
+	}
+	ti := rasterize(l, &r.z)
+	if len(r.texts) >= maxCachedTexts {
+		clear(r.texts)
+	}
+	r.texts[key] = ti
+	return ti
+}
+
+// baseline centres a line of st vertically in [y, y+h), by the Latin
+// face's ascent and descent whatever the script, so that names of any
+// script sit on one line.
+func (r *Renderer) baseline(st style, y, h int) int {
+	face := r.fonts.latin.face(st.bold)
+	ext, _ := face.FontHExtents()
+	scale := float32(st.size) / float32(face.Upem())
+	return y + round((float32(h)+(ext.Ascender+ext.Descender)*scale)/2)
 }
 
 // turnFrame is a coloured frame around the singing half, as four strips
@@ -155,15 +217,19 @@ func turnFrame(turn int) []*image.RGBA {
 	return out
 }
 
+// singerName is slot i's name, or "Singer i" when it has none.
+func singerName(s media.Scene, i int) string {
+	if name := string(clean(s.Names[i])); name != "" {
+		return name
+	}
+	return "Singer " + strconv.Itoa(i+1)
+}
+
 // namePlate is singer i's name under their half, lit while they sing.
 func (r *Renderer) namePlate(s media.Scene, i int) *image.RGBA {
-	name := s.Names[i]
-	if name == "" {
-		name = "Singer " + strconv.Itoa(i+1)
-	}
 	const pad, mark = 16, 8 // text padding; the slot's colour mark on the left
-	name = fitText(r.name, name, nameMaxWidth-2*pad-mark)
-	w := mark + 2*pad + font.MeasureString(r.name, name).Ceil()
+	name := r.text(singerName(s, i), nameStyle, nameMaxWidth-2*pad-mark)
+	w := mark + 2*pad + name.width
 	x := i*halfWidth + (halfWidth-w)/2
 	img := image.NewRGBA(image.Rect(x, nameY, x+w, nameY+nameHeight))
 	bg, fg := plate, white
@@ -172,60 +238,91 @@ func (r *Renderer) namePlate(s media.Scene, i int) *image.RGBA {
 	}
 	fill(img, img.Rect, bg)
 	fill(img, image.Rect(x, nameY, x+mark, nameY+nameHeight), slotColors[i])
-	drawText(img, r.name, name, x+mark+pad, baseline(r.name, nameY, nameHeight), fg)
+	name.draw(img, x+mark+pad, r.baseline(nameStyle, nameY, nameHeight), fg)
 	return img
 }
 
 // topPlate shows the round and the turn's countdown, or the result.
 func (r *Renderer) topPlate(s media.Scene) *image.RGBA {
-	var line1, line2 string
+	var line1 string
+	var line2 []*textImage
 	line2Color := white
+	big := func(t string) []*textImage { return []*textImage{r.text(t, bigStyle, topMaxWidth-40)} }
 	switch {
 	case s.Finished:
-		line1, line2 = "Final", result(s)
+		line1 = "Final"
+		line2 = r.result(s)
 		line2Color = highlight
 	case s.Round == 0:
-		line1, line2 = "Battle", "soon"
+		line1, line2 = "Battle", big("soon")
 	default:
 		line1 = fmt.Sprintf("Round %d / %d", s.Round, s.Rounds)
 		switch {
 		case s.Turn != 0:
 			rem := max(s.Remaining, 0)
-			line2 = fmt.Sprintf("%d:%02d", rem/60, rem%60)
+			line2 = big(fmt.Sprintf("%d:%02d", rem/60, rem%60))
 			if rem <= 10 {
 				line2Color = hurry
 			}
 		case s.VotingOpen:
-			line2 = "Vote!"
+			line2 = big("Vote!")
 			line2Color = highlight
 		default:
-			line2 = "–"
+			line2 = big("–")
 		}
 	}
-	line2 = fitText(r.big, line2, media.ProgramWidth-80)
-	w := max(topMinWidth, font.MeasureString(r.big, line2).Ceil()+40, font.MeasureString(r.small, line1).Ceil()+40)
+	small := r.text(line1, smallStyle, 0)
+	w2 := 0
+	for _, t := range line2 {
+		w2 += t.width
+	}
+	w := max(topMinWidth, w2+40, small.width+40)
 	x := (media.ProgramWidth - w) / 2
 	img := image.NewRGBA(image.Rect(x, topY, x+w, topY+topHeight))
 	fill(img, img.Rect, plate)
-	drawCentered(img, r.small, line1, topY+30, dim)
-	drawCentered(img, r.big, line2, topY+topHeight-18, line2Color)
+	small.draw(img, x+(w-small.width)/2, topY+30, dim)
+	at := x + (w-w2)/2
+	for _, t := range line2 {
+		t.draw(img, at, topY+topHeight-18, line2Color)
+		at += t.width
+	}
 	return img
 }
 
-// result says who won: "Ann wins 2–1", or "Draw".
-func result(s media.Scene) string {
-	if !s.Finished || s.Winner != 1 && s.Winner != 2 {
-		return "Draw"
-	}
-	name := s.Names[s.Winner-1]
+// result says who won, "Ann wins 2–1", or "Draw", in pieces drawn left
+// to right: the name is a paragraph of its own, so a right-to-left name
+// keeps the English after it in place (as an isolate would). The name
+// is cut to leave the rest room.
+func (r *Renderer) result(s media.Scene) []*textImage {
+	name, rest := result(s)
+	tail := r.text(rest, bigStyle, 0)
 	if name == "" {
-		name = "Singer " + strconv.Itoa(s.Winner)
+		return []*textImage{tail}
 	}
+	space := r.space(bigStyle)
+	return []*textImage{r.text(name, bigStyle, max(topMaxWidth-40-space.width-tail.width, 1)), space, tail}
+}
+
+// result is the result's words: the winner's name and the rest ("Ann",
+// "wins 2–1"), or no name and "Draw".
+func result(s media.Scene) (name, rest string) {
+	if !s.Finished || s.Winner != 1 && s.Winner != 2 {
+		return "", "Draw"
+	}
+	name = singerName(s, s.Winner-1)
 	if s.Score == [2]int{} {
-		return name + " wins"
+		return name, "wins"
 	}
 	won, lost := s.Score[s.Winner-1], s.Score[2-s.Winner]
-	return fmt.Sprintf("%s wins %d–%d", name, won, lost)
+	return name, fmt.Sprintf("wins %d–%d", won, lost)
+}
+
+// space is an empty piece as wide as a space of st.
+func (r *Renderer) space(st style) *textImage {
+	face := r.fonts.latin.face(st.bold)
+	gid, _ := face.NominalGlyph(' ')
+	w := face.HorizontalAdvance(gid) * float32(st.size) / float32(face.Upem())
+	return &textImage{width: round(w), mask: image.NewAlpha(image.Rectangle{})}
 }
 
 // voteBar shows the current round's split: slot 1's share from the
@@ -253,13 +350,75 @@ func (r *Renderer) voteBar(s media.Scene) *image.RGBA {
 	if total > 0 && split > bar.Min.X && split < bar.Max.X {
 		fill(img, image.Rect(split-1, bar.Min.Y, split+1, bar.Max.Y), white)
 	}
-	base := baseline(r.count, voteY, voteHeight)
-	n1, n2 := strconv.Itoa(s.Votes[0]), strconv.Itoa(s.Votes[1])
-	gap := (barX - x - font.MeasureString(r.count, n1).Ceil()) / 2
-	drawText(img, r.count, n1, x+gap, base, slotColors[0])
-	w2 := font.MeasureString(r.count, n2).Ceil()
-	drawText(img, r.count, n2, bar.Max.X+(x+voteWidth-bar.Max.X-w2)/2, base, slotColors[1])
+	base := r.baseline(countStyle, voteY, voteHeight)
+	n1, n2 := r.text(strconv.Itoa(s.Votes[0]), countStyle, 0), r.text(strconv.Itoa(s.Votes[1]), countStyle, 0)
+	n1.draw(img, x+(barX-x-n1.width)/2, base, slotColors[0])
+	n2.draw(img, bar.Max.X+(x+voteWidth-bar.Max.X-n2.width)/2, base, slotColors[1])
 	return img
+}
+
+// cheerMeter is side i's cheers: a heart in the side's colour, the
+// count, and a bar as long as the side's cheers against the leader's
+// (full for the side cheered most). Slot 1's sits in the top left
+// corner, slot 2's mirrors it in the top right.
+func (r *Renderer) cheerMeter(s media.Scene, i int) *image.RGBA {
+	x := cheerX
+	if i == 1 {
+		x = media.ProgramWidth - cheerX - cheerWidth
+	}
+	img := image.NewRGBA(image.Rect(x, cheerY, x+cheerWidth, cheerY+cheerHeight))
+	fill(img, img.Rect, plate)
+	count := r.text(formatCount(s.Cheers[i]), nameStyle, cheerWidth-3*cheerPad-cheerIcon)
+	heart := image.Rect(0, 0, cheerIcon, cheerIcon-2).Add(image.Pt(x+cheerPad, cheerY+(cheerRow-cheerIcon)/2+1))
+	countX := heart.Max.X + cheerPad/2
+	if i == 1 {
+		heart = heart.Add(image.Pt(cheerWidth-2*cheerPad-cheerIcon, 0))
+		countX = heart.Min.X - cheerPad/2 - count.width
+	}
+	r.drawHeart(img, heart, slotColors[i])
+	count.draw(img, countX, r.baseline(nameStyle, cheerY, cheerRow), white)
+
+	track := image.Rect(x+cheerPad, cheerY+cheerRow, x+cheerWidth-cheerPad, cheerY+cheerRow+cheerBarHeight)
+	fill(img, track, noVotes)
+	lead := max(s.Cheers[0], s.Cheers[1])
+	if n := max(s.Cheers[i], 0); lead > 0 && n > 0 {
+		w := max(track.Dx()*n/lead, 1)
+		filled := image.Rect(track.Min.X, track.Min.Y, track.Min.X+w, track.Max.Y)
+		if i == 1 {
+			filled = image.Rect(track.Max.X-w, track.Min.Y, track.Max.X, track.Max.Y)
+		}
+		fill(img, filled, slotColors[i])
+	}
+	return img
+}
+
+// formatCount writes a count short: 999, 12,345, 1.2M, 34M.
+func formatCount(n int) string {
+	n = max(n, 0)
+	switch {
+	case n >= 10_000_000:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1_000_000:
+		return fmt.Sprintf("%d.%dM", n/1_000_000, n/100_000%10)
+	case n >= 1000:
+		return fmt.Sprintf("%d,%03d", n/1000, n%1000)
+	}
+	return strconv.Itoa(n)
+}
+
+// drawHeart fills a heart into box.
+func (r *Renderer) drawHeart(img *image.RGBA, box image.Rectangle, c color.RGBA) {
+	w, h := float32(box.Dx()), float32(box.Dy())
+	r.z.Reset(box.Dx(), box.Dy())
+	r.z.MoveTo(0.5*w, 0.97*h)
+	r.z.CubeTo(0.2*w, 0.74*h, 0, 0.54*h, 0, 0.3*h)
+	r.z.CubeTo(0, 0.12*h, 0.14*w, 0, 0.3*w, 0)
+	r.z.CubeTo(0.4*w, 0, 0.47*w, 0.06*h, 0.5*w, 0.15*h)
+	r.z.CubeTo(0.53*w, 0.06*h, 0.6*w, 0, 0.7*w, 0)
+	r.z.CubeTo(0.86*w, 0, w, 0.12*h, w, 0.3*h)
+	r.z.CubeTo(w, 0.54*h, 0.8*w, 0.74*h, 0.5*w, 0.97*h)
+	r.z.ClosePath()
+	r.z.Draw(img, box, image.NewUniform(c), image.Point{})
 }
 
 func darken(c color.RGBA) color.RGBA {
@@ -268,37 +427,4 @@ func darken(c color.RGBA) color.RGBA {
 
 func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
 	draw.Draw(img, r, image.NewUniform(c), image.Point{}, draw.Src)
-}
-
-// baseline centres a line of face vertically in [y, y+h).
-func baseline(face font.Face, y, h int) int {
-	m := face.Metrics()
-	return y + (h+(m.Ascent-m.Descent).Ceil())/2
-}
-
-func drawText(img *image.RGBA, face font.Face, text string, x, base int, c color.RGBA) {
-	d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: face, Dot: fixed.P(x, base)}
-	d.DrawString(text)
-}
-
-func drawCentered(img *image.RGBA, face font.Face, text string, base int, c color.RGBA) {
-	b := img.Bounds()
-	w := font.MeasureString(face, text).Ceil()
-	drawText(img, face, text, b.Min.X+(b.Dx()-w)/2, base, c)
-}
-
-// fitText shortens text with an ellipsis until it is at most width
-// pixels wide.
-func fitText(face font.Face, text string, width int) string {
-	if font.MeasureString(face, text).Ceil() <= width {
-		return text
-	}
-	runes := []rune(text)
-	for len(runes) > 0 {
-		runes = runes[:len(runes)-1]
-		if t := string(runes) + "…"; font.MeasureString(face, t).Ceil() <= width {
-			return t
-		}
-	}
-	return ""
 }

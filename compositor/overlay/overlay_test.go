@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/singoff/singoff/media"
@@ -16,19 +18,25 @@ import (
 
 var frame = image.Rect(0, 0, media.ProgramWidth, media.ProgramHeight)
 
+// newRenderer draws with the Noto fonts Debian installs, as a server
+// does; the tests need them (make deps installs them).
 func newRenderer(t testing.TB) *Renderer {
 	t.Helper()
-	r, err := NewRenderer()
+	r, err := NewRenderer(DefaultFontDirs()...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c := r.Coverage(); len(c.Missing) > 0 {
+		t.Fatalf("no fonts for %v: install fonts-noto-core, fonts-noto-cjk and fonts-noto-color-emoji (make deps)", c.Missing)
 	}
 	return r
 }
 
-// midTurn is a typical state: round 2 of 3, Bob singing, votes coming in.
+// midTurn is a typical state: round 2 of 3, Bob singing, votes and
+// cheers coming in.
 var midTurn = media.Scene{
 	Names: [2]string{"Ann", "Bob"}, Round: 2, Rounds: 3, Turn: 2, Remaining: 83,
-	Votes: [2]int{4, 7}, VotingOpen: true,
+	Votes: [2]int{4, 7}, VotingOpen: true, Cheers: [2]int{25, 31},
 }
 
 // flatten draws the layers over a transparent program-sized image.
@@ -43,11 +51,16 @@ func flatten(layers []*image.RGBA) *image.RGBA {
 func TestLayersAreSmallVisibleAndInsideTheFrame(t *testing.T) {
 	r := newRenderer(t)
 	for name, s := range map[string]media.Scene{
-		"before the start": {Names: [2]string{"Ann", "Bob"}, Rounds: 3},
-		"mid turn":         midTurn,
-		"between turns":    {Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, VotingOpen: true},
-		"ended":            {Names: [2]string{"Ann", "Bob"}, Round: 3, Rounds: 3, Finished: true, Winner: 1, Score: [2]int{2, 1}},
-		"no names, long":   {Names: [2]string{"", string(bytes.Repeat([]byte("W"), 40))}, Round: 1, Rounds: 9, Turn: 1, Remaining: 600},
+		"before the start":  {Names: [2]string{"Ann", "Bob"}, Rounds: 3},
+		"mid turn":          midTurn,
+		"between turns":     {Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, VotingOpen: true},
+		"ended":             {Names: [2]string{"Ann", "Bob"}, Round: 3, Rounds: 3, Finished: true, Winner: 1, Score: [2]int{2, 1}},
+		"no names, long":    {Names: [2]string{"", string(bytes.Repeat([]byte("W"), 40))}, Round: 1, Rounds: 9, Turn: 1, Remaining: 600},
+		"cheers":            {Names: [2]string{"Ann", "Bob"}, Round: 1, Rounds: 3, Turn: 2, Remaining: 45, Votes: [2]int{3, 1}, VotingOpen: true, Cheers: [2]int{1234, 87}},
+		"Hangul and Arabic": {Names: [2]string{"김민지 🎤", "سارا محمد"}, Round: 2, Rounds: 3, Turn: 2, Remaining: 8, Votes: [2]int{4, 7}, VotingOpen: true, Cheers: [2]int{40, 12}},
+		"kanji and Hebrew":  {Names: [2]string{"山田さくら", "DJ שלום 2"}, Round: 1, Rounds: 3, VotingOpen: true},
+		"an Arabic winner":  {Names: [2]string{"محمد", "王芳"}, Round: 3, Rounds: 3, Finished: true, Winner: 1, Score: [2]int{2, 1}, Cheers: [2]int{1_500_000, 999}},
+		"long names":        {Names: [2]string{strings.Repeat("가나다라마바사", 6), strings.Repeat("جدا ", 20)}, Round: 3, Rounds: 3, Finished: true, Winner: 2, Score: [2]int{1, 2}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			layers := r.Render(s)
@@ -119,6 +132,9 @@ func TestEveryChangeShowsAndSameStateSamePixels(t *testing.T) {
 		"voting shut": func(s *media.Scene) { s.VotingOpen = false },
 		"result":      func(s *media.Scene) { s.Finished, s.Winner = true, 2 },
 		"draw":        func(s *media.Scene) { s.Finished, s.Winner = true, 0 },
+		"cheers 1":    func(s *media.Scene) { s.Cheers[0]++ },
+		"cheers 2":    func(s *media.Scene) { s.Cheers[1]++ },
+		"name script": func(s *media.Scene) { s.Names[1] = "보브" },
 	} {
 		s := midTurn
 		edit(&s)
@@ -147,18 +163,22 @@ func TestEveryChangeShowsAndSameStateSamePixels(t *testing.T) {
 
 func TestResultText(t *testing.T) {
 	for _, tc := range []struct {
-		s    media.Scene
-		want string
+		name       string
+		s          media.Scene
+		who, saysT string
 	}{
-		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 1, Score: [2]int{2, 1}}, "Ann wins 2–1"},
-		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2, Score: [2]int{1, 2}}, "Bob wins 2–1"},
-		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2}, "Bob wins"},
-		{media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 0, Score: [2]int{1, 1}}, "Draw"},
-		{media.Scene{Finished: true, Winner: 1}, "Singer 1 wins"},
+		{"slot 1 won", media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 1, Score: [2]int{2, 1}}, "Ann", "wins 2–1"},
+		{"slot 2 won", media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2, Score: [2]int{1, 2}}, "Bob", "wins 2–1"},
+		{"no score", media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 2}, "Bob", "wins"},
+		{"draw", media.Scene{Names: [2]string{"Ann", "Bob"}, Finished: true, Winner: 0, Score: [2]int{1, 1}}, "", "Draw"},
+		{"no names", media.Scene{Finished: true, Winner: 1}, "Singer 1", "wins"},
+		{"a name of format characters only", media.Scene{Names: [2]string{"\u202e\u2066", "Bob"}, Finished: true, Winner: 1}, "Singer 1", "wins"},
 	} {
-		if got := result(tc.s); got != tc.want {
-			t.Errorf("%+v: %q, want %q", tc.s, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if who, says := result(tc.s); who != tc.who || says != tc.saysT {
+				t.Errorf("%q %q, want %q %q", who, says, tc.who, tc.saysT)
+			}
+		})
 	}
 }
 
@@ -187,6 +207,110 @@ func TestVoteBarSplitsByShare(t *testing.T) {
 	} {
 		if got := share(tc.votes); math.Abs(got-tc.want) > 0.01 {
 			t.Errorf("votes %v: slot 1 has %.3f of the bar, want %.2f", tc.votes, got, tc.want)
+		}
+	}
+}
+
+// meterRect is side i's cheer meter.
+func meterRect(i int) image.Rectangle {
+	x := cheerX
+	if i == 1 {
+		x = media.ProgramWidth - cheerX - cheerWidth
+	}
+	return image.Rect(x, cheerY, x+cheerWidth, cheerY+cheerHeight)
+}
+
+// TestCheerMeterShowsEachSide finds each meter's bar along its middle
+// row: as long as the side's cheers against the leader's. The meters
+// show once the battle starts, or someone cheers; a cheer changes its
+// side's meter and nothing else.
+func TestCheerMeterShowsEachSide(t *testing.T) {
+	r := newRenderer(t)
+	share := func(img *image.RGBA, i int) float64 {
+		m := meterRect(i)
+		y := m.Min.Y + cheerRow + cheerBarHeight/2
+		x0, x1 := m.Min.X+cheerPad, m.Max.X-cheerPad
+		n := 0
+		for x := x0; x < x1; x++ {
+			if img.RGBAAt(x, y) == slotColors[i] {
+				n++
+			}
+		}
+		return float64(n) / float64(x1-x0)
+	}
+	for _, tc := range []struct {
+		name   string
+		s      media.Scene
+		shown  bool
+		shares [2]float64
+	}{
+		{"before the start, no cheers", media.Scene{Rounds: 3}, false, [2]float64{}},
+		{"before the start, a cheer", media.Scene{Rounds: 3, Cheers: [2]int{0, 1}}, true, [2]float64{0, 1}},
+		{"the battle on, no cheers", media.Scene{Round: 1, Rounds: 3}, true, [2]float64{}},
+		{"slot 1 leads", media.Scene{Round: 1, Rounds: 3, Cheers: [2]int{30, 10}}, true, [2]float64{1, 1.0 / 3}},
+		{"slot 2 leads", media.Scene{Round: 2, Rounds: 3, Turn: 1, Cheers: [2]int{1, 4}}, true, [2]float64{0.25, 1}},
+		{"ended, a tie", media.Scene{Round: 3, Rounds: 3, Finished: true, Winner: 1, Cheers: [2]int{7, 7}}, true, [2]float64{1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := flatten(r.Render(tc.s))
+			for i := range 2 {
+				m := meterRect(i)
+				if shown := img.RGBAAt(m.Min.X+1, m.Min.Y+1).A != 0; shown != tc.shown {
+					t.Fatalf("meter %d shown: %v", i+1, shown)
+				}
+				if got := share(img, i); math.Abs(got-tc.shares[i]) > 0.01 {
+					t.Errorf("meter %d: bar %.3f full, want %.3f", i+1, got, tc.shares[i])
+				}
+			}
+		})
+	}
+	// One more cheer for slot 1, behind: only its meter changes.
+	s := media.Scene{Round: 1, Rounds: 3, Cheers: [2]int{5, 9}}
+	before := flatten(r.Render(s))
+	s.Cheers[0]++
+	after := flatten(r.Render(s))
+	changed := 0
+	for y := frame.Min.Y; y < frame.Max.Y; y++ {
+		for x := frame.Min.X; x < frame.Max.X; x++ {
+			if before.RGBAAt(x, y) != after.RGBAAt(x, y) {
+				changed++
+				if !image.Pt(x, y).In(meterRect(0)) {
+					t.Fatalf("a cheer for slot 1 changed %d,%d", x, y)
+				}
+			}
+		}
+	}
+	if changed < 50 {
+		t.Errorf("a cheer changed %d pixels", changed)
+	}
+}
+
+// TestConcurrentRenders: programs render at once from their own
+// goroutines with one renderer (run with -race).
+func TestConcurrentRenders(t *testing.T) {
+	r := newRenderer(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			s := midTurn
+			for i := range 20 {
+				s.Names[0] = names[(g+i)%len(names)].text
+				s.Cheers[1] = i
+				r.Render(s)
+				r.Coverage()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestFormatCount(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{-1, "0"}, {0, "0"}, {999, "999"}, {1000, "1,000"}, {12345, "12,345"}, {999_999, "999,999"}, {1_250_000, "1.2M"}, {34_000_000, "34M"}} {
+		if got := formatCount(tc.n); got != tc.want {
+			t.Errorf("%d: %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

@@ -66,9 +66,12 @@ var (
 )
 
 func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
+	// Like a browser, the client acknowledges what it receives (TWCC),
+	// so the server estimates a subscriber's downlink.
 	api, err := pionapi.New(pionapi.Options{
 		Video:    []webrtc.RTPCodecParameters{h264Codec, vp8Codec},
 		Audio:    []webrtc.RTPCodecParameters{opusCodec},
+		TWCC:     true,
 		Loopback: opts.Loopback,
 		TCPOnly:  opts.TCP,
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/singoff/singoff/battle"
 	"github.com/singoff/singoff/compositor"
+	"github.com/singoff/singoff/compositor/overlay"
 	"github.com/singoff/singoff/hls"
 	"github.com/singoff/singoff/ingest"
 	"github.com/singoff/singoff/media"
@@ -54,13 +55,29 @@ type Config struct {
 	RetentionDays  int
 	MaxLive        int
 	MinTurnSeconds int
+	// The per-network caps and the expiry of waiting battles (see
+	// battle.Config).
+	MaxLivePerNetwork    int
+	MaxWaitingPerNetwork int
+	MaxVotersPerNetwork  int
+	WaitingExpiry        time.Duration
+	// WatcherKeyFile holds the key that signs watcher identities;
+	// default watcher.key in the data dir.
+	WatcherKeyFile string
 	// VoteGrace and ResultHold time the format (tests shorten them).
 	VoteGrace  time.Duration
 	ResultHold time.Duration
 	Limits     web.Limits
+	// FontDirs are where the program's overlay finds its fonts (Noto, by
+	// file name); none: Debian's Noto dirs that exist.
+	FontDirs []string
 	// Logger is tagged with each part's component.
 	Logger *slog.Logger
 }
+
+// endedRemembered is how many of the latest ended battles the live
+// server is told of at start-up.
+const endedRemembered = 10_000
 
 // App is a running server, short of its listener.
 type App struct {
@@ -127,34 +144,50 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the WebRTC ingest: %w", err)
 	}
-	live := hls.NewServer(part("hls"), func(id string) bool {
-		b, err := store.GetBattle(context.Background(), id)
-		return err == nil && b.State == storage.StateEnded
-	})
+	// The latest ended battles answer 410 on /hls; every other id that
+	// is not live 404, without a query.
+	ended, err := store.ListBattles(ctx, storage.StateEnded, endedRemembered)
+	if err != nil {
+		return nil, fmt.Errorf("listing ended battles: %w", err)
+	}
+	endedIDs := make([]string, len(ended))
+	for i, b := range ended {
+		endedIDs[i] = b.ID
+	}
+	live := hls.NewServer(part("hls"), endedIDs)
+	overlays, err := newOverlay(cfg.FontDirs, part("compositor"))
+	if err != nil {
+		return nil, err
+	}
 	pipelines, err := compositor.NewPipelines(compositor.PipelinesConfig{
 		Compositor: compositor.Config{Preset: cfg.Preset, VideoBitrate: cfg.VideoBitrate},
 		Live:       liveOutput{live},
 		Recordings: recordings,
 		DiskFloor:  recording.ErrDiskFloor,
+		Overlay:    overlays,
 		Logger:     part("compositor"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("preparing the compositor: %w", err)
 	}
 	a.Battles = battle.NewManager(battle.Config{
-		Store:          store,
-		Rooms:          rooms{a.rtc},
-		Programs:       programs{pipelines},
-		Viewers:        liveOutput{live}.Viewers,
-		Grace:          cfg.Grace,
-		ConnectGrace:   cfg.ConnectGrace,
-		MaxDuration:    cfg.MaxDuration,
-		MaxLive:        cfg.MaxLive,
-		MinTurnSeconds: cfg.MinTurnSeconds,
-		VoteGrace:      cfg.VoteGrace,
-		ResultHold:     cfg.ResultHold,
-		Origin:         origin,
-		Changes:        changes,
+		Store:                store,
+		Rooms:                rooms{a.rtc},
+		Programs:             programs{pipelines},
+		Viewers:              liveOutput{live}.Viewers,
+		Grace:                cfg.Grace,
+		ConnectGrace:         cfg.ConnectGrace,
+		MaxDuration:          cfg.MaxDuration,
+		MaxLive:              cfg.MaxLive,
+		MaxLivePerNetwork:    cfg.MaxLivePerNetwork,
+		MaxWaitingPerNetwork: cfg.MaxWaitingPerNetwork,
+		MaxVotersPerNetwork:  cfg.MaxVotersPerNetwork,
+		WaitingExpiry:        cfg.WaitingExpiry,
+		MinTurnSeconds:       cfg.MinTurnSeconds,
+		VoteGrace:            cfg.VoteGrace,
+		ResultHold:           cfg.ResultHold,
+		Origin:               origin,
+		Changes:              changes,
 		Orphaned: func(ids []string) {
 			for _, id := range ids {
 				recordings.Finish(id)
@@ -172,6 +205,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Battles.Unrecorded(context.Background(), ids, "the recording was deleted after the retention period")
 		})
 	}
+	keyFile := cfg.WatcherKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "watcher.key")
+	}
+	watcherKey, err := web.LoadWatcherKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
 	a.Web, err = web.New(web.Config{
 		Battles: a.Battles,
 		Ingest:  a.rtc,
@@ -183,6 +224,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		},
 		ICEServers:     cfg.ICEServers,
 		TrustedProxies: cfg.TrustedProxies,
+		AdvertiseURL:   cfg.AdvertiseURL,
+		WatcherKey:     watcherKey,
 		Limits:         cfg.Limits,
 		Logger:         part("web"),
 	})
@@ -190,6 +233,25 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("setting up HTTP: %w", err)
 	}
 	return a, nil
+}
+
+// newOverlay loads the overlay's fonts from dirs (none: Debian's) and
+// says what it can draw, and what not.
+func newOverlay(dirs []string, log *slog.Logger) (*overlay.Renderer, error) {
+	if len(dirs) == 0 {
+		dirs = overlay.DefaultFontDirs()
+	}
+	r, err := overlay.NewRenderer(dirs...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the overlay's fonts: %w", err)
+	}
+	c := r.Coverage()
+	log.Info("overlay fonts", "dirs", dirs, "files", c.Files, "scripts", c.Scripts, "on_demand", c.OnDemand)
+	if len(c.Missing) > 0 {
+		log.Warn("the program cannot draw these scripts: names in them show as boxes; install fonts-noto-core, fonts-noto-cjk and fonts-noto-color-emoji, or give --fonts-dir",
+			"scripts", c.Missing)
+	}
+	return r, nil
 }
 
 // Handler serves every HTTP surface.

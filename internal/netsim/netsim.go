@@ -1,7 +1,8 @@
 // Package netsim is an impairment relay for tests: a UDP proxy between one
 // WebRTC client and the server that drops, delays (and so reorders) and
-// blacks out media packets, each direction on its own terms, seeded so
-// that a run repeats. ICE (STUN) and DTLS pass unharmed, so that the
+// blacks out media packets, and caps their rate (a bottleneck with a
+// drop-tail queue), each direction on its own terms, seeded so that a
+// run repeats. ICE (STUN) and DTLS pass unharmed, so that the
 // session comes up; RTP and RTCP (SRTP, SRTCP) are impaired.
 //
 // The relay goes into the path by rewriting the candidates of the
@@ -33,6 +34,13 @@ type Impairment struct {
 	// Period, counted from the first media packet: a link that stalls
 	// now and then.
 	Blackout, Period time.Duration
+	// Rate, when set, is the link's capacity in bit/s: packets leave
+	// one after another, each taking its size's time, and wait behind
+	// those before them; one that would wait longer than Queue is
+	// dropped (a drop-tail queue, as a home link's bottleneck). A delay
+	// then comes after the queue and keeps the order.
+	Rate  int
+	Queue time.Duration
 }
 
 // Config is a relay's impairments and seed.
@@ -50,6 +58,7 @@ type Stats struct {
 	Dropped  int64 // of which lost at random
 	Blackout int64 // of which dropped in a blackout
 	Delayed  int64 // of which sent later than they came
+	Overflow int64 // of which dropped by the full queue (Rate)
 	Other    int64 // ICE and DTLS packets, passed on at once
 }
 
@@ -98,6 +107,12 @@ func (r *Relay) Close() error {
 	r.down.stop()
 	return err
 }
+
+// SetUp and SetDown change a direction's impairment from now on: a link
+// that worsens mid-session. Packets already queued or delayed keep their
+// times.
+func (r *Relay) SetUp(imp Impairment)   { r.up.set(imp) }
+func (r *Relay) SetDown(imp Impairment) { r.down.set(imp) }
 
 // Up and Down return what each direction did so far.
 func (r *Relay) Up() Stats   { return r.up.statsNow() }
@@ -201,11 +216,75 @@ type direction struct {
 	first   time.Time // the first media packet
 	timers  map[*time.Timer]struct{}
 	stopped bool
-	stats   struct{ media, dropped, blackout, delayed, other atomic.Int64 }
+	stats   struct{ media, dropped, blackout, delayed, overflow, other atomic.Int64 }
+
+	// The bottleneck (Impairment.Rate): free is when the link is next
+	// free; link holds the packets in order with their times to leave,
+	// and one goroutine sends them, until done closes.
+	free time.Time
+	link chan timedPacket
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type timedPacket struct {
+	p  []byte
+	at time.Time
 }
 
 func newDirection(imp Impairment, rng *rand.Rand, out *net.UDPConn, peer func() *net.UDPAddr) *direction {
-	return &direction{imp: imp, rng: rng, out: out, peer: peer, timers: map[*time.Timer]struct{}{}}
+	d := &direction{imp: imp, rng: rng, out: out, peer: peer, timers: map[*time.Timer]struct{}{},
+		link: make(chan timedPacket, 4096), done: make(chan struct{})}
+	d.wg.Add(1)
+	go d.drain()
+	return d
+}
+
+func (d *direction) set(imp Impairment) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.imp = imp
+}
+
+// drain sends the bottleneck's packets in order, each at its time.
+func (d *direction) drain() {
+	defer d.wg.Done()
+	for {
+		select {
+		case tp := <-d.link:
+			if wait := time.Until(tp.at); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-d.done:
+					t.Stop()
+					return
+				}
+			}
+			d.send(tp.p)
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// queue puts p on the bottleneck at now, delay being the extra delay
+// after it; false when the queue is full.
+func (d *direction) queue(p []byte, now time.Time, delay time.Duration) bool {
+	start := d.free
+	if start.Before(now) {
+		start = now
+	}
+	if start.Sub(now) > d.imp.Queue {
+		return false
+	}
+	d.free = start.Add(time.Duration(len(p)) * 8 * time.Second / time.Duration(d.imp.Rate))
+	select {
+	case d.link <- timedPacket{p, d.free.Add(delay)}:
+		return true
+	default:
+		return false
+	}
 }
 
 func (d *direction) pass(p []byte, now time.Time) {
@@ -237,6 +316,12 @@ func (d *direction) pass(p []byte, now time.Time) {
 		d.stats.blackout.Add(1)
 	case lost:
 		d.stats.dropped.Add(1)
+	case d.imp.Rate > 0 && !d.stopped:
+		if !d.queue(p, now, delay) {
+			d.stats.overflow.Add(1)
+		} else if delay > 0 {
+			d.stats.delayed.Add(1)
+		}
 	case delay > 0 && !d.stopped:
 		d.stats.delayed.Add(1)
 		var t *time.Timer
@@ -264,20 +349,22 @@ func (d *direction) send(p []byte) {
 	}
 }
 
-// stop drops the packets still delayed.
+// stop drops the packets still delayed or queued.
 func (d *direction) stop() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.stopped = true
 	for t := range d.timers {
 		t.Stop()
 	}
 	clear(d.timers)
+	d.mu.Unlock()
+	close(d.done)
+	d.wg.Wait()
 }
 
 func (d *direction) statsNow() Stats {
 	return Stats{
 		Media: d.stats.media.Load(), Dropped: d.stats.dropped.Load(), Blackout: d.stats.blackout.Load(),
-		Delayed: d.stats.delayed.Load(), Other: d.stats.other.Load(),
+		Delayed: d.stats.delayed.Load(), Overflow: d.stats.overflow.Load(), Other: d.stats.other.Load(),
 	}
 }

@@ -187,6 +187,27 @@ func TestRelay(t *testing.T) {
 					t.Errorf("up stats %+v, %d arrived", st, len(up))
 				}
 			}},
+		{"400 kb/s bottleneck with 100 ms of queue, up only", Config{Up: Impairment{Rate: 400_000, Queue: 100 * ms}}, rtp,
+			func(t *testing.T, up, down []arrival, sent []time.Time, r *Relay) {
+				// 100-byte packets every millisecond or more offer up to
+				// 800 kb/s: each takes 2 ms of the link, so about half
+				// pass, in order, 2 ms apart, none queued over 100 ms.
+				if len(down) != n {
+					t.Errorf("down: %d of %d arrived", len(down), n)
+				}
+				st := r.Up()
+				if !slices.IsSorted(indexes(up)) || int(st.Overflow)+len(up) != n || len(up) < n/4 || len(up) > n*3/4 {
+					t.Fatalf("up: %d arrived (in order: %t), stats %+v", len(up), slices.IsSorted(indexes(up)), st)
+				}
+				if took, least := up[len(up)-1].at.Sub(up[0].at), time.Duration(len(up)-1)*2*ms; took < least*95/100 {
+					t.Errorf("%d packets passed in %v, want at least %v at 400 kb/s", len(up), took, least)
+				}
+				for _, a := range up {
+					if wait := a.at.Sub(sent[a.index]); wait > 130*ms {
+						t.Fatalf("packet %d waited %v, more than the queue's 100 ms", a.index, wait)
+					}
+				}
+			}},
 		{"ICE passes a total loss", Config{Up: Impairment{Loss: 1}, Down: Impairment{Loss: 1}}, stun,
 			func(t *testing.T, up, down []arrival, _ []time.Time, r *Relay) {
 				if len(up) != n || len(down) != n || r.Up().Other != n {

@@ -1,6 +1,7 @@
 // Package pionapi builds the pion WebRTC API that the ingest server and
 // the WHIP client share: codecs, interceptors (NACK, RTCP reports,
-// congestion-control feedback) and ICE settings, from one small Options.
+// congestion-control feedback, send-side bandwidth estimation) and ICE
+// settings, from one small Options.
 package pionapi
 
 import (
@@ -12,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -23,6 +25,15 @@ type Options struct {
 	// TWCC sends transport-wide congestion control feedback on the
 	// media received, for the sender's bandwidth estimate.
 	TWCC bool
+	// Estimate, when its Max is set, stamps transport-wide sequence
+	// numbers on the media sent and estimates each connection's send
+	// bandwidth, within Estimate, from the peer's TWCC feedback (Google
+	// congestion control); BandwidthEstimate reads it.
+	Estimate Bitrates
+	// OwnSenderReports leaves the RTCP sender reports of the media sent
+	// to the caller (a forwarder translates its sources' own); pion then
+	// makes only receiver reports.
+	OwnSenderReports bool
 	// Loopback keeps ICE on 127.0.0.1: IPv4 only, the loopback
 	// candidate included (tests).
 	Loopback bool
@@ -59,13 +70,31 @@ func New(o Options) (*webrtc.API, error) {
 			return nil, fmt.Errorf("audio codec %s: %w", c.MimeType, err)
 		}
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logs := slogFactory{log: logger}
 	ir := &interceptor.Registry{}
+	// Interceptors registered later run first on the way out and see the
+	// RTCP read after those registered earlier.
+	if o.Estimate.Max > 0 {
+		// The estimator notes each packet sent with the transport-wide
+		// sequence number the header-extension interceptor stamps on
+		// it just before; both come before the NACK responder, so that
+		// a retransmission gets a number of its own and the responder
+		// finds the estimate, which bounds its retransmissions.
+		ir.Add(estimatorFactory{bounds: o.Estimate, logs: logs})
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, ir); err != nil {
+			return nil, fmt.Errorf("TWCC header extension: %w", err)
+		}
+	}
 	// NACK generator (to senders) and responder (to receivers), sender
 	// and receiver reports.
 	if err := webrtc.ConfigureNackWithOptions(&me, ir, []nack.GeneratorOption{nack.GeneratorInterval(nackInterval)}); err != nil {
 		return nil, fmt.Errorf("NACK interceptors: %w", err)
 	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	if err := configureReports(ir, o.OwnSenderReports); err != nil {
 		return nil, fmt.Errorf("RTCP report interceptors: %w", err)
 	}
 	if o.TWCC {
@@ -75,11 +104,7 @@ func New(o Options) (*webrtc.API, error) {
 	}
 
 	var se webrtc.SettingEngine
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	se.LoggerFactory = slogFactory{log: logger}
+	se.LoggerFactory = logs
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
@@ -103,6 +128,20 @@ func New(o Options) (*webrtc.API, error) {
 		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// configureReports registers the receiver reports, and the sender
+// reports unless the caller makes its own.
+func configureReports(ir *interceptor.Registry, ownSenderReports bool) error {
+	if !ownSenderReports {
+		return webrtc.ConfigureRTCPReports(ir)
+	}
+	receiver, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(receiver)
+	return nil
 }
 
 // networkTypes are where ICE runs: UDP unless TCPOnly, TCP with a TCPMux

@@ -21,7 +21,9 @@ import (
 // LocalOptions tune a Local store. The zero value is usable.
 type LocalOptions struct {
 	// MinFreeBytes is the disk floor: Create refuses to start a
-	// recording when the disk has less free space. 0 means no floor.
+	// recording when the disk has less free space, and a recording that
+	// finds it has less before a segment stops there, finished (its
+	// writes then fail with ErrDiskFloor). 0 means no floor.
 	MinFreeBytes uint64
 	// SegmentDuration is the nominal segment length; segments are cut
 	// at the first keyframe past it. It defaults to 2 s.
@@ -98,7 +100,7 @@ func (l *Local) create(battleID string, info media.ProgramInfo, stage stager) (*
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	logger := l.opts.Logger.With("battle", battleID)
-	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, &l.written, stage, func() {
+	rec, err := newRecorder(dir, info, l.opts.SegmentDuration, logger, &l.written, stage, l.checkFreeSpace, func() {
 		l.mu.Lock()
 		delete(l.active, battleID)
 		l.mu.Unlock()

@@ -88,6 +88,9 @@ type recorder struct {
 	segmentDuration int64 // media.VideoClockRate
 	frameDuration   int64 // media.VideoClockRate, for the last frame
 	onClose         func()
+	// checkFloor fails when the disk has less free space than its floor
+	// (wrapping ErrDiskFloor); it is asked before every segment.
+	checkFloor func() error
 
 	mu          sync.Mutex
 	closed      bool
@@ -99,7 +102,8 @@ type recorder struct {
 	pendingTail *videoSample // the latest frame, whose duration is not known yet
 	audio       []audioSample
 	nextSeq     int
-	dropped     bool // a segment was dropped since the last one queued
+	dropped     bool  // a segment was dropped since the last one queued
+	lowDisk     error // set when the recording stopped at the disk floor
 
 	cues   m3u8.Cues
 	stills stills
@@ -112,7 +116,7 @@ type recorder struct {
 }
 
 func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Duration, logger *slog.Logger, written *atomic.Uint64,
-	stage stager, onClose func()) (*recorder, error) {
+	stage stager, checkFloor func() error, onClose func()) (*recorder, error) {
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
 		{ID: videoTrackID, TimeScale: media.VideoClockRate, Codec: &codecs.H264{SPS: info.Video[0].SPS, PPS: info.Video[0].PPS}},
 		{ID: audioTrackID, TimeScale: media.AudioClockRate, Codec: &codecs.MPEG4Audio{Config: info.Audio}},
@@ -135,6 +139,7 @@ func newRecorder(dir string, info media.ProgramInfo, segmentDuration time.Durati
 		segmentDuration: segmentDuration.Nanoseconds() * media.VideoClockRate / int64(time.Second),
 		frameDuration:   media.VideoClockRate / fps,
 		onClose:         onClose,
+		checkFloor:      checkFloor,
 		written:         written,
 		jobs:            make(chan segmentJob, queuedSegments),
 		done:            make(chan struct{}),
@@ -153,6 +158,9 @@ func (r *recorder) WriteVideo(rung int, ntp time.Time, pts int64, au [][]byte) e
 	defer r.mu.Unlock()
 	if r.closed {
 		return ErrClosed
+	}
+	if r.lowDisk != nil {
+		return r.lowDisk
 	}
 	if !r.started {
 		if !key {
@@ -184,6 +192,9 @@ func (r *recorder) WriteAudio(_ time.Time, pts int64, aus [][]byte) error {
 	defer r.mu.Unlock()
 	if r.closed {
 		return ErrClosed
+	}
+	if r.lowDisk != nil {
+		return r.lowDisk
 	}
 	if !r.started {
 		return nil // nothing to play it with before the first keyframe
@@ -285,11 +296,22 @@ func (r *recorder) Close(ended bool) error {
 }
 
 // writeLoop writes the queued segments, rewriting the playlist after
-// each, until the recorder closes.
+// each, until the recorder closes. Below the disk floor it stops: the
+// playlist is finished (VOD) at the last segment written, later segments
+// are dropped, and writes to the recorder fail with the floor's error.
 func (r *recorder) writeLoop(segmentDuration time.Duration) {
 	defer close(r.done)
 	var entries []segmentEntry
+	stopped := false
 	for job := range r.jobs {
+		if stopped {
+			continue
+		}
+		if err := r.checkFloor(); err != nil {
+			stopped = true
+			r.stopLow(err, entries, segmentDuration)
+			continue
+		}
 		size, err := r.writeSegment(job)
 		if errors.Is(err, errNoRoom) {
 			r.logger.Warn("recording: segment dropped, the staging backlog is full", "dir", r.dir, "duration", job.duration)
@@ -326,14 +348,31 @@ func (r *recorder) writeLoop(segmentDuration time.Duration) {
 		}
 		return
 	}
-	r.saveThumb(true)
-	if r.ended {
+	if !stopped {
+		r.saveThumb(true)
+	}
+	if r.ended && !stopped {
 		if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), true)); err != nil {
 			r.fail(err)
 		}
 	}
 	if r.stage != nil {
 		r.stage.finished(r.ended, true)
+	}
+}
+
+// stopLow stops the recording at the disk floor (err): what was recorded
+// is finished as VOD, and the program's next write is told.
+func (r *recorder) stopLow(err error, entries []segmentEntry, segmentDuration time.Duration) {
+	r.logger.Warn("recording: free disk space under the floor; the recording stops here", "err", err)
+	r.mu.Lock()
+	r.lowDisk = err
+	r.mu.Unlock()
+	if len(entries) == 0 {
+		return
+	}
+	if err := writeFileAtomic(r.dir, playlistName, renderPlaylist(entries, segmentDuration, r.cues.List(), true)); err != nil {
+		r.fail(err)
 	}
 }
 

@@ -42,10 +42,10 @@ type Store interface {
 	Close(ctx context.Context) error
 }
 
-// Errors of Create.
+// Errors of Create (and of a recorder's writes, ErrDiskFloor).
 var (
 	// ErrDiskFloor means the disk has less free space than the floor
-	// set in LocalOptions.
+	// set in LocalOptions: a recording does not start, or stops.
 	ErrDiskFloor = errors.New("recording: free disk space under the floor")
 	// ErrExists means the battle has been recorded already.
 	ErrExists = errors.New("recording: battle already recorded")

@@ -22,6 +22,7 @@ import (
 	"github.com/singoff/singoff/internal/m3u8"
 	"github.com/singoff/singoff/internal/mediacheck"
 	"github.com/singoff/singoff/internal/testprogram"
+	"github.com/singoff/singoff/internal/tmpfs"
 	"github.com/singoff/singoff/media"
 )
 
@@ -614,5 +615,56 @@ func TestRunRetentionForever(t *testing.T) {
 	RunRetention(t.Context(), l, testLogger(t), 0, time.Hour, func(ids []string) { t.Errorf("purged %v", ids) })
 	if !l.Exists("old") {
 		t.Error("a recording was purged with no retention age")
+	}
+}
+
+// A recording that finds the disk under its floor stops cleanly: what it
+// recorded is finished as VOD and plays, its later writes fail with
+// ErrDiskFloor, and its Close reports nothing more.
+func TestRecordingStopsAtTheDiskFloor(t *testing.T) {
+	const floor = 12 << 20
+	dir := tmpfs.Mount(t, 32)
+	l, err := NewLocal(filepath.Join(dir, "recordings"), LocalOptions{MinFreeBytes: floor, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, l.Handler())
+	const id = "lowdisk"
+	rec, err := l.Create(id, program.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := program.Feed(t.Context(), &shifted{rec, 0, start}, 6*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	playlist := filepath.Join(l.dir, id, playlistName)
+	waitFor(t, func() bool { return len(listedSegments(t, playlist)) >= 2 })
+	tmpfs.Fill(t, dir, floor/2)
+	// The program goes on; the recorder stops at its next segment, and
+	// its writes fail from then on.
+	offset := 6 * time.Second
+	for err = nil; err == nil && offset < time.Minute; offset += 2 * time.Second {
+		err = program.Feed(t.Context(), &shifted{rec, offset, start}, 2*time.Second, 4)
+	}
+	if !errors.Is(err, ErrDiskFloor) {
+		t.Fatalf("writing under the floor for %v: %v, want ErrDiskFloor", offset-6*time.Second, err)
+	}
+	resp, body := get(t, base+"/vod/"+id+"/index.m3u8", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tagEndlist) || !strings.Contains(string(body), "#EXT-X-PLAYLIST-TYPE:VOD") {
+		t.Fatalf("the stopped recording's playlist: %d\n%s", resp.StatusCode, body)
+	}
+	kept := listedSegments(t, playlist)
+	if err := rec.Close(true); err != nil {
+		t.Fatalf("Close after the stop: %v", err)
+	}
+	if after := listedSegments(t, playlist); !slices.Equal(after, kept) {
+		t.Fatalf("segments listed %v after Close, %v at the stop", after, kept)
+	}
+	if err := mediacheck.Decode(t.Context(), base+"/vod/"+id+"/index.m3u8", 0); err != nil {
+		t.Errorf("the stopped recording does not play: %v", err)
+	}
+	if _, err := l.Create("another", program.Info); !errors.Is(err, ErrDiskFloor) {
+		t.Errorf("a new recording under the floor: %v", err)
 	}
 }

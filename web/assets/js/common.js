@@ -90,6 +90,28 @@ export function forgetHost(id) {
   localStorage.removeItem(hostKey(id));
 }
 
+// hostedIds lists the battles this browser keeps host credentials for.
+export function hostedIds() {
+  const prefix = hostKey("");
+  const ids = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const key = localStorage.key(i);
+    if (key?.startsWith(prefix)) ids.push(key.slice(prefix.length));
+  }
+  return ids;
+}
+
+// isHostToken asks the server whether token is battle id's host token.
+export async function isHostToken(id, token) {
+  try {
+    await api(`/api/battles/${encodeURIComponent(id)}/host`, { token });
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 404)) return false;
+    throw err;
+  }
+}
+
 // inviteURL is a singer's link; the token rides in the fragment, which
 // browsers never send to a server.
 export function inviteURL(id, slot, token) {

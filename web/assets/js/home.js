@@ -1,16 +1,19 @@
-// The home page: live and past battles, creating a battle, and the
-// host's invite links, start and end controls for the battles this
+// The home page: live, upcoming and past battles, creating a battle, and
+// the host's invite links, start and end controls for the battles this
 // browser made.
 import {
-  api, ApiError, el, forgetHost, hostWatchURL, inviteURL, loadHost, plural,
+  api, ApiError, el, forgetHost, hostedIds, hostWatchURL, inviteURL, loadHost, plural,
   saveHost, setStatus, singersLine,
 } from "./common.js";
 import { resultText, roundLine } from "./format.js";
 import { thumbnail } from "./thumbs.js";
 
 const REFRESH_MS = 5000;
+// Upcoming and past battles shown; live ones are all shown.
+const LIST_LIMIT = 20;
 
 const liveList = document.getElementById("live");
+const upcomingList = document.getElementById("upcoming");
 const pastList = document.getElementById("past");
 const mine = document.getElementById("mine");
 const mineSection = document.getElementById("mine-section");
@@ -129,17 +132,32 @@ function hostPanel(b, creds) {
   };
 }
 
-function renderMine(battles) {
-  const hosted = battles.filter((b) => b.state !== "ended" && loadHost(b.id));
+// hostedBattles reads the battles this browser hosts, whatever the lists
+// show, and forgets the host keys of those that ended or that the server
+// does not know.
+async function hostedBattles() {
+  const found = await Promise.all(hostedIds().map(async (id) => {
+    try {
+      return await api(`/api/battles/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) forgetHost(id);
+      else throw err;
+      return null;
+    }
+  }));
+  return found.filter((b) => {
+    if (b?.state === "ended") forgetHost(b.id);
+    return b && b.state !== "ended";
+  });
+}
+
+function renderMine(hosted) {
   const keep = new Set(hosted.map((b) => b.id));
   for (const [id, p] of hostPanels) {
     if (!keep.has(id)) {
       p.panel.remove();
       hostPanels.delete(id);
     }
-  }
-  for (const b of battles) {
-    if (b.state === "ended" && loadHost(b.id)) forgetHost(b.id);
   }
   for (const b of hosted) {
     let p = hostPanels.get(b.id);
@@ -155,13 +173,20 @@ function renderMine(battles) {
 
 async function refresh() {
   try {
-    const { battles = [] } = await api("/api/battles");
-    renderMine(battles);
-    renderList(liveList, battles.filter((b) => b.state !== "ended"), "No battle is on right now. Start one!");
-    renderList(pastList, battles.filter((b) => b.state === "ended"), "No past battles yet.");
+    // Each state its own list, so that however many battles wait, the
+    // live ones and the past ones show.
+    const [live, upcoming, past, hosted] = await Promise.all([
+      api("/api/battles?state=live"),
+      api(`/api/battles?state=waiting&limit=${LIST_LIMIT}`),
+      api(`/api/battles?state=ended&limit=${LIST_LIMIT}`),
+      hostedBattles(),
+    ]).then(([l, u, p, h]) => [l.battles || [], u.battles || [], p.battles || [], h]);
+    renderMine(hosted);
+    renderList(liveList, live, "No battle is live right now. Start one!");
+    renderList(upcomingList, upcoming, "No battle is waiting for its singers.");
+    renderList(pastList, past, "No past battles yet.");
     if (!loaded || failing) {
-      const live = battles.filter((b) => b.state === "live").length;
-      setStatus(live ? `${plural(live, "battle is", "battles are")} live.` : "No battle is live right now.");
+      setStatus(live.length ? `${plural(live.length, "battle is", "battles are")} live.` : "No battle is live right now.");
     }
     loaded = true;
     failing = false;
@@ -199,8 +224,9 @@ form.addEventListener("submit", async (e) => {
     const b = await api("/api/battles", { method: "POST", body });
     saveHost(b.id, { host_token: b.host_token, singer_tokens: b.singer_tokens, title: b.title });
     form.reset();
-    setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");
     await refresh();
+    // Said once its panel with the links shows.
+    setStatus(`"${b.title}" is ready. Send the singers their links.`, "ok");
     const first = hostPanels.get(b.id)?.panel.querySelector("input");
     first?.focus();
   } catch (err) {

@@ -2,7 +2,7 @@
 // rounds, voting, viewers, and for the host the start and end controls.
 // When the battle ends the page moves to the replay.
 import {
-  api, ApiError, battleIdFromPath, loadHost, saveHost, setStatus, setText, singersLine, takeFragment,
+  api, ApiError, battleIdFromPath, isHostToken, loadHost, saveHost, setStatus, setText, singersLine, takeFragment,
 } from "./common.js";
 import {
   clock, followBattle, resultText, roundLine, roundVotes, secondsLeft, singerName, ticker,
@@ -24,12 +24,36 @@ const endButton = document.getElementById("end");
 const startButton = document.getElementById("start");
 const voteButtons = [document.getElementById("vote-1"), document.getElementById("vote-2")];
 
-// A host link carries the host token in its fragment; keep it with the
-// battle's other host credentials.
+// A host link carries the host token in its fragment. It is kept with
+// the battle's other host credentials only once the server says it is
+// the host token, and it replaces a host key this browser already keeps
+// only when the user says so: a link someone sent cannot silently take
+// the host's controls away.
 const fragmentHost = takeFragment().get("host");
-if (fragmentHost) saveHost(id, { ...loadHost(id), host_token: fragmentHost });
-const hostToken = loadHost(id)?.host_token;
+let hostToken = loadHost(id)?.host_token;
 endButton.hidden = !hostToken;
+if (fragmentHost && fragmentHost !== hostToken) adoptHostLink(fragmentHost);
+
+async function adoptHostLink(token) {
+  let valid;
+  try {
+    valid = await isHostToken(id, token);
+  } catch (err) {
+    setStatus(`Could not check the host link: ${err.message}`, "warn");
+    return;
+  }
+  if (!valid) {
+    setStatus("The host key in this link is not valid for this battle; it was not kept.", "error");
+    return;
+  }
+  if (hostToken && !confirm("This link carries a host key for this battle other than the one this browser keeps. Replace it?")) {
+    return;
+  }
+  saveHost(id, { ...loadHost(id), host_token: token });
+  hostToken = token;
+  endButton.hidden = false;
+  if (battle) showBattle(battle);
+}
 
 let ended = false;
 // battle is the latest battle object; the countdown ticks from it.

@@ -1,0 +1,201 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/singoff/singoff/internal/app"
+)
+
+// Figures of the events benchmark.
+const (
+	benchSubscribers = 2000
+	benchVoteRate    = 50 // votes a second
+	benchVoting      = 10 * time.Second
+)
+
+// BenchmarkEventsFanOut is the bar of the events stream: 2,000
+// subscribers on one battle while votes arrive at 50 a second. Each
+// iteration casts 10 s of votes, every one from its own watcher (issued
+// by the watch page before the round) and network, and reports the
+// votes' latency (the bar: p99 ≤ 100 ms) and whether every subscriber
+// got every event the battle's feed published, the last tally included.
+// The whole server runs in this process (real SQLite, the real events
+// hub), its clients over loopback HTTP.
+func BenchmarkEventsFanOut(b *testing.B) {
+	// The test's clients stand for many networks, as a real audience.
+	srv := newServer(b, app.Config{MinTurnSeconds: 1, TrustedProxies: []string{"127.0.0.1"}})
+	transport := &http.Transport{MaxIdleConnsPerHost: 256}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+
+	for b.Loop() {
+		r := runEventsRound(b, srv.URL, client)
+		b.ReportMetric(r.p(50), "vote-p50-ms")
+		b.ReportMetric(r.p(99), "vote-p99-ms")
+		b.ReportMetric(float64(r.events), "events")
+		b.ReportMetric(float64(r.missed), "events-missed")
+		b.ReportMetric(float64(r.lastTallyMissing), "subscribers-without-last-tally")
+		b.Logf("%d subscribers, %d votes at %d/s: vote p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d events published, %d missed by subscribers, %d subscribers without the last tally",
+			benchSubscribers, len(r.latencies), benchVoteRate, r.p(50), r.p(99), r.p(100), r.events, r.missed, r.lastTallyMissing)
+	}
+}
+
+type eventsRound struct {
+	latencies        []float64 // ms, sorted
+	events           int       // the most events a subscriber got
+	missed           int       // events subscribers got fewer than that, summed
+	lastTallyMissing int
+}
+
+func (r eventsRound) p(q float64) float64 {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(q/100*float64(len(r.latencies))))]
+}
+
+// benchNetwork is the i-th client network of the audience.
+func benchNetwork(i int) string { return fmt.Sprintf("10.%d.%d.1", i/250, i%250) }
+
+func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound {
+	votes := int(benchVoting.Seconds()) * benchVoteRate
+	var created struct {
+		ID        string `json:"id"`
+		HostToken string `json:"host_token"`
+	}
+	req, _ := http.NewRequest("POST", base+"/api/battles", strings.NewReader(`{"title":"fan-out","rounds":1,"turn_seconds":600}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+
+	// The voters open the watch page before the round.
+	voters := make([]*http.Cookie, votes)
+	for i := range voters {
+		resp, err := client.Get(base + "/b/" + created.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		voters[i] = resp.Cookies()[0]
+	}
+
+	// The subscribers: each counts the battle events it gets and keeps
+	// the last one.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type subscriber struct {
+		mu     sync.Mutex
+		events int
+		last   string
+	}
+	subs := make([]subscriber, benchSubscribers)
+	var opened, done sync.WaitGroup
+	opened.Add(benchSubscribers)
+	for i := range subs {
+		done.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/battles/"+created.ID+"/events", nil)
+			req.Header.Set("X-Forwarded-For", benchNetwork(i))
+			resp, err := http.DefaultTransport.RoundTrip(req) // a connection of its own
+			opened.Done()
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			battleEvent := false
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case line == "event: battle":
+					battleEvent = true
+				case battleEvent && strings.HasPrefix(line, "data: "):
+					subs[i].mu.Lock()
+					subs[i].events++
+					subs[i].last = line
+					subs[i].mu.Unlock()
+					battleEvent = false
+				}
+			}
+		})
+	}
+	opened.Wait()
+	req, _ = http.NewRequest("POST", base+"/api/battles/"+created.ID+"/start", nil)
+	req.Header.Set("Authorization", "Bearer "+created.HostToken)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 {
+		b.Fatalf("start: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+
+	latencies := make([]float64, votes)
+	tick := time.NewTicker(time.Second / benchVoteRate)
+	var voting sync.WaitGroup
+	for i := range votes {
+		<-tick.C
+		voting.Go(func() {
+			req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/votes", strings.NewReader(fmt.Sprintf(`{"slot":%d}`, 1+i%2)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Forwarded-For", benchNetwork(i))
+			req.AddCookie(voters[i])
+			start := time.Now()
+			resp, err := client.Do(req)
+			latencies[i] = float64(time.Since(start).Microseconds()) / 1000
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				b.Errorf("vote %d: %d", i, resp.StatusCode)
+			}
+		})
+	}
+	tick.Stop()
+	voting.Wait()
+
+	// Every subscriber must come to the last tally; then it has had all
+	// it will get.
+	want := fmt.Sprintf(`"votes":[[%d,%d]]`, (votes+1)/2, votes/2)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		missing := 0
+		for i := range subs {
+			subs[i].mu.Lock()
+			if !strings.Contains(subs[i].last, want) {
+				missing++
+			}
+			subs[i].mu.Unlock()
+		}
+		if missing == 0 {
+			break
+		}
+	}
+	cancel()
+	done.Wait()
+	r := eventsRound{latencies: latencies}
+	for i := range subs {
+		r.events = max(r.events, subs[i].events)
+		if !strings.Contains(subs[i].last, want) {
+			r.lastTallyMissing++
+		}
+	}
+	for i := range subs {
+		r.missed += r.events - subs[i].events
+	}
+	slices.Sort(r.latencies)
+	return r
+}
