@@ -79,14 +79,13 @@ function timeFromFragments(pieces, date) {
   return p ? p.start + (ms - p.date) / 1000 : null;
 }
 
-// STEP_DOWN_* tune guardStepDown: a load slower than STEP_DOWN_SLOW × the
-// media it brings, or whose bytes come slower than the rung's BANDWIDTH
-// (measured over STEP_DOWN_RATE_MS at least), with less than
+// STEP_DOWN_* tune guardStepDown: a part or segment whose bytes take
+// longer than STEP_DOWN_SLOW × the media they bring (from the first byte;
+// twice that from the request when none has come), with less than
 // STEP_DOWN_BUFFER seconds ahead, moves the player down; it stays down
 // for STEP_DOWN_HOLD_MS, twice as long each time it had to come down
 // again, up to STEP_DOWN_HOLD_MAX_MS.
 const STEP_DOWN_SLOW = 1.5;
-const STEP_DOWN_RATE_MS = 80;
 const STEP_DOWN_BUFFER = 1.5;
 const STEP_DOWN_HOLD_MS = 10000;
 const STEP_DOWN_HOLD_MAX_MS = 80000;
@@ -96,13 +95,12 @@ const STEP_DOWN_HOLD_MAX_MS = 80000;
 // it subtracts its (blocking-reload) time to first byte from each part's
 // load, so slow parts still look fast, and its emergency switch never
 // goes down to the lowest rung; with about a second of buffer the
-// picture would stop. A part is sent whole once the server has it, so
-// the rate its bytes come at is the network's: when it is below what
-// the rung playing needs (or a load takes longer than it plays), the
-// load is given up, the bandwidth estimate is reset to what it measured
-// and the rungs above the next one down are left out for a while (small
-// parts of a low rung look fast too, and would take hls.js straight
-// back up); then hls.js's own rules try higher again.
+// picture would stop. When the bytes of a part of the rung playing come
+// slower than the part plays, the load is given up and the same part
+// loaded from the next rung down, the bandwidth estimate is reset to
+// what the load measured and the rungs above are left out for a while
+// (small parts of a low rung look fast too, and would take hls.js
+// straight back up); then hls.js's own rules try higher again.
 function guardStepDown(Hls, hls) {
   let loading = null;
   let hold = STEP_DOWN_HOLD_MS;
@@ -123,35 +121,34 @@ function guardStepDown(Hls, hls) {
     holding = setTimeout(() => { hls.autoLevelCapping = -1; }, hold);
     return true;
   };
+  // slowFor is the bit rate of a load of duration seconds of media that
+  // is too slow at now, or null.
+  const slowFor = (stats, duration, now) => {
+    const limit = STEP_DOWN_SLOW * duration * 1000;
+    const since = stats.loading.first > 0 ? stats.loading.first : stats.loading.start;
+    const took = now - since;
+    if (took <= (stats.loading.first > 0 ? limit : 2 * limit) || !lowAhead()) return null;
+    return (Math.max(stats.loaded, 1) * 8000) / took;
+  };
   hls.on(Hls.Events.FRAG_LOADING, (_e, { frag, part }) => {
     loading = main(frag) ? { frag, part } : null;
   });
   hls.on(Hls.Events.FRAG_LOADED, (_e, { frag, part }) => {
     loading = null;
     if (!main(frag)) return;
-    const stats = (part ?? frag).stats;
-    const ms = stats.loading.end - stats.loading.start;
-    if (ms > STEP_DOWN_SLOW * (part ?? frag).duration * 1000 && lowAhead()) {
-      stepDown(frag.level, (stats.loaded * 8000) / ms);
-    }
+    const { stats } = part ?? frag;
+    const bps = slowFor(stats, (part ?? frag).duration, stats.loading.end);
+    if (bps !== null) stepDown(frag.level, bps);
   });
   // A load still under way that is already too slow: given up, so that
   // the next rung down gets the whole network at once (hls.js's own
   // emergency switch does the same).
   const timer = setInterval(() => {
-    if (!loading || !lowAhead()) return;
+    if (!loading) return;
     const { frag, part } = loading;
     const { stats } = part ?? frag;
     if (stats.aborted) return;
-    const now = performance.now();
-    const flowing = stats.loading.first > 0 ? now - stats.loading.first : 0;
-    let bps = null;
-    if (flowing >= STEP_DOWN_RATE_MS && stats.loaded > 0 &&
-        (stats.loaded * 8000) / flowing < (hls.levels[frag.level]?.bitrate ?? 0)) {
-      bps = (stats.loaded * 8000) / flowing;
-    } else if (now - stats.loading.start > STEP_DOWN_SLOW * (part ?? frag).duration * 1000) {
-      bps = (Math.max(stats.loaded, 1) * 8000) / (now - stats.loading.start);
-    }
+    const bps = slowFor(stats, (part ?? frag).duration, performance.now());
     if (bps === null || !stepDown(frag.level, bps)) return;
     loading = null;
     frag.abortRequests();
