@@ -6,6 +6,7 @@ import {
   saveHost, setStatus, singersLine,
 } from "./common.js";
 import { resultText, roundLine } from "./format.js";
+import { thumbnail } from "./thumbs.js";
 
 const REFRESH_MS = 5000;
 // Upcoming and past battles shown; live ones are all shown.
@@ -35,6 +36,7 @@ function battleItem(b) {
     ? [b.ended_at && `ended ${new Date(b.ended_at).toLocaleString()}`, resultText(b)].filter(Boolean).join(" · ")
     : `${roundLine(b)} · ${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
   return el("li", {},
+    thumbnail(b),
     el("span", { class: `badge ${b.state}` }, b.state),
     el("span", { class: "title" }, b.title),
     el("span", { class: "meta" }, when),
