@@ -14,6 +14,8 @@ RUN cd web && npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 RUN mkdir -p web/assets/vendor \
  && cp web/node_modules/hls.js/dist/hls.min.mjs web/assets/vendor/ \
+ && cp web/node_modules/shaka-player/dist/shaka-player.hls-es2021.js web/assets/vendor/shaka-player.hls.js \
+ && cp web/node_modules/video.js/dist/video.min.js web/assets/vendor/ \
  && go build -trimpath -o /out/singoff ./cmd/singoff
 
 FROM debian:bookworm-slim

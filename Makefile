@@ -51,18 +51,25 @@ $(WEED):
 	cd "$$tmp" && GOFLAGS=-mod=mod $(GO) build -trimpath -o "$@.tmp" github.com/seaweedfs/seaweedfs/weed; \
 	mv "$@.tmp" "$@"
 
-# hls.js is pinned in web/package.json + lockfile and copied into the
-# embedded assets; the copy is not committed.
+# The players are pinned in web/package.json + lockfile and copied into
+# the embedded assets; the copies are not committed. hls.js plays on the
+# pages; Shaka Player (its HLS build) and video.js (with VHS) are there
+# for ?player=shaka and ?player=videojs, which the e2e tests play with.
 HLSJS := web/assets/vendor/hls.min.mjs
+SHAKA := web/assets/vendor/shaka-player.hls.js
+VIDEOJS := web/assets/vendor/video.min.js
+VENDOR := $(HLSJS) $(SHAKA) $(VIDEOJS)
 FUZZTIME ?= 8s
 
 .PHONY: web-assets build run test lint race fuzz clean
-web-assets: $(HLSJS)
-$(HLSJS): web/package.json web/package-lock.json
+web-assets: $(VENDOR)
+$(VENDOR) &: web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js (Debian: apt-get install npm)"; exit 1; }
 	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	mkdir -p $(dir $@)
-	cp web/node_modules/hls.js/dist/hls.min.mjs $@
+	mkdir -p $(dir $(HLSJS))
+	cp web/node_modules/hls.js/dist/hls.min.mjs $(HLSJS)
+	cp web/node_modules/shaka-player/dist/shaka-player.hls-es2021.js $(SHAKA)
+	cp web/node_modules/video.js/dist/video.min.js $(VIDEOJS)
 
 build: deps web-assets
 	$(GO) build -o bin/singoff ./cmd/singoff
@@ -105,4 +112,4 @@ fuzz:
 	done; echo "fuzz: all targets passed"
 
 clean:
-	rm -rf bin $(HLSJS)
+	rm -rf bin $(VENDOR)

@@ -379,18 +379,21 @@ func TestStartRacingTheFirstPublish(t *testing.T) {
 // Waiting battles expire, and the home page keeps them apart from the
 // live ones: upcoming while they wait, past once expired.
 func TestWaitingBattlesExpireOffTheHomePage(t *testing.T) {
-	const expiry = 6 * time.Second
+	// The waiting battle is made last, once everything slow (a live
+	// program, a browser) is up, so that its expiry cannot pass before
+	// the page has shown it, however loaded the machine.
+	const expiry = 15 * time.Second
 	s := startServer(t, false, "--waiting-expiry", expiry.String())
-	waiting := s.createBattle(t, "nobody sings")
 	live := s.createBattle(t, "sung")
 	s.startBot(t, live, 1)
 	s.liveProgram(t, live.ID)
 	br := newBrowser(t, false)
+	waiting := s.createBattle(t, "nobody sings")
 	home := br.open("home", s.base+"/")
 	titles := func(section string) string {
 		return `[...document.querySelectorAll("#` + section + ` .title")].map((e) => e.textContent).join("|")`
 	}
-	home.waitJS("both battles listed", titles("live")+` === "sung" && `+titles("upcoming")+` === "nobody sings"`, 15*time.Second)
+	home.waitJS("both battles listed", titles("live")+` === "sung" && `+titles("upcoming")+` === "nobody sings"`, 10*time.Second)
 	home.screenshot("before the expiry")
 	waitFor(t, "the waiting battle expires", expiry+10*time.Second, func() bool {
 		return s.battle(t, waiting.ID).State == "ended"

@@ -6,6 +6,7 @@ import {
   saveHost, setStatus, singersLine,
 } from "./common.js";
 import { resultText, roundLine } from "./format.js";
+import { thumbnail } from "./thumbs.js";
 
 const REFRESH_MS = 5000;
 // Upcoming and past battles shown; live ones are all shown.
@@ -38,6 +39,7 @@ function battleItem(b) {
     ? el("a", { class: "button", href: `/b/${encodeURIComponent(b.rematch_id)}` }, "Rematch")
     : null;
   return el("li", {},
+    thumbnail(b),
     el("span", { class: `badge ${b.state}` }, b.state),
     el("span", { class: "title", dir: "auto" }, b.title),
     el("span", { class: "meta", dir: "auto" }, when),

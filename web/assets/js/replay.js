@@ -1,13 +1,19 @@
-// The replay page: the battle's result and its recording with seeking.
+// The replay page: the battle's result and its recording with seeking;
+// the rounds as chapters to jump to, and the turn, countdown and result
+// as the picture shows them (the recording's cues); the chat in step
+// with the recording.
 import { api, ApiError, battleIdFromPath, el, setStatus, setText, showRematch } from "./common.js";
 import { chatHistory, messageItem } from "./chat.js";
-import { resultText, roundsWon, singerName } from "./format.js";
+import { atPicture, chapters, CueTimeline, ROUND } from "./cues.js";
+import { clock, resultText, roundsWon, secondsLeft, singerName, ticker } from "./format.js";
 import { exists, play } from "./player.js";
 
 const id = battleIdFromPath();
 const video = document.getElementById("recording");
+let battle = null;
 
 function showBattle(b) {
+  battle = b;
   document.getElementById("title").textContent = b.title;
   document.title = `singoff: ${b.title} (replay)`;
   const state = document.getElementById("state");
@@ -90,6 +96,79 @@ function showResult(b) {
   document.querySelector("#rounds tbody").replaceChildren(...rows);
 }
 
+// showNow says what the picture shows: whose turn and how long it has
+// left, a round's votes, the result.
+function showNow() {
+  const now = document.getElementById("now");
+  now.hidden = !battle || !cues.cues.length;
+  if (now.hidden) return;
+  const shown = atPicture(battle, cues.cues, cues.time);
+  let text;
+  let countdown = "";
+  if (shown.winner != null) {
+    text = resultText(shown);
+  } else if (shown.turn) {
+    text = `Round ${shown.round}: ${singerName(shown, shown.turn)} is singing`;
+    countdown = `${clock(secondsLeft(shown))} left`;
+  } else if (shown.round > 0) {
+    text = `Round ${shown.round} is over.`;
+    const result = cues.cues.find((c) => c.class === ROUND && Number(c.data.ROUND) === shown.round &&
+      c.start <= cues.time + 0.001);
+    if (result) {
+      const votes = [Number(result.data["VOTES-1"]), Number(result.data["VOTES-2"])];
+      const w = Number(result.data.WINNER);
+      text += w === 1 || w === 2
+        ? ` ${singerName(shown, w)} takes it, ${votes[w - 1]} votes to ${votes[2 - w]}.`
+        : ` A tie, ${votes[0]} votes each.`;
+    }
+  } else {
+    text = "Before the first round.";
+  }
+  setText("turn", text);
+  setText("countdown", countdown);
+}
+
+// showChapters lists the rounds and the result to jump to; the one the
+// picture is in is marked.
+let listed = "";
+function showChapters() {
+  const list = chapters(cues.cues);
+  document.getElementById("chapters-section").hidden = !list.length || !battle;
+  if (!list.length || !battle) return;
+  const t = cues.time;
+  const current = list.findLastIndex((c) => c.start <= t + 0.001);
+  const key = `${list.map((c) => `${c.kind}${c.round}@${c.start.toFixed(2)}`).join()}|${current}`;
+  if (key === listed) return;
+  listed = key;
+  const items = list.map((c, i) => {
+    const title = c.kind === "round"
+      ? `Round ${c.round}: ${c.slots.map((s) => singerName(battle, s)).join(", then ")}`
+      : "The result";
+    const jump = el("button", { type: "button", class: "chapter", "data-start": String(c.start) }, title);
+    jump.addEventListener("click", () => {
+      video.currentTime = c.start;
+      video.play().catch(() => {});
+    });
+    if (i === current) jump.setAttribute("aria-current", "true");
+    return el("li", {}, jump, " ", el("span", { class: "meta" }, clock(c.start)));
+  });
+  document.getElementById("chapters").replaceChildren(...items);
+}
+
+const cues = new CueTimeline(video, {
+  onChange: () => {
+    showNow();
+    showChapters();
+  },
+});
+
+// startAt is the moment the page's address asks for (#t=seconds), as the
+// watch page sends a watcher who had gone back into the recording.
+function startAt() {
+  const t = Number(new URLSearchParams(location.hash.slice(1)).get("t"));
+  return Number.isFinite(t) && t > 0 ? t : null;
+}
+
 async function main() {
   let battle;
   try {
@@ -115,10 +194,19 @@ async function main() {
   await play(video, url, {
     live: false,
     onFatal: (reason) => setStatus(`The recording stopped playing (${reason}). Reload to try again.`, "error"),
+    onCue: (c) => cues.add(c),
   });
+  const at = startAt();
+  if (at !== null) {
+    video.addEventListener("loadedmetadata", () => {
+      video.currentTime = at;
+      video.play().catch(() => {});
+    }, { once: true });
+  }
 }
 
 video.addEventListener("playing", () => setStatus("Playing the recording.", "ok"));
 video.addEventListener("ended", () => setStatus("That was the whole battle.", "ok"));
 
+ticker(showNow);
 main();

@@ -3,7 +3,7 @@
 // When the battle ends the page moves to the replay.
 import {
   api, ApiError, battleIdFromPath, isHostToken, loadHost, offerRematch, saveHost, setStatus, setText, showRematch,
-  singersLine, sleep, takeFragment,
+  singersLine, takeFragment,
 } from "./common.js";
 import { Chat } from "./chat.js";
 import { Cheers } from "./cheers.js";
@@ -11,9 +11,10 @@ import {
   clock, followBattle, resultText, roundLine, roundVotes, secondsLeft, singerName, ticker,
   votingClosedReason, votingSecondsLeft,
 } from "./format.js";
-import { exists, play } from "./player.js";
+import { CueTimeline } from "./cues.js";
+import { followQuality } from "./quality.js";
+import { Program, rewindControls } from "./rewind.js";
 
-const RETRY_MS = 2000;
 const REPLAY_DELAY_MS = 3000;
 // A vote's error stays on screen this long, over the battle's updates.
 const NOTICE_MS = 6000;
@@ -62,9 +63,7 @@ const chat = new Chat(id, { token: hostToken || "", role: hostToken ? "host" : "
 const cheers = new Cheers(id);
 const rematchButton = document.getElementById("offer-rematch");
 
-let hlsURL = `/hls/${encodeURIComponent(id)}/index.m3u8`;
 let ended = false;
-let player = null;
 // battle is the latest battle object; the countdown ticks from it.
 let battle = null;
 // voting is true while a vote is on its way.
@@ -84,7 +83,8 @@ function showBattle(b) {
   state.className = `badge ${b.state}`;
   document.getElementById("viewers").textContent = String(b.viewers ?? 0);
   document.getElementById("singers").textContent = singersLine(b) || "–";
-  if (b.hls_url) hlsURL = b.hls_url;
+  if (b.hls_url) program.liveURL = b.hls_url;
+  if (b.vod_url) program.recordingURL = b.vod_url;
   battle = b;
   showFormat(b);
   chat.setBattle(b);
@@ -94,13 +94,16 @@ function showBattle(b) {
   if (b.state === "ended") battleEnded();
 }
 
+// showFormat shows the round, the turn and the result as the picture
+// shows them (the stream's cues), the votes as they are now.
 function showFormat(b) {
-  setText("round", roundLine(b));
+  const shown = program.view(b);
+  setText("round", roundLine(shown));
   startButton.hidden = !hostToken || b.round > 0 || b.state === "ended";
-  const result = resultText(b);
+  const result = resultText(shown);
   setText("result", result);
   document.getElementById("result").hidden = !result;
-  showTurn(b);
+  showTurn(shown);
   showVotes(b);
 }
 
@@ -176,6 +179,8 @@ async function vote(slot) {
   }
 }
 
+// battleEnded moves to the replay; a watcher who had gone back into the
+// recording goes on there from the same moment.
 function battleEnded() {
   if (ended) return;
   ended = true;
@@ -186,42 +191,47 @@ function battleEnded() {
     return;
   }
   setStatus("The battle has ended. Moving to the replay…", "ok");
-  setTimeout(() => location.replace(`/b/${encodeURIComponent(id)}/replay`), REPLAY_DELAY_MS);
+  setTimeout(() => {
+    const at = program.rewound ? `#t=${video.currentTime.toFixed(1)}` : "";
+    program.stop();
+    location.replace(`/b/${encodeURIComponent(id)}/replay${location.search}${at}`);
+  }, REPLAY_DELAY_MS);
 }
 
-// runPlayer plays the program, waiting for it to exist first, and starts
-// over whenever playback breaks, until the battle ends.
-async function runPlayer() {
-  while (!ended) {
-    if (!(await exists(hlsURL))) {
-      if (!ended) setStatus("Waiting for singers: the program starts when the first one goes live.");
-      await sleep(RETRY_MS);
-      continue;
-    }
-    setStatus("Loading the program…");
-    const broken = new Promise((resolve) => {
-      play(video, hlsURL, { live: true, onFatal: resolve }).then((p) => { player = p; });
-    });
-    video.play().catch(() => {});
-    const reason = await broken;
-    player?.destroy();
-    player = null;
-    if (ended) return;
-    setStatus(`Lost the program (${reason}): reconnecting…`, "warn");
-    await sleep(RETRY_MS);
-  }
+// The program plays live, or the recording when the watcher goes back;
+// the battle's cues in the stream keep the turn and the result in step
+// with the picture.
+const cues = new CueTimeline(video, { onChange: () => { if (battle) showFormat(battle); } });
+const program = new Program({
+  video,
+  cues,
+  liveURL: `/hls/${encodeURIComponent(id)}/index.m3u8`,
+  recordingURL: `/vod/${encodeURIComponent(id)}/index.m3u8`,
+  status: (text, level) => { if (!ended) setStatus(text, level); },
+  onMode: () => updateControls(),
+});
+const updateRewind = rewindControls(program, {
+  rewind: document.getElementById("rewind"),
+  replayRound: document.getElementById("replay-round"),
+  goLive: document.getElementById("go-live"),
+});
+const updateQuality = followQuality(document.getElementById("quality"), () => program.player);
+function updateControls() {
+  updateRewind();
+  updateQuality();
 }
 
 video.addEventListener("playing", () => {
-  if (!ended) setStatus("Live.", "ok");
+  if (!ended) setStatus(program.rewound ? "Playing the recording: Back to live returns to the battle." : "Live.", "ok");
 });
 video.addEventListener("waiting", () => {
   if (!ended) setStatus("Buffering…", "warn");
 });
 
 setInterval(() => {
-  const latency = player?.latency();
+  const latency = program.latency();
   document.getElementById("latency").textContent = latency == null ? "–" : `${latency.toFixed(1)} s`;
+  updateControls();
 }, 1000);
 
 function updateSoundButton() {
@@ -282,7 +292,7 @@ followBattle(id, {
     showBattle(b);
     if (!playerRunning) {
       playerRunning = true;
-      runPlayer();
+      program.run();
     }
   },
   onMissing() {
@@ -292,5 +302,5 @@ followBattle(id, {
   onStreamOpen: () => chat.resync(),
 });
 ticker(() => {
-  if (battle) showTurn(battle);
+  if (battle) showTurn(program.view(battle));
 });
