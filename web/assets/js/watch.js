@@ -1,6 +1,7 @@
 // The watch page: the live program over LL-HLS, the battle's turns and
-// rounds, voting, viewers, and for the host the start and end controls.
-// When the battle ends the page moves to the replay.
+// rounds, voting, cheers, the chat, viewers, and for the host the start
+// and end controls and, once the result stands, the rematch. When the
+// battle ends the page moves to the replay.
 import {
   api, ApiError, battleIdFromPath, isHostToken, loadHost, offerRematch, saveHost, setStatus, setText, showRematch,
   singersLine, takeFragment,
@@ -185,11 +186,6 @@ function battleEnded() {
   if (ended) return;
   ended = true;
   endButton.hidden = true;
-  if (battle?.rematch_id) {
-    // The page stays, with its link to the rematch.
-    setStatus("The battle has ended; its rematch is on.", "ok");
-    return;
-  }
   setStatus("The battle has ended. Moving to the replay…", "ok");
   setTimeout(() => {
     const at = program.rewound ? `#t=${video.currentTime.toFixed(1)}` : "";
