@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // The host offers a rematch once the battle is over: a new battle with
@@ -69,4 +71,39 @@ func TestRematch(t *testing.T) {
 			})()`, 15*time.Second)
 		})
 	}
+}
+
+// The host offers the rematch from the watch page once the result
+// stands: the page goes home, where the new battle waits with its
+// invite links.
+func TestHostOffersARematch(t *testing.T) {
+	s := startServer(t, false, "--min-turn-seconds", "1")
+	var old battle
+	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{"title": "again", "rounds": 1, "turn_seconds": 1},
+		http.StatusCreated, &old)
+	br := newBrowser(t, false)
+	host := br.open("host", s.base+"/b/"+old.ID+"#host="+old.HostToken)
+	host.waitJS("the host's start button", `!document.getElementById("start").hidden`, 15*time.Second)
+	if visible(host, "offer-rematch") {
+		t.Fatal("the rematch is offered before the battle started")
+	}
+	host.run(chromedp.Click("#start", chromedp.ByID))
+	// Two turns of 1 s and the vote's grace: the result stands.
+	host.waitJS("the rematch offered once the result stands", `!document.getElementById("offer-rematch").hidden`, 40*time.Second)
+	host.run(chromedp.Click("#offer-rematch", chromedp.ByID))
+	host.waitPath("/", 15*time.Second)
+	o := s.battle(t, old.ID)
+	if o.RematchID == nil {
+		t.Fatal("the old battle has no rematch_id after the host's rematch")
+	}
+	host.waitJS("the rematch among the host's battles with its invite links",
+		`[...document.querySelectorAll("#mine input")].some((i) => i.value.includes(`+jsString("/b/"+*o.RematchID+"/sing/1#token=")+`))`,
+		15*time.Second)
+}
+
+// visible tells whether the element with id is shown.
+func visible(tb *tab, id string) bool {
+	var shown bool
+	tb.eval(`!document.getElementById(`+jsString(id)+`).hidden`, &shown)
+	return shown
 }
