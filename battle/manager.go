@@ -28,10 +28,12 @@ type Manager struct {
 	netLive  map[string]int      // places held by battles of each creator network
 	draining bool
 	closed   bool
-	subs     map[string]map[chan struct{}]struct{} // change listeners by battle
 	// unwritten are battles ended here whose ended state could not be
 	// stored yet; the watchdog retries.
 	unwritten map[string]time.Time
+
+	// subs listen for battles' changes, chat for their chats'.
+	subs, chat listeners
 
 	watchStop chan struct{}
 	watchDone chan struct{}
@@ -70,6 +72,10 @@ type running struct {
 	// stopped at the disk floor.
 	recorded  bool
 	storedWhy string
+
+	// cheers are the cheers stored; pendingCheers those since the last
+	// tick, which the watchdog stores.
+	cheers, pendingCheers [2]int
 }
 
 // unstored marks a recording error the store does not have yet.
@@ -99,7 +105,6 @@ func NewManager(cfg Config) *Manager {
 		cfg:       cfg,
 		running:   map[string]*running{},
 		netLive:   map[string]int{},
-		subs:      map[string]map[chan struct{}]struct{}{},
 		unwritten: map[string]time.Time{},
 		watchStop: make(chan struct{}),
 		watchDone: make(chan struct{}),
@@ -325,7 +330,7 @@ func (m *Manager) open(ctx context.Context, id string) (*running, error) {
 	if r := m.running[id]; r != nil {
 		return r, nil
 	}
-	r := &running{id: id, network: b.CreatorNetwork, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally}
+	r := &running{id: id, network: b.CreatorNetwork, format: m.formatOf(b), clock: b.ClockStartedAt, tally: tally, cheers: b.Cheers}
 	room, err := m.cfg.Rooms.Open(id, RoomHooks{
 		Admit:      func(int) error { return m.admit(r) },
 		Negotiated: func(_ int, ok bool) { m.negotiated(r, ok) },

@@ -236,6 +236,7 @@ func (m *Manager) changedElsewhere(ctx context.Context, id string) {
 	defer cancel()
 	m.reconcile(ctx, id)
 	m.notifyHere(id)
+	m.chat.wake(id) // its chat may have changed too
 }
 
 // reconcileRunning reconciles every battle that has a room here.
@@ -284,6 +285,7 @@ func (m *Manager) reconcile(ctx context.Context, id string) {
 		r.clock = b.ClockStartedAt
 	}
 	r.tally = tally
+	r.seeCheers(b.Cheers)
 	r.mu.Unlock()
 }
 

@@ -96,7 +96,8 @@ func TestOriginsShareBattles(t *testing.T) {
 
 // What is done on one origin reaches the battle's own origin: singers
 // connected there show here, a start here sets its program's clock, a
-// vote here shows in its program, an end here ends its program.
+// vote or a cheer here shows in its program, an end here ends its
+// program.
 func TestChangesReachTheBattlesOrigin(t *testing.T) {
 	db := pgtest.NewTestDatabase(t)
 	a := newOrigin(t, db, "http://a", Config{})
@@ -127,6 +128,19 @@ func TestChangesReachTheBattlesOrigin(t *testing.T) {
 	eventually(t, "the program shows a vote cast elsewhere", func() bool {
 		s := prog.shown()
 		return len(s) > 0 && s[len(s)-1].Votes == [2]int{0, 1}
+	})
+
+	// Cheers on both origins: the program on the battle's own shows
+	// their sum.
+	if err := b.m.Cheer(context.Background(), bt.ID, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.m.Cheer(context.Background(), bt.ID, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the program shows the cheers of both origins", func() bool {
+		s := prog.shown()
+		return len(s) > 0 && s[len(s)-1].Cheers == [2]int{7, 3}
 	})
 
 	changes, stop := b.m.Subscribe(bt.ID)

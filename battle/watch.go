@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/singoff/singoff/media"
@@ -78,6 +79,7 @@ func (m *Manager) step(r *running, now time.Time) string {
 	if live {
 		viewers = m.cfg.Viewers(r.id)
 	}
+	cheered := m.flushCheers(r)
 
 	r.mu.Lock()
 	if r.ended {
@@ -87,7 +89,7 @@ func (m *Manager) step(r *running, now time.Time) string {
 	tl := r.format.timing.at(r.clock, now)
 	w := watched{round: tl.Round, turn: tl.Turn, votingOpen: tl.VotingOpen, done: tl.Finished,
 		connected: r.connected, live: r.program != nil, viewers: viewers}
-	changed := w != r.seen
+	changed := w != r.seen || cheered
 	r.seen = w
 	prog := r.program
 	scene := r.scene(tl, now)
@@ -162,7 +164,7 @@ func stopped(p Program) bool {
 // scene is what the program shows at now; r.mu is held.
 func (r *running) scene(tl Timeline, now time.Time) media.Scene {
 	s := media.Scene{Names: r.format.names, Round: tl.Round, Rounds: r.format.timing.rounds, Turn: tl.Turn,
-		VotingOpen: tl.VotingOpen}
+		VotingOpen: tl.VotingOpen, Cheers: r.cheers}
 	if tl.Turn != 0 {
 		s.Remaining = int(math.Ceil(tl.TurnEndsAt.Sub(now).Seconds()))
 	}
@@ -195,25 +197,51 @@ func (m *Manager) writeEnds() {
 	}
 }
 
+// listeners wake subscribers of battles.
+type listeners struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+// add listens for battle id: the channel gets a value (coalesced) on
+// every wake.
+func (l *listeners) add(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	l.mu.Lock()
+	if l.subs == nil {
+		l.subs = map[string]map[chan struct{}]struct{}{}
+	}
+	if l.subs[id] == nil {
+		l.subs[id] = map[chan struct{}]struct{}{}
+	}
+	l.subs[id][ch] = struct{}{}
+	l.mu.Unlock()
+	return ch, func() {
+		l.mu.Lock()
+		delete(l.subs[id], ch)
+		if len(l.subs[id]) == 0 {
+			delete(l.subs, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *listeners) wake(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ch := range l.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default: // one pending wake-up is enough
+		}
+	}
+}
+
 // Subscribe listens for changes to battle id: the channel gets a value
 // (coalesced) whenever something watchers see may have changed. Call
 // the returned func to stop.
 func (m *Manager) Subscribe(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	m.mu.Lock()
-	if m.subs[id] == nil {
-		m.subs[id] = map[chan struct{}]struct{}{}
-	}
-	m.subs[id][ch] = struct{}{}
-	m.mu.Unlock()
-	return ch, func() {
-		m.mu.Lock()
-		delete(m.subs[id], ch)
-		if len(m.subs[id]) == 0 {
-			delete(m.subs, id)
-		}
-		m.mu.Unlock()
-	}
+	return m.subs.add(id)
 }
 
 // notify tells battle id's watchers here, and the other origins, that it
@@ -225,12 +253,5 @@ func (m *Manager) notify(id string) {
 
 // notifyHere wakes battle id's subscribers on this server.
 func (m *Manager) notifyHere(id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for ch := range m.subs[id] {
-		select {
-		case ch <- struct{}{}:
-		default: // one pending wake-up is enough
-		}
-	}
+	m.subs.wake(id)
 }

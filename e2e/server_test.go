@@ -230,6 +230,9 @@ type battle struct {
 	VODURL       *string    `json:"vod_url"`
 	EndedAt      *time.Time `json:"ended_at"`
 	Viewers      int        `json:"viewers"`
+	ChatMode     string     `json:"chat_mode"`
+	Cheers       [2]int     `json:"cheers"`
+	RematchID    *string    `json:"rematch_id"`
 	HostToken    string     `json:"host_token"`
 	SingerTokens []string   `json:"singer_tokens"`
 	Singers      []struct {

@@ -118,6 +118,37 @@ var migrations = [][]step{
 		addColumn{table: "votes", column: column{name: "network", typ: tText}},
 		createIndex{name: "votes_network", table: "votes", columns: []string{"battle_id", "round", "network"}},
 	},
+	{
+		// The audience: each battle's chat (its mode, the number of its
+		// last change, its messages and mutes), the watchers' display
+		// names, the cheers per side and the rematch.
+		addColumn{table: "battles", column: column{name: "chat_mode", typ: tText}},
+		addColumn{table: "battles", column: column{name: "chat_seq", typ: tInt}},
+		addColumn{table: "battles", column: column{name: "cheers1", typ: tInt}},
+		addColumn{table: "battles", column: column{name: "cheers2", typ: tInt}},
+		addColumn{table: "battles", column: column{name: "rematch_id", typ: tText}},
+		createTable{name: "chat_messages", key: []string{"battle_id", "seq"}, columns: []column{
+			{name: "battle_id", typ: tText, noDefault: true, references: "battles (id)"},
+			{name: "seq", typ: tInt, noDefault: true},
+			{name: "author", typ: tText, noDefault: true},
+			{name: "name", typ: tText, noDefault: true},
+			{name: "text", typ: tText, noDefault: true},
+			{name: "slot", typ: tInt},
+			{name: "at", typ: tInt, noDefault: true},
+			{name: "deleted", typ: tBool},
+			{name: "changed", typ: tInt, noDefault: true},
+		}},
+		createIndex{name: "chat_messages_changed", table: "chat_messages", columns: []string{"battle_id", "changed"}},
+		createIndex{name: "chat_messages_author", table: "chat_messages", columns: []string{"battle_id", "author", "at"}},
+		createTable{name: "chat_mutes", key: []string{"battle_id", "author"}, columns: []column{
+			{name: "battle_id", typ: tText, noDefault: true, references: "battles (id)"},
+			{name: "author", typ: tText, noDefault: true},
+		}},
+		createTable{name: "watcher_names", key: []string{"watcher"}, columns: []column{
+			{name: "watcher", typ: tText, noDefault: true},
+			{name: "name", typ: tText, noDefault: true},
+		}},
+	},
 }
 
 // dialect is how one database spells the description and takes the

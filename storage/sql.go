@@ -101,7 +101,8 @@ func (s *sqlStore) Close() error { return s.db.pool.Close() }
 
 const battleColumns = `id, title, state, created_at, started_at, ended_at, singer1_name, singer2_name,
 	rounds, turn_seconds, host_token_hash, singer1_token_hash, singer2_token_hash, recorded, recording_error,
-	clock_started_at, origin, connected1, connected2, viewers, creator_network`
+	clock_started_at, origin, connected1, connected2, viewers, creator_network,
+	chat_mode, chat_seq, cheers1, cheers2, rematch_id`
 
 // querier is what the pool and a transaction both answer.
 type querier interface {
@@ -116,11 +117,12 @@ func (s *sqlStore) CreateBattle(ctx context.Context, b *Battle) error {
 }
 
 func insertBattle(ctx context.Context, q querier, b *Battle) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := q.ExecContext(ctx, `INSERT INTO battles (`+battleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		b.ID, b.Title, b.State, unixNano(b.CreatedAt), unixNano(b.StartedAt), unixNano(b.EndedAt),
 		b.SingerNames[0], b.SingerNames[1], b.Rounds, b.TurnSeconds,
 		b.HostTokenHash, b.SingerTokenHashs[0], b.SingerTokenHashs[1], b.Recorded, b.RecordingError,
-		unixNano(b.ClockStartedAt), b.Origin, b.Connected[0], b.Connected[1], b.Viewers, b.CreatorNetwork)
+		unixNano(b.ClockStartedAt), b.Origin, b.Connected[0], b.Connected[1], b.Viewers, b.CreatorNetwork,
+		b.ChatMode, b.ChatSeq, b.Cheers[0], b.Cheers[1], b.RematchID)
 	if err != nil {
 		return fmt.Errorf("insert battle %s: %w", b.ID, err)
 	}
@@ -245,7 +247,8 @@ func scanBattle(row scanner) (*Battle, error) {
 	err := row.Scan(&b.ID, &b.Title, &b.State, &created, &started, &ended,
 		&b.SingerNames[0], &b.SingerNames[1], &b.Rounds, &b.TurnSeconds,
 		&b.HostTokenHash, &b.SingerTokenHashs[0], &b.SingerTokenHashs[1], &b.Recorded, &b.RecordingError, &clock,
-		&b.Origin, &b.Connected[0], &b.Connected[1], &b.Viewers, &b.CreatorNetwork)
+		&b.Origin, &b.Connected[0], &b.Connected[1], &b.Viewers, &b.CreatorNetwork,
+		&b.ChatMode, &b.ChatSeq, &b.Cheers[0], &b.Cheers[1], &b.RematchID)
 	if err != nil {
 		return nil, err
 	}

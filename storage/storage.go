@@ -64,6 +64,17 @@ type Battle struct {
 	// battle (an IPv4 /24 or IPv6 /64 prefix such as "203.0.113.0/24"),
 	// which the per-network caps count; "" when unknown.
 	CreatorNetwork string
+
+	// ChatMode is the host's setting of the chat: ChatOn (""), ChatSlow
+	// or ChatOff. ChatSeq numbers the chat's last change (a message or
+	// a deletion): every change takes the next number.
+	ChatMode string
+	ChatSeq  int64
+	// Cheers are the cheers per side so far.
+	Cheers [2]int
+	// RematchID is the battle the host made as this one's rematch; ""
+	// when none.
+	RematchID string
 }
 
 // Ballot is one watcher's vote in one round of a battle.
@@ -165,6 +176,42 @@ type Store interface {
 	// SetPresence stores what a live battle's origin sees of its
 	// singers and watchers.
 	SetPresence(ctx context.Context, id string, connected [2]bool, viewers int) error
+
+	// The audience (chat.go).
+	//
+	// PostChat stores m as the next change of its battle's chat: it
+	// sets m.Seq (the message's id) and m.Changed. ErrNotFound for an
+	// unknown battle.
+	PostChat(ctx context.Context, m *ChatMessage) error
+	// DeleteChat marks message seq of battle id deleted, as the chat's
+	// next change; false when there is no such message not deleted.
+	DeleteChat(ctx context.Context, id string, seq int64) (bool, error)
+	// GetChat returns one message, deleted or not; ErrNotFound when
+	// there is none.
+	GetChat(ctx context.Context, id string, seq int64) (*ChatMessage, error)
+	// ChatMessages returns up to limit messages of battle id not
+	// deleted, after message after, oldest first.
+	ChatMessages(ctx context.Context, id string, after int64, limit int) ([]ChatMessage, error)
+	// ChatChanges returns up to limit messages of battle id changed
+	// (posted or deleted) after change since, in the order of their
+	// changes.
+	ChatChanges(ctx context.Context, id string, since int64, limit int) ([]ChatMessage, error)
+	// ChatAuthor is what the chat of battle id holds against author.
+	ChatAuthor(ctx context.Context, id, author string) (ChatAuthorState, error)
+	// Mute mutes author in the chat of battle id.
+	Mute(ctx context.Context, id, author string) error
+	// SetChatMode sets the chat's mode; false for an unknown battle.
+	SetChatMode(ctx context.Context, id, mode string) (bool, error)
+	// SetWatcherName stores a watcher's display name; WatcherName reads
+	// it ("" when the watcher has none).
+	SetWatcherName(ctx context.Context, watcher, name string) error
+	WatcherName(ctx context.Context, watcher string) (string, error)
+	// AddCheers adds cheers per side to battle id and returns its
+	// cheers now.
+	AddCheers(ctx context.Context, id string, cheers [2]int) ([2]int, error)
+	// SetRematch links battle id to its rematch, once: false when it
+	// has one already (or is unknown).
+	SetRematch(ctx context.Context, id, rematchID string) (bool, error)
 
 	Close() error
 }

@@ -44,8 +44,10 @@ func (a *api) register(e *gin.Engine) {
 	g.GET("/:id", a.get)
 	g.POST("/:id/end", a.end)
 	g.POST("/:id/start", a.start)
+	g.POST("/:id/rematch", a.limits.creates.middleware, a.rematch)
 	g.POST("/:id/votes", a.voteLimit, a.vote)
 	g.GET("/:id/host", a.checkHost)
+	a.registerChat(g)
 }
 
 func withTimeout(d time.Duration) gin.HandlerFunc {
@@ -83,6 +85,11 @@ func (a *api) create(c *gin.Context) {
 		a.battleError(c, err)
 		return
 	}
+	a.writeCreated(c, b, tokens)
+}
+
+// writeCreated answers 201 with new battle b and its tokens.
+func (a *api) writeCreated(c *gin.Context, b *storage.Battle, tokens battle.Tokens) {
 	st, err := a.battles.StatusOf(c.Request.Context(), b)
 	if err != nil {
 		internalError(c, a.log, err)
@@ -184,6 +191,21 @@ func (a *api) start(c *gin.Context) {
 	a.writeBattle(c, http.StatusOK, started)
 }
 
+// rematch serves POST /api/battles/{id}/rematch: the host makes the
+// battle's rematch, created as a new battle from the host's network.
+func (a *api) rematch(c *gin.Context) {
+	b, ok := a.hostBattle(c)
+	if !ok {
+		return
+	}
+	nb, tokens, err := a.battles.Rematch(c.Request.Context(), b.ID, clientNetworkName(c))
+	if err != nil {
+		a.battleError(c, err)
+		return
+	}
+	a.writeCreated(c, nb, tokens)
+}
+
 // writeBattle answers status with b's battle object.
 func (a *api) writeBattle(c *gin.Context, status int, b *storage.Battle) {
 	st, err := a.battles.StatusOf(c.Request.Context(), b)
@@ -201,7 +223,8 @@ func (a *api) battleError(c *gin.Context, err error) {
 		httpjson.Error(c.Writer, http.StatusNotFound, "no battle %q", c.Param("id"))
 	case errors.Is(err, battle.ErrEnded):
 		httpjson.Error(c.Writer, http.StatusConflict, "the battle has ended")
-	case errors.Is(err, battle.ErrStarted), errors.Is(err, battle.ErrNotStarted), errors.Is(err, battle.ErrVotingShut):
+	case errors.Is(err, battle.ErrStarted), errors.Is(err, battle.ErrNotStarted), errors.Is(err, battle.ErrVotingShut),
+		errors.Is(err, battle.ErrNoResult), errors.Is(err, battle.ErrRematched):
 		httpjson.Error(c.Writer, http.StatusConflict, "%v", err)
 	case errors.Is(err, battle.ErrBadSlot):
 		httpjson.Error(c.Writer, http.StatusBadRequest, "%v", err)

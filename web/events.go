@@ -20,7 +20,7 @@ import (
 const (
 	sseHeartbeat    = 15 * time.Second // a comment keeps proxies from timing the stream out
 	sseWriteTimeout = 10 * time.Second // a subscriber that cannot take an event in this long is dropped
-	sseBacklog      = 16               // events a subscriber may fall behind before it skips to the latest
+	sseBacklog      = 64               // events a subscriber may fall behind before it is dropped
 	// sseMinInterval spaces a battle's events: changes closer together
 	// (votes pouring in) make one event with the latest state, so a
 	// popular battle costs its subscribers at most 10 writes a second.
@@ -55,8 +55,11 @@ type feed struct {
 	stop func()        // ends the battle subscription
 	done chan struct{} // closed when the last subscriber leaves
 
+	// chat is the number of the last chat change sent (run's own).
+	chat int64
+
 	mu   sync.Mutex
-	last []byte // the latest event, framed
+	last []byte // the latest battle event, framed
 	subs map[chan []byte]struct{}
 }
 
@@ -105,10 +108,12 @@ func (h *eventHub) subscribe(key feedKey) (events <-chan []byte, leave func()) {
 	if f == nil {
 		f = &feed{key: key, subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
 		changes, stop := h.battles.Subscribe(key.id)
-		f.stop = stop
+		chat, stopChat := h.battles.SubscribeChat(key.id)
+		f.stop = func() { stop(); stopChat() }
+		f.chat = h.chatCursor(key.id) // after listening: no change falls between
 		h.feeds[key] = f
 		f.publish(h.render(key)) // before anyone reads it
-		go h.run(f, changes)
+		go h.run(f, changes, chat)
 	}
 	f.mu.Lock()
 	f.subs[ch] = struct{}{}
@@ -121,7 +126,10 @@ func (h *eventHub) subscribe(key feedKey) (events <-chan []byte, leave func()) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		f.mu.Lock()
-		delete(f.subs, ch)
+		if _, ok := f.subs[ch]; ok {
+			delete(f.subs, ch)
+			close(ch)
+		}
 		empty := len(f.subs) == 0
 		f.mu.Unlock()
 		if empty && h.feeds[key] == f {
@@ -135,13 +143,18 @@ func (h *eventHub) subscribe(key feedKey) (events <-chan []byte, leave func()) {
 // run renders the battle on every change while the feed has
 // subscribers, at most once per sseMinInterval: changes within it are
 // rendered together at its end.
-func (h *eventHub) run(f *feed, changes <-chan struct{}) {
+//
+// Chat changes are sent as they come, each message once.
+func (h *eventHub) run(f *feed, changes, chat <-chan struct{}) {
 	var last time.Time
 	var due <-chan time.Time // a render is waiting for its turn
 	for {
 		select {
 		case <-f.done:
 			return
+		case <-chat:
+			h.sendChat(f)
+			continue
 		case <-changes:
 			if due != nil {
 				continue
@@ -176,24 +189,74 @@ func (h *eventHub) render(key feedKey) []byte {
 	return fmt.Appendf(nil, "event: battle\ndata: %s\n\n", data)
 }
 
-// publish hands event to every subscriber unless it repeats the last
-// one. A subscriber whose backlog is full skips to this event.
-func (f *feed) publish(event []byte) {
+// chatCursor is the number of battle id's last chat change; 0 when it
+// cannot be read (the feed then sends the whole chat at its first
+// change).
+func (h *eventHub) chatCursor(id string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	n, err := h.battles.ChatCursor(ctx, id)
+	if err != nil {
+		h.log.Error("reading a battle's chat", "battle", id, "err", err)
+	}
+	return n
+}
+
+// sendChat sends the chat changes after f.chat to every subscriber,
+// each framed once.
+func (h *eventHub) sendChat(f *feed) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	for {
+		ch, err := h.battles.ChatSince(ctx, f.key.id, f.chat)
+		if err != nil {
+			h.log.Error("reading a battle's chat", "battle", f.key.id, "err", err)
+			return
+		}
+		for _, e := range ch.Entries {
+			data, err := json.Marshal(chatEventOf(e))
+			if err != nil {
+				h.log.Error("rendering a chat event", "battle", f.key.id, "err", err)
+				continue
+			}
+			f.send(fmt.Appendf(nil, "event: chat\ndata: %s\n\n", data))
+		}
+		f.chat = ch.Last
+		if len(ch.Entries) < battle.MaxChatPage {
+			return
+		}
+	}
+}
+
+// send hands an event to every subscriber. A subscriber whose backlog
+// is full is dropped, not skipped ahead (chat messages would be lost
+// on the way): its stream ends, and its page reconnects, getting the
+// battle's state and reading the chat's history again.
+func (f *feed) send(event []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if event == nil || string(event) == string(f.last) {
-		return
-	}
-	f.last = event
 	for ch := range f.subs {
 		select {
 		case ch <- event:
 		default:
-			for len(ch) > 0 {
-				<-ch
-			}
-			ch <- event
+			delete(f.subs, ch)
+			close(ch)
 		}
+	}
+}
+
+// publish hands event to every subscriber unless it repeats the last
+// one; a subscriber that cannot take it is dropped, as by send.
+func (f *feed) publish(event []byte) {
+	if event == nil {
+		return
+	}
+	f.mu.Lock()
+	repeat := string(event) == string(f.last)
+	f.last = event
+	f.mu.Unlock()
+	if !repeat {
+		f.send(event)
 	}
 }
 
@@ -237,8 +300,8 @@ func (a *api) stream(c *gin.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-events:
-			if !write(ev) {
+		case ev, ok := <-events:
+			if !ok || !write(ev) {
 				return
 			}
 		case <-heartbeat.C:

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,57 +80,32 @@ func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound 
 	resp.Body.Close()
 
 	// The voters open the watch page before the round.
-	voters := make([]*http.Cookie, votes)
-	for i := range voters {
-		resp, err := client.Get(base + "/b/" + created.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
-		voters[i] = resp.Cookies()[0]
-	}
+	voters := watcherCookies(b, client, base, created.ID, votes)
 
 	// The subscribers: each counts the battle events it gets and keeps
 	// the last one.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type subscriber struct {
-		mu     sync.Mutex
-		events int
-		last   string
+		mu          sync.Mutex
+		events      int
+		last        string
+		battleEvent bool // the stream's reader's own
 	}
 	subs := make([]subscriber, benchSubscribers)
-	var opened, done sync.WaitGroup
-	opened.Add(benchSubscribers)
-	for i := range subs {
-		done.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/battles/"+created.ID+"/events", nil)
-			req.Header.Set("X-Forwarded-For", benchNetwork(i))
-			resp, err := http.DefaultTransport.RoundTrip(req) // a connection of its own
-			opened.Done()
-			if err != nil {
-				return
-			}
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			battleEvent := false
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case line == "event: battle":
-					battleEvent = true
-				case battleEvent && strings.HasPrefix(line, "data: "):
-					subs[i].mu.Lock()
-					subs[i].events++
-					subs[i].last = line
-					subs[i].mu.Unlock()
-					battleEvent = false
-				}
-			}
-		})
-	}
-	opened.Wait()
+	wait := subscribeAll(ctx, base, created.ID, benchSubscribers, func(i int, line string) {
+		s := &subs[i]
+		switch {
+		case line == "event: battle":
+			s.battleEvent = true
+		case s.battleEvent && strings.HasPrefix(line, "data: "):
+			s.mu.Lock()
+			s.events++
+			s.last = line
+			s.mu.Unlock()
+			s.battleEvent = false
+		}
+	})
 	req, _ = http.NewRequest("POST", base+"/api/battles/"+created.ID+"/start", nil)
 	req.Header.Set("Authorization", "Bearer "+created.HostToken)
 	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 {
@@ -185,7 +159,7 @@ func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound 
 		}
 	}
 	cancel()
-	done.Wait()
+	wait()
 	r := eventsRound{latencies: latencies}
 	for i := range subs {
 		r.events = max(r.events, subs[i].events)

@@ -49,3 +49,16 @@ func FuzzParseVote(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCheers(f *testing.F) {
+	for _, seed := range []string{`{"slot":1,"count":1}`, `{"slot":2,"count":20}`, `{"slot":1,"count":21}`, `{"slot":1}`,
+		`{"count":3}`, `{"slot":1,"count":-1}`, `{"slot":1,"count":1e9}`, `{}`, ``} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		slot, count, err := parseCheers(body)
+		if err == nil && (slot != 1 && slot != 2 || count < 1 || count > 20) {
+			t.Fatalf("accepted %d cheers for slot %d", count, slot)
+		}
+	})
+}

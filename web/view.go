@@ -29,6 +29,11 @@ type view struct {
 	VotingEndsAt   *time.Time   `json:"voting_ends_at"`
 	Votes          [][2]int     `json:"votes"`
 	Winner         *int         `json:"winner"`
+	// The audience: the cheers per side, the chat's mode (on, slow,
+	// off) and the rematch's id.
+	Cheers    [2]int  `json:"cheers"`
+	ChatMode  string  `json:"chat_mode"`
+	RematchID *string `json:"rematch_id"`
 }
 
 // singerView is one slot in the battle object.
@@ -61,6 +66,11 @@ func viewOf(st battle.Status, base urlBase) view {
 		Votes:       st.Votes,
 		Round:       st.Timeline.Round,
 		VotingOpen:  st.Timeline.VotingOpen,
+		Cheers:      b.Cheers,
+		ChatMode:    battle.ChatModeOf(b),
+	}
+	if b.RematchID != "" {
+		v.RematchID = &b.RematchID
 	}
 	if !b.StartedAt.IsZero() && !b.EndedAt.IsZero() {
 		d := b.EndedAt.Sub(b.StartedAt).Seconds()

@@ -147,3 +147,21 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// showRematch links the page to battle b's rematch once there is one
+// (#rematch holding #rematch-link).
+export function showRematch(b) {
+  const box = document.getElementById("rematch");
+  if (!box || !b.rematch_id) return;
+  document.getElementById("rematch-link").href = `/b/${encodeURIComponent(b.rematch_id)}`;
+  box.hidden = false;
+}
+
+// offerRematch makes battle id's rematch as its host, keeps the new
+// battle's host credentials like a battle made on the home page, and
+// returns it.
+export async function offerRematch(id, hostToken) {
+  const b = await api(`/api/battles/${encodeURIComponent(id)}/rematch`, { method: "POST", token: hostToken });
+  saveHost(b.id, { host_token: b.host_token, singer_tokens: b.singer_tokens, title: b.title });
+  return b;
+}

@@ -17,7 +17,11 @@ const OVERDUE_MS = 2000;
 // it polls and tries the stream again now and then. onMissing is called
 // once if the battle does not exist. An ended battle changes no more, so
 // following stops after it. It returns a function that stops following.
-export function followBattle(id, { onBattle, onMissing = () => {} }) {
+//
+// onChat gets every chat change the stream carries (a message, or
+// {id, deleted: true}); onStreamOpen is called whenever the stream
+// (re)opens, when a page reads what it may have missed.
+export function followBattle(id, { onBattle, onMissing = () => {}, onChat = () => {}, onStreamOpen = () => {} }) {
   const base = `/api/battles/${encodeURIComponent(id)}`;
   let stopped = false;
   let source = null;
@@ -66,6 +70,18 @@ export function followBattle(id, { onBattle, onMissing = () => {} }) {
         return;
       }
       deliver(b);
+    });
+    es.addEventListener("open", () => {
+      if (!stopped) onStreamOpen();
+    });
+    es.addEventListener("chat", (e) => {
+      let change;
+      try {
+        change = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (!stopped) onChat(change);
     });
     es.addEventListener("error", () => {
       failures++;

@@ -35,12 +35,16 @@ function battleItem(b) {
   const when = b.state === "ended"
     ? [b.ended_at && `ended ${new Date(b.ended_at).toLocaleString()}`, resultText(b)].filter(Boolean).join(" · ")
     : `${roundLine(b)} · ${plural(b.viewers || 0, "viewer", "viewers")} · ${singersLine(b)}`;
+  const rematch = b.rematch_id
+    ? el("a", { class: "button", href: `/b/${encodeURIComponent(b.rematch_id)}` }, "Rematch")
+    : null;
   return el("li", {},
     thumbnail(b),
     el("span", { class: `badge ${b.state}` }, b.state),
-    el("span", { class: "title" }, b.title),
-    el("span", { class: "meta" }, when),
-    watch);
+    el("span", { class: "title", dir: "auto" }, b.title),
+    el("span", { class: "meta", dir: "auto" }, when),
+    watch,
+    rematch);
 }
 
 function renderList(list, battles, emptyText) {

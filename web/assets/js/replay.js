@@ -1,7 +1,9 @@
 // The replay page: the battle's result and its recording with seeking;
 // the rounds as chapters to jump to, and the turn, countdown and result
-// as the picture shows them (the recording's cues).
-import { api, ApiError, battleIdFromPath, el, setStatus, setText } from "./common.js";
+// as the picture shows them (the recording's cues); the chat in step
+// with the recording.
+import { api, ApiError, battleIdFromPath, el, setStatus, setText, showRematch } from "./common.js";
+import { chatHistory, messageItem } from "./chat.js";
 import { atPicture, chapters, CueTimeline, ROUND } from "./cues.js";
 import { clock, resultText, roundsWon, secondsLeft, singerName, ticker } from "./format.js";
 import { exists, play } from "./player.js";
@@ -25,7 +27,52 @@ function showBattle(b) {
   liveLink.hidden = b.state === "ended";
   liveLink.href = `/b/${encodeURIComponent(id)}`;
   showResult(b);
+  showRematch(b);
 }
+
+// The chat in step with the recording: a message shows once the video
+// reaches its time in the battle (`at`, seconds since it went live,
+// which is where the recording starts). Deleted messages are not in
+// the history.
+let chatItems = [];
+
+async function loadChat() {
+  let messages;
+  try {
+    messages = await chatHistory(id);
+  } catch (err) {
+    setText("chat-note", `Could not load the chat: ${err.message}`);
+    return;
+  }
+  chatItems = messages.map((m) => {
+    const li = messageItem(m);
+    li.dataset.at = String(m.at);
+    li.hidden = true;
+    return li;
+  });
+  document.getElementById("chat-list").replaceChildren(...chatItems);
+  setText("chat-note", messages.length ? "" : "Nobody chatted in this battle.");
+  syncChat();
+}
+
+function syncChat() {
+  const t = video.currentTime;
+  let changed = false;
+  for (const li of chatItems) {
+    const hide = Number(li.dataset.at) > t;
+    if (li.hidden !== hide) {
+      li.hidden = hide;
+      changed = true;
+    }
+  }
+  if (changed) {
+    const list = document.getElementById("chat-list");
+    list.scrollTop = list.scrollHeight;
+  }
+}
+
+video.addEventListener("timeupdate", syncChat);
+video.addEventListener("seeked", syncChat);
 
 // showResult gives the winner, or how far a battle ended early got, and
 // each round's votes, the round's winner highlighted.
@@ -133,6 +180,7 @@ async function main() {
     return;
   }
   showBattle(battle);
+  loadChat();
   const url = battle.vod_url || `/vod/${encodeURIComponent(id)}/index.m3u8`;
   if (!(await exists(url))) {
     setStatus(battle.state === "waiting"

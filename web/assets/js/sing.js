@@ -1,6 +1,7 @@
 // The sing page: camera and mic preview, publishing over WHIP to this
 // slot, the opponent over WHEP from the other slot, and whose turn it is.
-import { api, ApiError, battleIdFromPath, setStatus, setText, takeFragment } from "./common.js";
+import { api, ApiError, battleIdFromPath, setStatus, setText, showRematch, takeFragment } from "./common.js";
+import { Chat } from "./chat.js";
 import {
   clock, followBattle, resultText, roundLine, secondsLeft, singerName, ticker, votingSecondsLeft,
 } from "./format.js";
@@ -376,6 +377,7 @@ function showBattle(b) {
   setText("remote-caption", `${singerName(b, other)}, your opponent`);
   setText("round", roundLine(b));
   showTurn(b);
+  showRematch(b);
   if (b.state === "ended") battleEnded();
 }
 
@@ -407,8 +409,14 @@ function showTurn(b) {
 }
 
 function follow() {
+  const chat = new Chat(id, { token, role: "singer" });
   stopFollowing = followBattle(id, {
-    onBattle: showBattle,
+    onBattle(b) {
+      showBattle(b);
+      chat.setBattle(b);
+    },
+    onChat: (c) => chat.change(c),
+    onStreamOpen: () => chat.resync(),
     onMissing() {
       fail("This battle does not exist.");
       publisher?.session.stop();

@@ -1,9 +1,13 @@
 // The watch page: the live program over LL-HLS, the battle's turns and
-// rounds, voting, viewers, and for the host the start and end controls.
-// When the battle ends the page moves to the replay.
+// rounds, voting, cheers, the chat, viewers, and for the host the start
+// and end controls and, once the result stands, the rematch. When the
+// battle ends the page moves to the replay.
 import {
-  api, ApiError, battleIdFromPath, isHostToken, loadHost, saveHost, setStatus, setText, singersLine, takeFragment,
+  api, ApiError, battleIdFromPath, isHostToken, loadHost, offerRematch, saveHost, setStatus, setText, showRematch,
+  singersLine, takeFragment,
 } from "./common.js";
+import { Chat } from "./chat.js";
+import { Cheers } from "./cheers.js";
 import {
   clock, followBattle, resultText, roundLine, roundVotes, secondsLeft, singerName, ticker,
   votingClosedReason, votingSecondsLeft,
@@ -52,8 +56,13 @@ async function adoptHostLink(token) {
   saveHost(id, { ...loadHost(id), host_token: token });
   hostToken = token;
   endButton.hidden = false;
+  chat.becomeHost(token);
   if (battle) showBattle(battle);
 }
+
+const chat = new Chat(id, { token: hostToken || "", role: hostToken ? "host" : "watcher" });
+const cheers = new Cheers(id);
+const rematchButton = document.getElementById("offer-rematch");
 
 let ended = false;
 // battle is the latest battle object; the countdown ticks from it.
@@ -79,6 +88,10 @@ function showBattle(b) {
   if (b.vod_url) program.recordingURL = b.vod_url;
   battle = b;
   showFormat(b);
+  chat.setBattle(b);
+  cheers.setBattle(b);
+  showRematch(b);
+  rematchButton.hidden = !hostToken || Boolean(b.rematch_id) || (b.winner == null && b.state !== "ended");
   if (b.state === "ended") battleEnded();
 }
 
@@ -256,6 +269,18 @@ endButton.addEventListener("click", async () => {
   }
 });
 
+rematchButton.addEventListener("click", async () => {
+  rematchButton.disabled = true;
+  try {
+    const b = await offerRematch(id, hostToken);
+    location.assign("/"); // the home page lists it with its invite links
+  } catch (err) {
+    setStatus(`Could not make the rematch: ${err.message}`, "error");
+  } finally {
+    rematchButton.disabled = false;
+  }
+});
+
 // The program starts once the battle is known to exist.
 let playerRunning = false;
 followBattle(id, {
@@ -269,6 +294,8 @@ followBattle(id, {
   onMissing() {
     setStatus("This battle does not exist.", "error");
   },
+  onChat: (c) => chat.change(c),
+  onStreamOpen: () => chat.resync(),
 });
 ticker(() => {
   if (battle) showTurn(program.view(battle));
