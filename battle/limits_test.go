@@ -156,12 +156,11 @@ func TestWaitingBattlesExpire(t *testing.T) {
 		return h.status(t, idle.ID).Battle.State == storage.StateEnded &&
 			h.status(t, watched.ID).Battle.State == storage.StateEnded
 	})
-	if watchedRoom.closed.Load() == 0 {
-		t.Error("an expired battle's room stayed open")
-	}
-	if h.m.lookup(watched.ID) != nil {
-		t.Error("an expired battle is still running")
-	}
+	// The end is stored first, then the room closes and the battle stops
+	// running: right after, not necessarily at once.
+	eventually(t, "the expired battle's room closed and the battle stopped", func() bool {
+		return watchedRoom.closed.Load() != 0 && h.m.lookup(watched.ID) == nil
+	})
 	select {
 	case <-changes:
 	case <-time.After(time.Second):
