@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
 
 // dateRange is one EXT-X-DATERANGE of a playlist.
@@ -214,7 +211,15 @@ func TestCuesInStepWithThePicture(t *testing.T) {
 		{"The result", "A draw: 0 rounds each, 0 votes each."},
 		{"Round 1: Ann, then Bob", "Round 1: Ann is singing"},
 	} {
-		watch.run(chromedp.Click(fmt.Sprintf(`//button[text()=%q]`, c.chapter), chromedp.BySearch))
+		// Clicked from the page itself: the list may be drawn again
+		// (the recording's playlist reloads) between a lookup and a
+		// click from outside, which then finds no node.
+		watch.waitJS("the chapter "+c.chapter+" clicked", `(() => {
+				const button = [...document.querySelectorAll("#chapters button")].find((b) => b.textContent === `+jsString(c.chapter)+`);
+				if (!button) return false;
+				button.click();
+				return true;
+			})()`, 5*time.Second)
 		watch.waitJS("the chapter "+c.chapter+" plays",
 			`(() => {
 				const button = [...document.querySelectorAll("#chapters button")].find((b) => b.textContent === `+jsString(c.chapter)+`);
