@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -44,23 +45,7 @@ func TestPaddingLeavesNoHoles(t *testing.T) {
 			pub.close()
 			pkts, _ := sub.got(webrtc.RTPCodecTypeVideo)
 			checkNoHoles(t, pkts)
-			checkWholeFrames(t, pkts, 600_000)
-			late := 0
-			for _, p := range pkts {
-				if p.padding {
-					late++
-				}
-			}
-			lastFrame := pkts[len(pkts)-1].frame
-			wantLate := 0
-			if c.lateEvery > 0 {
-				// Frame 0's and every lateEvery-th after it, once the
-				// next frame has come.
-				wantLate = int(lastFrame-1)/c.lateEvery + 1
-			}
-			if late != wantLate {
-				t.Errorf("%d padding packets forwarded, want %d (the late ones)", late, wantLate)
-			}
+			checkFrames(t, pkts, 600_000, c.lateEvery)
 		})
 	}
 }
@@ -90,21 +75,59 @@ func checkNoHoles(t *testing.T, pkts []rawPacket) {
 	}
 }
 
-// checkWholeFrames checks that every frame but the last, which may still
-// be on its way, arrived whole, of a raw publisher sending bitrate.
-func checkWholeFrames(t *testing.T, pkts []rawPacket, bitrate int) {
+// checkFrames checks the frames a subscriber of a raw publisher sending
+// bitrate received: each whole, followed by the padding packet the
+// publisher held back when it did (every lateEvery-th frame, 0 for
+// none), and by no other padding. The first frame is left out (it may
+// have begun before the subscriber's forwarding did: what was sent
+// before is not its to have), and so is the last, which may still be on
+// its way, and the late padding of the one before it, sent after the
+// last frame's first packet.
+func checkFrames(t *testing.T, pkts []rawPacket, bitrate, lateEvery int) {
 	t.Helper()
 	perFrame, _ := framePackets(bitrate)
-	parts := map[uint32]int{}
+	received := map[uint16]bool{}
+	media := map[uint16]rawPacket{}
+	first, last := uint32(math.MaxUint32), uint32(0)
+	for _, p := range pkts {
+		received[p.seq] = true
+		if !p.padding {
+			media[p.seq] = p
+			first, last = min(first, p.frame), max(last, p.frame)
+		}
+	}
+	if len(media) == 0 || last < first+3 {
+		t.Fatalf("frames %d to %d received, too few to judge", first, last)
+	}
+	parts, late := map[uint32]int{}, map[uint32]int{}
+	stray := 0
 	for _, p := range pkts {
 		if !p.padding {
 			parts[p.frame]++
+			continue
+		}
+		if !received[p.seq-1] {
+			continue // the first packet forwarded
+		}
+		if before, ok := media[p.seq-1]; ok && int(before.part) == perFrame-1 {
+			late[before.frame]++
+		} else {
+			stray++
 		}
 	}
-	last := pkts[len(pkts)-1].frame
-	for f := uint32(0); f < last; f++ {
+	for f := first + 1; f < last; f++ {
 		if parts[f] != perFrame {
 			t.Errorf("frame %d: %d packets, want %d", f, parts[f], perFrame)
 		}
+		want := 0
+		if lateEvery > 0 && f%uint32(lateEvery) == 0 {
+			want = 1
+		}
+		if f < last-1 && late[f] != want {
+			t.Errorf("frame %d: followed by %d padding packets, want %d (the late one)", f, late[f], want)
+		}
+	}
+	if stray > 0 {
+		t.Errorf("%d padding packets forwarded where no late one was", stray)
 	}
 }
