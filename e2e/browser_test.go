@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/singoff/singoff/internal/chromiumtest"
 )
 
 // artifactPath is where a test keeps a file for people to look at:
@@ -40,46 +41,7 @@ type browser struct {
 // and microphone that need no permission prompt.
 func newBrowser(t testing.TB, media bool, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("mute-audio", true),
-		// Several tabs play at once; none of them may be throttled as
-		// hidden.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		// Nobody clicks in a test, so nothing would play with sound.
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		// The server's ICE candidates are on 127.0.0.1 only.
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-	}
-	if media {
-		opts = append(opts,
-			chromedp.Flag("use-fake-device-for-media-stream", true),
-			chromedp.Flag("use-fake-ui-for-media-stream", true))
-	}
-	opts = append(opts, extra...)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	if err := chromedp.Run(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("starting chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
+	ctx := chromiumtest.Start(t, chromiumtest.Options{Media: media, Extra: extra})
 	return &browser{ctx: ctx, t: t}
 }
 

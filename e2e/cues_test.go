@@ -85,6 +85,18 @@ func captureToProgram(t testing.TB, s *server, id string) time.Duration {
 	return time.Duration(percentile(ms, 0.5) * float64(time.Millisecond))
 }
 
+// watchFrames opens battle id's watch page in a new browser, waits until
+// it plays live and records what it shows of every picture from then on
+// (recordFramesJS).
+func (s *server) watchFrames(t testing.TB, id string) *tab {
+	t.Helper()
+	watch := newBrowser(t, false).open("watch", s.base+"/b/"+id)
+	watch.waitPlaying("#program", 30*time.Second)
+	watch.waitStatus("Live", 15*time.Second)
+	watch.eval(recordFramesJS, nil)
+	return watch
+}
+
 // recordFramesJS keeps, for every picture the watch page presents, its
 // media time, slot 1's time code (the capture time the bot drew, see
 // synth) and what the page shows of the battle, in window.frames. The
@@ -171,20 +183,13 @@ type shownFrame struct {
 // round and the result as chapters that jump there.
 func TestCuesInStepWithThePicture(t *testing.T) {
 	s := startServer(t, false, "--min-turn-seconds", "1")
-	var b battle
-	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
-		"title": "cues e2e", "singers": []string{"Ann", "Bob"}, "rounds": 1, "turn_seconds": 3,
-	}, http.StatusCreated, &b)
+	b := s.createRound(t, "cues e2e", [2]string{"Ann", "Bob"}, 3)
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
 	s.waitLive(t, b.ID)
 	playout := captureToProgram(t, s, b.ID)
 
-	br := newBrowser(t, false)
-	watch := br.open("watch", s.base+"/b/"+b.ID)
-	watch.waitPlaying("#program", 30*time.Second)
-	watch.waitStatus("Live", 15*time.Second)
-	watch.eval(recordFramesJS, nil)
+	watch := s.watchFrames(t, b.ID)
 	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/start", b.HostToken, nil, http.StatusOK, nil)
 	// Voting closes 15 s after the last turn; the result follows.
 	watch.waitJS("the result shows", `!document.getElementById("result").hidden`, 40*time.Second)

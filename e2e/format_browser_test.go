@@ -36,10 +36,7 @@ type seenTurn struct {
 // which gives the result and the round's votes.
 func TestBattleFormatInBrowser(t *testing.T) {
 	s := startServer(t, false, "--min-turn-seconds", "1")
-	var b battle
-	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
-		"title": "format e2e", "singers": []string{"Ann", "Bob"}, "rounds": 1, "turn_seconds": 3,
-	}, http.StatusCreated, &b)
+	b := s.createRound(t, "format e2e", [2]string{"Ann", "Bob"}, 3)
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
 
@@ -155,10 +152,7 @@ func TestBattleFormatInBrowser(t *testing.T) {
 // opponent's, and the result once the watchers' voting has closed.
 func TestSingPageTurns(t *testing.T) {
 	s := startServer(t, false, "--min-turn-seconds", "1")
-	var b battle
-	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
-		"title": "sing turns e2e", "singers": []string{"Ann", "Bob"}, "rounds": 1, "turn_seconds": 3,
-	}, http.StatusCreated, &b)
+	b := s.createRound(t, "sing turns e2e", [2]string{"Ann", "Bob"}, 3)
 	s.startBot(t, b, 2)
 	br := newBrowser(t, true)
 	sing := br.open("sing1", s.base+"/b/"+b.ID+"/sing/1#token="+b.SingerTokens[0])

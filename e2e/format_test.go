@@ -132,10 +132,7 @@ func unlit(c [3]float64) bool   { return c[0] < 40 && c[1] < 40 && c[2] < 40 }
 // carries each change.
 func TestFullBattle(t *testing.T) {
 	s := startServer(t, false, "--min-turn-seconds", "1")
-	var b battle
-	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
-		"title": "format e2e", "singers": []string{"Ann", "Bo"}, "rounds": 1, "turn_seconds": 6,
-	}, http.StatusCreated, &b)
+	b := s.createRound(t, "format e2e", [2]string{"Ann", "Bo"}, 6)
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
 	live := s.liveProgram(t, b.ID)

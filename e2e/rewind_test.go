@@ -39,17 +39,10 @@ func (tb *tab) behindLive() time.Duration {
 // far behind the picture is, is read from the bots' time codes.
 func TestRewindAndBackToLive(t *testing.T) {
 	s := startServer(t, false, "--min-turn-seconds", "1")
-	var b battle
-	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
-		"title": "rewind e2e", "singers": []string{"Ann", "Bob"}, "rounds": 1, "turn_seconds": 20,
-	}, http.StatusCreated, &b)
+	b := s.createRound(t, "rewind e2e", [2]string{"Ann", "Bob"}, 20)
 	s.startBot(t, b, 1)
 	s.startBot(t, b, 2)
-	br := newBrowser(t, false)
-	watch := br.open("watch", s.base+"/b/"+b.ID)
-	watch.waitPlaying("#program", 30*time.Second)
-	watch.waitStatus("Live", 15*time.Second)
-	watch.eval(recordFramesJS, nil)
+	watch := s.watchFrames(t, b.ID)
 	s.call(t, http.MethodPost, "/api/battles/"+b.ID+"/start", b.HostToken, nil, http.StatusOK, nil)
 	watch.waitJS("the round can be replayed", `!document.getElementById("replay-round").hidden`, 15*time.Second)
 	var label string

@@ -289,6 +289,17 @@ func (s *server) createBattle(t testing.TB, title string) battle {
 	return b
 }
 
+// createRound creates a battle of one round of turnSeconds turns between
+// the two singers.
+func (s *server) createRound(t testing.TB, title string, singers [2]string, turnSeconds int) battle {
+	t.Helper()
+	var b battle
+	s.call(t, http.MethodPost, "/api/battles", "", map[string]any{
+		"title": title, "singers": singers, "rounds": 1, "turn_seconds": turnSeconds,
+	}, http.StatusCreated, &b)
+	return b
+}
+
 func (s *server) battle(t testing.TB, id string) battle {
 	t.Helper()
 	var b battle

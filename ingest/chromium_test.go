@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/singoff/singoff/internal/chromiumtest"
 	"github.com/singoff/singoff/internal/netsim"
 )
 
@@ -61,57 +61,12 @@ window.negotiated = true;
 // throws.
 func chromium(t *testing.T, video string) context.Context {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatalf("chromium is not installed: %v", err)
-	}
-	// The profile is removed after the browser has gone, with a few
-	// tries: its last processes may still write there as it quits
-	// (t.TempDir's single try then fails the test).
-	profile, err := os.MkdirTemp("", "singoff-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("use-file-for-fake-video-capture", video),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		// Both tabs run at once; neither may be throttled as hidden.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
+	ctx := chromiumtest.Start(t, chromiumtest.Options{Media: true, VideoFile: video})
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
 			t.Errorf("the page threw: %s", e.ExceptionDetails.Error())
 		}
 	})
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		for range 20 {
-			if err = os.RemoveAll(profile); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("removing chromium's profile: %v", err)
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
 	return ctx
 }
 

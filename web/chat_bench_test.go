@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,41 +33,26 @@ func BenchmarkChatFanOut(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 	for b.Loop() {
 		r := runChatRound(b, srv.URL, client)
-		b.ReportMetric(r.p(50), "delivery-p50-ms")
-		b.ReportMetric(r.p(99), "delivery-p99-ms")
-		b.ReportMetric(r.p(100), "delivery-max-ms")
+		b.ReportMetric(r.latencies.p(50), "delivery-p50-ms")
+		b.ReportMetric(r.latencies.p(99), "delivery-p99-ms")
+		b.ReportMetric(r.latencies.p(100), "delivery-max-ms")
 		b.ReportMetric(r.postP99, "post-p99-ms")
 		b.ReportMetric(float64(r.missed), "deliveries-missed")
 		b.Logf("%d subscribers, %d messages at %d/s: delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d deliveries, %d missed; post p99 %.1f ms",
-			chatBenchSubscribers, r.messages, chatBenchRate, r.p(50), r.p(99), r.p(100), len(r.latencies), r.missed, r.postP99)
+			chatBenchSubscribers, r.messages, chatBenchRate, r.latencies.p(50), r.latencies.p(99), r.latencies.p(100), len(r.latencies), r.missed, r.postP99)
 	}
 }
 
 type chatRound struct {
 	messages  int
-	latencies []float64 // ms, sorted
+	latencies millis // sorted
 	missed    int
 	postP99   float64
 }
 
-func (r chatRound) p(q float64) float64 {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[min(len(r.latencies)-1, int(q/100*float64(len(r.latencies))))]
-}
-
 func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 	n := int(chatBenchFor.Seconds()) * chatBenchRate
-	var created struct {
-		ID string `json:"id"`
-	}
-	resp, err := client.Post(base+"/api/battles", "application/json", strings.NewReader(`{"title":"chat fan-out"}`))
-	if err != nil {
-		b.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
+	created := createBenchBattle(b, client, base, `{"title":"chat fan-out"}`)
 
 	posters := watcherCookies(b, client, base, created.ID, n)
 
@@ -116,35 +100,15 @@ func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 	})
 	time.Sleep(time.Second) // every stream has its first event
 
-	posts := make([]float64, n)
-	tick := time.NewTicker(time.Second / chatBenchRate)
-	var posting sync.WaitGroup
-	for i := range n {
-		<-tick.C
-		posting.Go(func() {
-			req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/chat",
-				strings.NewReader(fmt.Sprintf(`{"name":"w%d","text":"message %d"}`, i, i)))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Forwarded-For", benchNetwork(i))
-			req.AddCookie(posters[i])
-			start := time.Now()
-			sentMu.Lock()
-			sent[i] = start
-			sentMu.Unlock()
-			resp, err := client.Do(req)
-			posts[i] = float64(time.Since(start).Microseconds()) / 1000
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				b.Errorf("message %d: %d", i, resp.StatusCode)
-			}
-		})
-	}
-	tick.Stop()
-	posting.Wait()
+	posts := postAtRate(b, client, n, chatBenchRate, posters, http.StatusCreated, func(i int) *http.Request {
+		req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/chat",
+			strings.NewReader(fmt.Sprintf(`{"name":"w%d","text":"message %d"}`, i, i)))
+		return req
+	}, func(i int, at time.Time) {
+		sentMu.Lock()
+		sent[i] = at
+		sentMu.Unlock()
+	})
 
 	// Every subscriber gets every message, or the wait runs out.
 	deadline := time.Now().Add(30 * time.Second)
@@ -167,8 +131,8 @@ func runChatRound(b *testing.B, base string, client *http.Client) chatRound {
 		r.latencies = append(r.latencies, subs[i].latencies...)
 		r.missed += n - subs[i].got
 	}
-	slices.Sort(r.latencies)
-	slices.Sort(posts)
-	r.postP99 = posts[min(len(posts)-1, len(posts)*99/100)]
+	r.latencies.sort()
+	posts.sort()
+	r.postP99 = posts.p(99)
 	return r
 }

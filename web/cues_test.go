@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/singoff/singoff/internal/chromiumtest"
 )
 
 // pictureState is what a page shows of the battle at a picture.
@@ -31,7 +32,7 @@ func ptr(n int) *int { return &n }
 func TestCuesInChromium(t *testing.T) {
 	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
-	tabCtx, cancelTab := chromedp.NewContext(chromium(t))
+	tabCtx, cancelTab := chromedp.NewContext(chromiumtest.Start(t, chromiumtest.Options{}))
 	defer cancelTab()
 	ctx, cancel := context.WithTimeout(tabCtx, 20*time.Second)
 	defer cancel()

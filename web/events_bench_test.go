@@ -2,10 +2,8 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,28 +35,21 @@ func BenchmarkEventsFanOut(b *testing.B) {
 
 	for b.Loop() {
 		r := runEventsRound(b, srv.URL, client)
-		b.ReportMetric(r.p(50), "vote-p50-ms")
-		b.ReportMetric(r.p(99), "vote-p99-ms")
+		b.ReportMetric(r.latencies.p(50), "vote-p50-ms")
+		b.ReportMetric(r.latencies.p(99), "vote-p99-ms")
 		b.ReportMetric(float64(r.events), "events")
 		b.ReportMetric(float64(r.missed), "events-missed")
 		b.ReportMetric(float64(r.lastTallyMissing), "subscribers-without-last-tally")
 		b.Logf("%d subscribers, %d votes at %d/s: vote p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d events published, %d missed by subscribers, %d subscribers without the last tally",
-			benchSubscribers, len(r.latencies), benchVoteRate, r.p(50), r.p(99), r.p(100), r.events, r.missed, r.lastTallyMissing)
+			benchSubscribers, len(r.latencies), benchVoteRate, r.latencies.p(50), r.latencies.p(99), r.latencies.p(100), r.events, r.missed, r.lastTallyMissing)
 	}
 }
 
 type eventsRound struct {
-	latencies        []float64 // ms, sorted
-	events           int       // the most events a subscriber got
-	missed           int       // events subscribers got fewer than that, summed
+	latencies        millis // sorted
+	events           int    // the most events a subscriber got
+	missed           int    // events subscribers got fewer than that, summed
 	lastTallyMissing int
-}
-
-func (r eventsRound) p(q float64) float64 {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[min(len(r.latencies)-1, int(q/100*float64(len(r.latencies))))]
 }
 
 // benchNetwork is the i-th client network of the audience.
@@ -66,18 +57,7 @@ func benchNetwork(i int) string { return fmt.Sprintf("10.%d.%d.1", i/250, i%250)
 
 func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound {
 	votes := int(benchVoting.Seconds()) * benchVoteRate
-	var created struct {
-		ID        string `json:"id"`
-		HostToken string `json:"host_token"`
-	}
-	req, _ := http.NewRequest("POST", base+"/api/battles", strings.NewReader(`{"title":"fan-out","rounds":1,"turn_seconds":600}`))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
+	created := createBenchBattle(b, client, base, `{"title":"fan-out","rounds":1,"turn_seconds":600}`)
 
 	// The voters open the watch page before the round.
 	voters := watcherCookies(b, client, base, created.ID, votes)
@@ -106,7 +86,7 @@ func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound 
 			s.battleEvent = false
 		}
 	})
-	req, _ = http.NewRequest("POST", base+"/api/battles/"+created.ID+"/start", nil)
+	req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/start", nil)
 	req.Header.Set("Authorization", "Bearer "+created.HostToken)
 	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 {
 		b.Fatalf("start: %v", err)
@@ -114,31 +94,10 @@ func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound 
 		resp.Body.Close()
 	}
 
-	latencies := make([]float64, votes)
-	tick := time.NewTicker(time.Second / benchVoteRate)
-	var voting sync.WaitGroup
-	for i := range votes {
-		<-tick.C
-		voting.Go(func() {
-			req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/votes", strings.NewReader(fmt.Sprintf(`{"slot":%d}`, 1+i%2)))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Forwarded-For", benchNetwork(i))
-			req.AddCookie(voters[i])
-			start := time.Now()
-			resp, err := client.Do(req)
-			latencies[i] = float64(time.Since(start).Microseconds()) / 1000
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				b.Errorf("vote %d: %d", i, resp.StatusCode)
-			}
-		})
-	}
-	tick.Stop()
-	voting.Wait()
+	latencies := postAtRate(b, client, votes, benchVoteRate, voters, http.StatusNoContent, func(i int) *http.Request {
+		req, _ := http.NewRequest("POST", base+"/api/battles/"+created.ID+"/votes", strings.NewReader(fmt.Sprintf(`{"slot":%d}`, 1+i%2)))
+		return req
+	}, nil)
 
 	// Every subscriber must come to the last tally; then it has had all
 	// it will get.
@@ -170,6 +129,6 @@ func runEventsRound(b *testing.B, base string, client *http.Client) eventsRound 
 	for i := range subs {
 		r.missed += r.events - subs[i].events
 	}
-	slices.Sort(r.latencies)
+	r.latencies.sort()
 	return r
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
+	"github.com/singoff/singoff/internal/chromiumtest"
 )
 
 func get(t *testing.T, srv *httptest.Server, path string, header http.Header) (*http.Response, string) {
@@ -122,44 +122,13 @@ func TestAssetsRevalidate(t *testing.T) {
 	}
 }
 
-// chromium starts headless Chromium for the test; make deps installs it,
-// so its absence fails the test rather than hiding it.
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	const path = "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("chromium is not installed at %s (make deps installs it): %v", path, err)
-	}
-	// Without a UserDataDir chromedp makes its own profile directory and
-	// removes it once Chromium has gone: a t.TempDir could be removed
-	// while Chromium's helpers still write to it.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	t.Cleanup(cancelAlloc)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelBrowser)
-	// The first Run starts the browser and ties its life to browserCtx.
-	if err := chromedp.Run(browserCtx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return browserCtx
-}
-
 // TestPagesInChromium loads each page in headless Chromium from the bare
 // handler, with no API behind it: every module must load without a
 // script error, and each page must say in its status line what is wrong.
 func TestPagesInChromium(t *testing.T) {
 	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
-	browserCtx := chromium(t)
+	browserCtx := chromiumtest.Start(t, chromiumtest.Options{})
 
 	cases := []struct{ path, status string }{
 		{"/", "Could not load battles"},
@@ -212,7 +181,7 @@ func TestPagesInChromium(t *testing.T) {
 func TestFormatInChromium(t *testing.T) {
 	srv := httptest.NewServer(pagesOnly())
 	defer srv.Close()
-	tabCtx, cancelTab := chromedp.NewContext(chromium(t))
+	tabCtx, cancelTab := chromedp.NewContext(chromiumtest.Start(t, chromiumtest.Options{}))
 	defer cancelTab()
 	ctx, cancel := context.WithTimeout(tabCtx, 20*time.Second)
 	defer cancel()

@@ -32,12 +32,32 @@ export function messageItem(m, actions = []) {
 
 const byId = (a, b) => Number(a) - Number(b);
 
-// Chat is the chat of one battle on a page that has the chat's elements
-// (#chat-list, #chat-form, #chat-text, #chat-name, #chat-note and, for
-// the host, #chat-mode). token is the page's singer or host token, if
-// any; role is "host", "singer" or "watcher".
+// chatPanel is the chat's heading, the host's mode switch, the list of
+// messages, the form to post and the note under it: what the sing and
+// watch pages' #chat section holds.
+function chatPanel() {
+  return [
+    el("div", { class: "format-head" },
+      el("h2", { id: "chat-heading", class: "flush" }, "Chat"),
+      el("select", { id: "chat-mode", class: "chat-mode", "aria-label": "The chat's mode", hidden: true },
+        el("option", { value: "on" }, "Chat on"),
+        el("option", { value: "slow" }, "Slow mode"),
+        el("option", { value: "off" }, "Chat off"))),
+    el("ol", { id: "chat-list", class: "chat-list", "aria-live": "polite", "aria-label": "Messages" }),
+    el("form", { id: "chat-form", class: "chat-form" },
+      el("input", { id: "chat-name", dir: "auto", placeholder: "Your name", "aria-label": "Your name in the chat", autocomplete: "nickname" }),
+      el("input", { id: "chat-text", dir: "auto", placeholder: "Say something", "aria-label": "Your message", autocomplete: "off" }),
+      el("button", { type: "submit" }, "Send")),
+    el("p", { id: "chat-note", class: "meta", "aria-live": "polite" }),
+  ];
+}
+
+// Chat is the chat of one battle, drawn into the page's #chat section
+// (chatPanel). token is the page's singer or host token, if any; role is
+// "host", "singer" or "watcher".
 export class Chat {
   constructor(id, { token = "", role = "watcher" } = {}) {
+    document.getElementById("chat").replaceChildren(...chatPanel());
     this.id = id;
     this.base = `/api/battles/${encodeURIComponent(id)}`;
     this.token = token;
