@@ -145,6 +145,30 @@ const stepDownStay = 8 * time.Second
 // (with its audio), not for the top one.
 const stepDownKbps = 1200
 
+// throttledLadder waits until battle id's ladder has a rung that fits a
+// network of stepDownKbps and a top one that does not, and returns the
+// height of the largest that fits and of the top one. BANDWIDTH is
+// measured from the segments made so far: it settles within the
+// program's first seconds.
+func (s *server) throttledLadder(tb testing.TB, id string) (fits, top int) {
+	tb.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		rungs := s.ladder(tb, id)
+		fits = 0
+		for _, r := range rungs {
+			if r.Bandwidth <= stepDownKbps*1000 {
+				fits = max(fits, r.Height)
+			}
+		}
+		if fits > 0 && rungs[len(rungs)-1].Bandwidth > stepDownKbps*1000 {
+			return fits, rungs[len(rungs)-1].Height
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the ladder %+v has no rung that fits %d kb/s, or its top one does", rungs, stepDownKbps)
+		}
+	}
+}
+
 // watchStepDown plays a battle to a watch page on a network throttled to
 // stepDownKbps from the start (the rung hls.js starts on must fit it),
 // lifts the throttle until hls.js plays the top rung, then throttles
@@ -156,26 +180,7 @@ func watchStepDown(tb testing.TB) stepDown {
 	s.startBot(tb, b, 1)
 	s.startBot(tb, b, 2)
 	s.waitLive(tb, b.ID)
-	// BANDWIDTH is measured from the segments made so far: it settles
-	// within the program's first seconds.
-	var rungs []rung
-	fits := 0 // the largest height whose variant fits the throttle
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		rungs = s.ladder(tb, b.ID)
-		fits = 0
-		for _, r := range rungs {
-			if r.Bandwidth <= stepDownKbps*1000 {
-				fits = max(fits, r.Height)
-			}
-		}
-		if fits > 0 && rungs[len(rungs)-1].Bandwidth > stepDownKbps*1000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the ladder %+v has no rung that fits %d kb/s, or its top one does", rungs, stepDownKbps)
-		}
-	}
-	top := rungs[len(rungs)-1].Height
+	fits, top := s.throttledLadder(tb, b.ID)
 
 	watch := newBrowser(tb, false).open("watch", "about:blank")
 	watch.throttle(stepDownKbps)
@@ -285,5 +290,57 @@ func BenchmarkStepDown(b *testing.B) {
 	sort.Float64s(gaps)
 	b.ReportMetric(percentile(downs, 0.5), "stepdown-ms")
 	b.ReportMetric(gaps[len(gaps)-1], "longest-gap-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStepUp measures how long the picture stops when hls.js
+// switches up the ladder. Each op is one watcher: a watch page opened on
+// a network throttled to stepDownKbps (so hls.js starts on a smaller
+// rung), the throttle lifted after 3 s, and its figure the longest gap
+// between two pictures from the lift until 5 s after the first picture
+// of the top rung. The ops share one battle and one browser. Run it with
+// -benchtime 10x: the stop is not there at every switch.
+func BenchmarkStepUp(b *testing.B) {
+	s := startServer(b, false)
+	bt := s.createBattle(b, "step up")
+	s.startBot(b, bt, 1)
+	s.startBot(b, bt, 2)
+	s.waitLive(b, bt.ID)
+	fits, top := s.throttledLadder(b, bt.ID)
+	br := newBrowser(b, false)
+	var gaps []float64
+	over := 0 // switches with a gap of a second or more
+	for b.Loop() {
+		watch := br.open("watch", "about:blank")
+		watch.throttle(stepDownKbps)
+		watch.run(chromedp.Navigate(s.base + "/b/" + bt.ID))
+		if v := watch.waitPlaying("#program", 30*time.Second); v.Height > fits {
+			b.Fatalf("on a %d kb/s network hls.js started at %dp", stepDownKbps, v.Height)
+		}
+		time.Sleep(3 * time.Second)
+		var lifted float64
+		watch.eval(recordSizesJS, &lifted)
+		watch.throttle(0)
+		watch.waitJS("hls.js goes up to the top rung", fmt.Sprintf(`window.shown.some((s) => s.height === %d)`, top), 30*time.Second)
+		time.Sleep(5 * time.Second)
+		var shown []shownSize
+		watch.eval(`window.shown`, &shown)
+		var now float64
+		watch.eval(`performance.now()`, &now)
+		gap, last := 0.0, lifted
+		for _, f := range append(shown, shownSize{At: now}) {
+			gap, last = max(gap, f.At-last), f.At
+		}
+		gaps = append(gaps, gap)
+		if gap >= 1000 {
+			over++
+		}
+		b.Logf("switch %d: longest gap between pictures %.0f ms", len(gaps), gap)
+		watch.run(chromedp.Navigate("about:blank")) // stops its player
+	}
+	sort.Float64s(gaps)
+	b.ReportMetric(percentile(gaps, 0.5), "gap-p50-ms")
+	b.ReportMetric(gaps[len(gaps)-1], "gap-max-ms")
+	b.ReportMetric(float64(over), "switches-stopped-1s")
 	b.ReportMetric(0, "ns/op")
 }
