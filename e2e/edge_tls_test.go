@@ -37,7 +37,7 @@ func edgeStartNginxTLS(t testing.TB, origin, certPath, keyPath string) (plain, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := edgeFreeAddr(t)
+	listen := freeAddr(t)
 	conf := strings.NewReplacer(
 		"${SINGOFF_TLS_LISTEN}", listen,
 		"${SINGOFF_TLS_CERT}", certPath,

@@ -130,7 +130,7 @@ func startNginxWith(t testing.TB, template string, vars map[string]string, extra
 		}
 		me = u.Username
 	}
-	listen := edgeFreeAddr(t)
+	listen := freeAddr(t)
 	pairs := []string{
 		"${SINGOFF_NGINX_USER}", me,
 		"${SINGOFF_LISTEN}", listen,
@@ -201,17 +201,6 @@ func startNginxWith(t testing.TB, template string, vars map[string]string, extra
 	}
 }
 
-// edgeFreeAddr returns a 127.0.0.1 address with a port free a moment ago.
-func edgeFreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestEdgeStopsRequestSmuggling sends the security review's smuggling
 // requests through the nginx edges of deploy/ (for one origin, and for
 // several) in front of the real binary, which trusts the edge
@@ -230,7 +219,7 @@ func TestEdgeStopsRequestSmuggling(t *testing.T) {
 	} {
 		t.Run(tc.template, func(t *testing.T) {
 			t.Setenv("SINGOFF_LOG_LEVEL", "debug") // the origin logs every request it serves
-			listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+			listen := freeAddr(t)
 			// The edge connects from edgeAddr, the one address the origin
 			// trusts; the test's own requests come from 127.0.0.1.
 			s := startServerOn(t, false, listen, "--trusted-proxy", edgeAddr, "--max-waiting-per-network", "3",

@@ -82,7 +82,7 @@ func startS3(t *testing.T) *shared {
 // startOrigin starts an origin on the shared database and bucket.
 func (sh *shared) startOrigin(t *testing.T, extra ...string) *server {
 	t.Helper()
-	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	listen := freeAddr(t)
 	args := append([]string{
 		"--database", sh.database,
 		"--recordings", sh.recordings,

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/singoff/singoff/internal/freeport"
 )
 
 // server is one running `singoff serve`.
@@ -52,7 +53,7 @@ const stopWithin = 30 * time.Second
 // the defaults here); tlsOn makes the base URL https.
 func startServer(t testing.TB, tlsOn bool, extra ...string) *server {
 	t.Helper()
-	return startServerOn(t, tlsOn, fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), extra...)
+	return startServerOn(t, tlsOn, freeAddr(t), extra...)
 }
 
 // startServerOn is startServer on the listen address given.
@@ -194,31 +195,26 @@ func logTo(t testing.TB, cmd *exec.Cmd, name string) {
 	})
 }
 
-// freeTCPPort asks the kernel for a free loopback TCP port.
-func freeTCPPort(t testing.TB) int {
+// freeAddr finds a free loopback TCP address for a server the test
+// starts (freeport).
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.TCP()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // freeTCPAndUDPPort finds a port free for both, as --webrtc-port takes
 // both.
 func freeTCPAndUDPPort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		port := freeTCPPort(t)
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			u.Close()
-			return port
-		}
+	port, err := freeport.TCPAndUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
+	return port
 }
 
 // battle is the API's battle object with the creation-only fields.

@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver of the admin connection
+	"github.com/singoff/singoff/internal/freeport"
 )
 
 // Server is a running private PostgreSQL server.
@@ -101,7 +101,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	if s.port, err = freePort(); err != nil {
+	if s.port, err = freeport.TCP(); err != nil {
 		return nil, err
 	}
 	args := []string{"-D", data, "-p", strconv.Itoa(s.port), "-k", dir,
@@ -149,15 +149,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 func (s *Server) serverLog() string {
 	b, _ := os.ReadFile(s.log)
 	return string(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // URL is the connection URL of database on the server.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/singoff/singoff/internal/freeport"
 )
 
 // Credentials of the test server's one identity.
@@ -88,7 +88,7 @@ func Start(ctx context.Context) (*Server, error) {
 	s := &Server{dir: dir}
 	ports := make([]int, 8)
 	for i := range ports {
-		if ports[i], err = freePort(ports[:i]); err != nil {
+		if ports[i], err = freeport.TCP(ports[:i]...); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -125,24 +125,6 @@ func Start(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// freePort finds a free loopback port not in taken.
-func freePort(taken []int) (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("s3test: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		// SeaweedFS also takes port+10000 for some services' gRPC when
-		// one is not given; every port here is given, but stay clear.
-		if !slices.Contains(taken, port) && port < 55000 {
-			return port, nil
-		}
-	}
-	return 0, errors.New("s3test: no free port")
 }
 
 // Restart starts the server (again, on its data) and waits until it
