@@ -181,6 +181,44 @@ function pictureLead(frags, f) {
   return 0;
 }
 
+// UNSTICK_* tune unstickVideo: a picture that has not changed while
+// UNSTICK_AFTER seconds of media played is stuck; a nudge that did not
+// help is tried again after UNSTICK_AGAIN seconds more.
+const UNSTICK_AFTER = 0.4;
+const UNSTICK_AGAIN = 1;
+
+// unstickVideo keeps the picture going when Chromium stops decoding
+// video while the sound plays on. That happens right after hls.js
+// switches rungs within a segment and back (up, then down again at
+// once): the parts that follow belong to a keyframe the other rung's
+// part replaced, and Chromium, unable to decode them, showed the last
+// picture for about 3 s, past the next keyframes. Moving the playhead by
+// a microsecond makes it flush its video pipeline and decode again from
+// the next keyframe, without a break in the sound (hls.js does the same
+// at holes between separate video and audio buffers; the program's
+// segments carry both in one). It returns what stops it.
+function unstickVideo(video) {
+  let frames = -1;
+  let from = 0; // the media time when the picture last changed, or was nudged
+  let wait = UNSTICK_AFTER;
+  const timer = setInterval(() => {
+    const decoded = video.getVideoPlaybackQuality?.().totalVideoFrames;
+    if (decoded === undefined) return;
+    const now = video.currentTime;
+    if (decoded !== frames || video.paused || video.seeking || now < from) {
+      frames = decoded;
+      from = now;
+      wait = UNSTICK_AFTER;
+      return;
+    }
+    if (now - from < wait) return;
+    video.currentTime = now + 0.000001;
+    from = now;
+    wait = UNSTICK_AGAIN;
+  }, 100);
+  return () => clearInterval(timer);
+}
+
 // startHlsJs plays with hls.js; Hls is the loaded class.
 export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} }) {
   const hls = new Hls({
@@ -226,6 +264,7 @@ export function startHlsJs(Hls, video, url, { live, onFatal, onCue = () => {} })
     }
   };
   if (live) guardStepDown(Hls, hls);
+  hls.on(Hls.Events.DESTROYING, unstickVideo(video));
   hls.on(Hls.Events.LEVEL_UPDATED, sendCues);
   hls.on(Hls.Events.LEVEL_PTS_UPDATED, sendCues);
   const fragments = () => {
