@@ -81,9 +81,8 @@ func New(o Options) (*webrtc.API, error) {
 	if o.Estimate.Max > 0 {
 		// The estimator notes each packet sent with the transport-wide
 		// sequence number the header-extension interceptor stamps on
-		// it just before; both come before the NACK responder, so that
-		// a retransmission gets a number of its own and the responder
-		// finds the estimate, which bounds its retransmissions.
+		// it just before; both come after the NACK responder on the way
+		// out, so that a retransmission gets a number of its own.
 		ir.Add(estimatorFactory{bounds: o.Estimate, logs: logs})
 		if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, ir); err != nil {
 			return nil, fmt.Errorf("TWCC header extension: %w", err)
