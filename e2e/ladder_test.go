@@ -59,10 +59,7 @@ func (s *server) ladder(t testing.TB, id string) []rung {
 // multivariant playlist gives it.
 func TestEveryRungPlaysAtItsSize(t *testing.T) {
 	s := startServer(t, false)
-	b := s.createBattle(t, "ladder")
-	s.startBot(t, b, 1)
-	s.startBot(t, b, 2)
-	s.waitLive(t, b.ID)
+	b := s.liveBotBattle(t, "ladder")
 	rungs := s.ladder(t, b.ID)
 	watch := newBrowser(t, false).open("watch", s.base+"/b/"+b.ID)
 	watch.waitPlaying("#program", 30*time.Second)
@@ -176,10 +173,7 @@ func (s *server) throttledLadder(tb testing.TB, id string) (fits, top int) {
 func watchStepDown(tb testing.TB) stepDown {
 	tb.Helper()
 	s := startServer(tb, false)
-	b := s.createBattle(tb, "step down")
-	s.startBot(tb, b, 1)
-	s.startBot(tb, b, 2)
-	s.waitLive(tb, b.ID)
+	b := s.liveBotBattle(tb, "step down")
 	fits, top := s.throttledLadder(tb, b.ID)
 
 	watch := newBrowser(tb, false).open("watch", "about:blank")
@@ -299,10 +293,7 @@ func BenchmarkStepDown(b *testing.B) {
 // -benchtime 10x: the stop is not there at every switch.
 func BenchmarkStepUp(b *testing.B) {
 	s := startServer(b, false)
-	bt := s.createBattle(b, "step up")
-	s.startBot(b, bt, 1)
-	s.startBot(b, bt, 2)
-	s.waitLive(b, bt.ID)
+	bt := s.liveBotBattle(b, "step up")
 	fits, top := s.throttledLadder(b, bt.ID)
 	br := newBrowser(b, false)
 	var gaps []float64

@@ -285,6 +285,17 @@ func (s *server) createBattle(t testing.TB, title string) battle {
 	return b
 }
 
+// liveBotBattle creates a battle, has a bot sing in each slot and waits
+// until it is live.
+func (s *server) liveBotBattle(tb testing.TB, title string) battle {
+	tb.Helper()
+	b := s.createBattle(tb, title)
+	s.startBot(tb, b, 1)
+	s.startBot(tb, b, 2)
+	s.waitLive(tb, b.ID)
+	return b
+}
+
 // createRound creates a battle of one round of turnSeconds turns between
 // the two singers.
 func (s *server) createRound(t testing.TB, title string, singers [2]string, turnSeconds int) battle {
