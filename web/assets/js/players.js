@@ -205,7 +205,9 @@ function unstickVideo(video) {
     const decoded = video.getVideoPlaybackQuality?.().totalVideoFrames;
     if (decoded === undefined) return;
     const now = video.currentTime;
-    if (decoded !== frames || video.paused || video.seeking || now < from) {
+    // A hidden page's video is not decoded (Chromium saves the work
+    // while the sound plays on): nothing is stuck there.
+    if (decoded !== frames || video.paused || video.seeking || document.hidden || now < from) {
       frames = decoded;
       from = now;
       wait = UNSTICK_AFTER;
